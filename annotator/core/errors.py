@@ -1,0 +1,43 @@
+"""The tool's own error hierarchy: every expected failure is one of these, with a one-line message.
+
+The command line prints ``str(error)`` and exits with ``error.exit_code``; the GUI shows the
+same line in a dialog. Anything else that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+
+class AnnotatorError(Exception):
+    """Base of every error the user can cause; ``str()`` is a one-line message for people."""
+
+    exit_code: int = 1
+
+
+class VideoError(AnnotatorError):
+    """A video, frame folder or DAVIS sequence cannot be opened or decoded."""
+
+    exit_code = 3
+
+
+class MaskError(AnnotatorError):
+    """A label map (mask PNG) is unreadable, of the wrong size, or has unknown colours/ids."""
+
+    exit_code = 4
+
+
+class BackboneError(AnnotatorError):
+    """A backbone name is unknown or its weights cannot be found or loaded."""
+
+    exit_code = 5
+
+
+class ProjectError(AnnotatorError):
+    """An annotation project cannot be opened, migrated or saved."""
+
+    exit_code = 6
+
+
+class UsageError(AnnotatorError):
+    """Arguments that make no sense together (e.g. no reference frame to propagate from)."""
+
+    exit_code = 2
