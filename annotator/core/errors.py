@@ -41,3 +41,9 @@ class UsageError(AnnotatorError):
     """Arguments that make no sense together (e.g. no reference frame to propagate from)."""
 
     exit_code = 2
+
+
+class SaveError(AnnotatorError):
+    """A file cannot be written (disk full, no permission, ...); the previous version is kept."""
+
+    exit_code = 7

@@ -1,0 +1,249 @@
+"""The ``annotator`` command: one entry point with subcommands over the Qt-free core.
+
+``annotator`` alone opens the desktop app on the bundled sample clip; ``propagate`` and ``eval``
+run the same propagation generator as the GUI, with a progress bar, and end with an exit code and
+a one-line message on bad input (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from annotator.core.errors import AnnotatorError, UsageError
+from annotator.core.propagation import PropagationParams
+
+_DEFAULTS = PropagationParams()
+
+
+def _add_factor_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
+    g.add_argument("-m", "--context", type=int, default=_DEFAULTS.context,
+                   help="number of recent propagated frames in the context (default %(default)s)")
+    g.add_argument("-k", "--topk", type=int, default=_DEFAULTS.topk,
+                   help="affinities kept per target position (default %(default)s)")
+    g.add_argument("-t", "--temperature", "--tau", type=float, default=_DEFAULTS.temperature,
+                   help="softmax temperature (default %(default)s)")
+    g.add_argument("-r", "--radius", type=float, default=_DEFAULTS.radius,
+                   help="spatial radius in feature cells (default %(default)s)")
+    g.add_argument("--global-references", action="store_true",
+                   help="compare with the whole of each reference frame, not only inside the radius")
+    g.add_argument("--context-labels", choices=("soft", "hard"), default=_DEFAULTS.context_labels,
+                   help="labels propagated frames bring to the context (default %(default)s)")
+    b = parser.add_argument_group("backbone and resolution")
+    b.add_argument("--backbone", default="lite0",
+                   help="lite0 (embedded, default), resnet18, resnet50, or checkpoint:PATH")
+    b.add_argument("--stage", default=None, help="feature stage(s) of the backbone, e.g. s5 or s4+s5 (lite0)")
+    b.add_argument("--weights", default=None, help="local weights file for resnet18/resnet50 (no download)")
+    b.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    b.add_argument("--threads", type=int, default=None, help="CPU threads for the backbone and propagation")
+    b.add_argument("--short-side", type=int, default=480,
+                   help="working resolution: frames are resized to this short side (0 = original)")
+
+
+def _params(args: argparse.Namespace) -> PropagationParams:
+    params = PropagationParams(context=args.context, topk=args.topk, temperature=args.temperature,
+                               radius=args.radius, radius_for_references=not args.global_references,
+                               context_labels=args.context_labels)
+    params.validate()
+    return params
+
+
+def _backbone(args: argparse.Namespace):
+    from annotator.core.backbones import load_backbone
+
+    return load_backbone(args.backbone, device=args.device, stage=args.stage, weights=args.weights,
+                         threads=args.threads)
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------------------------- propagate
+
+
+def _read_references(masks: Path, frame: int | None, expected_hw: tuple[int, int], num_frames: int):
+    from annotator.core.labels import read_mask, read_mask_folder, resize_labels
+
+    if masks.is_dir():
+        if frame is not None:
+            raise UsageError("--frame applies to a single mask file, not to a folder of masks")
+        refs = read_mask_folder(masks)
+    else:
+        refs = {frame or 0: read_mask(masks)}
+    for index, labels in refs.items():
+        if not 0 <= index < num_frames:
+            raise UsageError(f"mask for frame {index} but the video has {num_frames} frames")
+        if labels.shape != expected_hw:
+            raise UsageError(f"mask of frame {index} is {labels.shape[1]}x{labels.shape[0]} but the video is "
+                             f"{expected_hw[1]}x{expected_hw[0]}; masks must have the video's original size")
+    return refs
+
+
+def cmd_propagate(args: argparse.Namespace) -> int:
+    from annotator.core.features import FeatureStore
+    from annotator.core.labels import write_mask
+    from annotator.core.pipeline import propagate_video
+    from annotator.core.video import open_video
+
+    params = _params(args)
+    out = Path(args.out)
+    if out.exists() and any(out.glob("*.png")) and not args.overwrite:
+        raise UsageError(f"{out} already holds masks; pass --overwrite to replace them")
+    with open_video(args.source) as video:
+        refs = _read_references(Path(args.masks), args.frame, video.hw, len(video))
+        backbone = _backbone(args)
+        store = FeatureStore(video, backbone, short_side=args.short_side or None)
+        out.mkdir(parents=True, exist_ok=True)
+        for index, labels in refs.items():
+            write_mask(out / f"{index:05d}.png", labels)
+        todo = len(video) - len(refs)
+        with _progress(todo, video.name, args.quiet) as bar:
+            for result in propagate_video(store, refs, len(video), params, output_hw=video.hw):
+                write_mask(out / f"{result.index:05d}.png", result.labels)
+                bar.update(1)
+    if not args.quiet:
+        print(f"wrote {len(video)} masks ({len(refs)} reference, {todo} propagated) to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- eval
+
+
+def _format_table(rows: list[dict], columns: Sequence[str]) -> str:
+    def fmt(v) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    cells = [[fmt(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "| " + " | ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths))) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(list(columns)), sep, *(line(r) for r in cells)])
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from annotator.core import davis
+    from annotator.core.evaluation import evaluate_davis_sequence
+    from annotator.core.metrics import summarize
+
+    params = _params(args)
+    names = davis.list_sequences(args.root, args.resolution)
+    if args.sequences:
+        unknown = sorted(set(args.sequences) - set(names))
+        if unknown:
+            raise UsageError(f"unknown sequence {unknown[0]!r}; {args.root} has: {', '.join(names)}")
+        names = [n for n in names if n in args.sequences]
+    backbone = _backbone(args)
+    total = sum(len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) - 1 for n in names)
+    runs = []
+    with _progress(total, "eval", args.quiet) as bar:
+        for name in names:
+            bar.set_postfix_str(name)
+            runs.append(evaluate_davis_sequence(args.root, name, backbone, params, short_side=args.short_side or None,
+                                                resolution=args.resolution, write_dir=args.save_masks,
+                                                on_frame=lambda _i: bar.update(1)))
+    rows = [{"sequence": r.scores.name, "J": r.scores.j_mean, "F": r.scores.f_mean, "J&F": r.scores.jf,
+             "frames": r.frames, "frames/s": r.fps} for r in runs]
+    overall = summarize([r.scores for r in runs])
+    frames = sum(r.frames for r in runs)
+    seconds = sum(r.seconds for r in runs)
+    rows.append({"sequence": "mean", "J": overall.j_mean, "F": overall.f_mean, "J&F": overall.jf,
+                 "frames": frames, "frames/s": frames / seconds if seconds else float("nan")})
+    columns = ["sequence", "J", "F", "J&F", "frames", "frames/s"]
+    print(f"backbone {backbone.name} on {backbone.device}, {params}")
+    print(_format_table(rows, columns))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"backbone": backbone.name, "device": str(backbone.device),
+                                               "params": dataclasses.asdict(params),
+                                               "sequences": rows[:-1], "mean": rows[-1]}, indent=2))
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- gui / misc
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from annotator.gui.app import run_app
+    except ImportError as exc:  # a core-only install (no PySide6) can still propagate and evaluate
+        raise UsageError(f"the desktop app is not available: {exc}") from exc
+    return run_app(args.path)
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from annotator.core.backbones import available_backbones
+
+    for line in available_backbones():
+        print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="annotator", description="Label objects in video: paint a frame, "
+                                     "propagate the masks, correct, export DAVIS masks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('annotator').__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("gui", help="open the desktop annotator (default command)")
+    p.add_argument("path", nargs="?", default=None, help="video, frame folder, DAVIS sequence or project")
+    p.set_defaults(func=cmd_gui)
+
+    p = sub.add_parser("propagate", help="propagate masks through a video and write a DAVIS Annotations folder")
+    p.add_argument("source", help="video file (mp4/avi/mov/mkv), frame folder or DAVIS sequence folder")
+    p.add_argument("--masks", required=True, help="a mask PNG (frame 0, or --frame N) or a folder of NNNNN.png")
+    p.add_argument("--frame", type=int, default=None, help="frame index of a single mask file (default 0)")
+    p.add_argument("--out", required=True, help="output folder for NNNNN.png label maps")
+    p.add_argument("--overwrite", action="store_true", help="replace masks already in --out")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_factor_options(p)
+    p.set_defaults(func=cmd_propagate)
+
+    p = sub.add_parser("eval", help="propagate DAVIS sequences from their first mask and print J, F, J&F")
+    p.add_argument("root", help="DAVIS root (with JPEGImages/480p and Annotations/480p)")
+    p.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
+    p.add_argument("--resolution", default="480p", help="DAVIS resolution folder (default %(default)s)")
+    p.add_argument("--json", default=None, help="write the table as JSON here")
+    p.add_argument("--csv", default=None, help="write the table as CSV here")
+    p.add_argument("--save-masks", default=None, help="write the propagated masks under this folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_factor_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("backbones", help="list the available backbones")
+    p.set_defaults(func=cmd_backbones)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv or [])])
+    try:
+        return args.func(args)
+    except AnnotatorError as exc:
+        print(f"annotator: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # a folder we cannot create, a disk that is full...
+        print(f"annotator: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("annotator: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

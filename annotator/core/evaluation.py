@@ -1,0 +1,65 @@
+"""Propagate DAVIS sequences from their first ground-truth mask and score them (semi-supervised protocol)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from annotator.core import davis
+from annotator.core.features import FeatureStore
+from annotator.core.labels import read_mask_folder, write_mask_folder
+from annotator.core.metrics import SequenceScores, evaluate_sequence
+from annotator.core.pipeline import propagate_video
+from annotator.core.propagation import PropagationParams
+from annotator.core.video import open_video
+
+
+@dataclass
+class SequenceRun:
+    """Scores and timing of one propagated sequence."""
+
+    scores: SequenceScores
+    frames: int
+    """Frames produced by propagation (every frame but the first)."""
+    seconds: float
+    """Wall time of the propagation run: decoding, features, propagation, upsampling."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+
+def evaluate_davis_sequence(
+    root: str | Path,
+    name: str,
+    backbone,
+    params: PropagationParams = PropagationParams(),
+    *,
+    short_side: int | None = 480,
+    resolution: str = "480p",
+    write_dir: str | Path | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> SequenceRun:
+    """Propagate sequence ``name`` from its first annotated frame and score it against its annotations."""
+    gt = read_mask_folder(davis.annotations_dir(root, name, resolution))
+    first = min(gt)
+    with open_video(davis.frames_dir(root, name, resolution)) as video:
+        store = FeatureStore(video, backbone, short_side=short_side)
+        predictions: dict[int, np.ndarray] = {first: gt[first]}
+        start = time.perf_counter()
+        for result in propagate_video(store, {first: gt[first]}, len(video), params, output_hw=video.hw):
+            predictions[result.index] = result.labels
+            if on_frame is not None:
+                on_frame(result.index)
+        seconds = time.perf_counter() - start
+        timings = dict(store.timings)
+    timings["propagation"] = max(0.0, seconds - sum(timings.values()))
+    if write_dir is not None:
+        write_mask_folder(Path(write_dir) / name, predictions)
+    scores = evaluate_sequence(predictions, gt, name=name)
+    return SequenceRun(scores, len(predictions) - 1, seconds, timings)

@@ -1,0 +1,41 @@
+"""Whole-video jobs over the propagation engine: every frame of a video from a set of references.
+
+The GUI propagates range by range (from a reference to the next one); the command line and the
+evaluation need the whole video: forward from the earliest reference to the end, passing every
+later reference as context, then backward from the earliest reference to frame 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from annotator.core.errors import UsageError
+from annotator.core.propagation import FeatureSource, FrameResult, PropagationParams, label_ids_of, propagate
+
+
+def propagate_video(
+    features: FeatureSource,
+    references: Mapping[int, np.ndarray],
+    num_frames: int,
+    params: PropagationParams = PropagationParams(),
+    *,
+    output_hw: tuple[int, int] | None = None,
+    label_ids: Sequence[int] | None = None,
+) -> Iterator[FrameResult]:
+    """Yield a result for every frame of the video that is not a reference, forward then backward."""
+    if not references:
+        raise UsageError("no reference mask given: at least one frame needs a painted mask")
+    outside = sorted(i for i in references if not 0 <= i < num_frames)
+    if outside:
+        raise UsageError(f"a mask is given for frame {outside[0]} but the video has {num_frames} frames")
+    first = min(references)
+    if label_ids is None:
+        label_ids = label_ids_of(list(references.values()))
+    if output_hw is None:
+        output_hw = tuple(references[first].shape[:2])  # type: ignore[assignment]
+    yield from propagate(features, references, first, num_frames, params, output_hw=output_hw,
+                         label_ids=label_ids, stop_at_next_reference=False)
+    yield from propagate(features, references, first, -1, params, output_hw=output_hw,
+                         label_ids=label_ids, stop_at_next_reference=False)

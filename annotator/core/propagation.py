@@ -1,0 +1,317 @@
+"""Training-free dense label propagation (CRW / DINO / McKee et al. 2022), one generator for all front ends.
+
+For target frame t the context is every reference frame already passed plus the last ``m``
+frames propagated in this run, each with a feature map (C, h, w) and labels on the feature grid
+(L, h, w). Each target cell is compared (dot product of L2-normalised features) with the context
+cells inside a circular radius, the top-k affinities over the whole context are softmaxed with
+temperature tau, and they weight the context labels. The soft result is upsampled bilinearly and
+argmaxed.
+
+Two implementations compute the same numbers:
+
+* :func:`propagate_frame` tiles the target grid and compares each tile only with the context
+  window around it, keeping a running top-k per context frame, so memory is bounded by the tile
+  size and the context, never by ``(h*w)**2``;
+* :func:`propagate_frame_naive` builds the full affinity matrix as the CRW and DINO evaluation
+  scripts do; tests and benchmarks use it as the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from annotator.core.errors import UsageError
+from annotator.core.labels import VOID
+
+ContextLabels = Literal["soft", "hard"]
+
+
+@dataclass(frozen=True)
+class PropagationParams:
+    """The implementation factors of label propagation; defaults are CRW's."""
+
+    context: int = 20
+    """m: how many of the most recent propagated frames join the context."""
+    topk: int = 10
+    """k: affinities kept per target cell, over the whole context."""
+    temperature: float = 0.05
+    """tau: softmax temperature applied to the kept affinities."""
+    radius: float = 12.0
+    """Spatial radius in feature cells; a context cell counts when its distance is <= radius."""
+    radius_for_references: bool = True
+    """Whether reference frames are also restricted to the radius (False: whole frame)."""
+    context_labels: ContextLabels = "soft"
+    """Labels a propagated frame brings to the context: its soft labels or its one-hot argmax."""
+    tile: int = 8
+    """Side of the target tiles of the local-window engine (speed only; results do not change)."""
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` with a one-line message for impossible values."""
+        if self.context < 0:
+            raise UsageError(f"context length m must be >= 0, got {self.context}")
+        if self.topk < 1:
+            raise UsageError(f"top-k must be >= 1, got {self.topk}")
+        if not self.temperature > 0:
+            raise UsageError(f"temperature must be > 0, got {self.temperature}")
+        if not self.radius >= 0:
+            raise UsageError(f"radius must be >= 0 feature cells, got {self.radius}")
+        if self.tile < 1:
+            raise UsageError(f"tile must be >= 1, got {self.tile}")
+        if self.context_labels not in ("soft", "hard"):
+            raise UsageError(f"context labels must be 'soft' or 'hard', got {self.context_labels!r}")
+
+
+@dataclass(frozen=True)
+class ContextFrame:
+    """One frame of the context: its features (C, h, w), labels (L, h, w) and whether the radius applies."""
+
+    index: int
+    features: torch.Tensor
+    labels: torch.Tensor
+    local: bool
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What propagation produced for one frame."""
+
+    index: int
+    labels: np.ndarray
+    """(H, W) uint8 label map at the run's output size (object ids, not channels)."""
+    soft: torch.Tensor
+    """(L, h, w) float32 probabilities on the feature grid, on the CPU; channel j is label_ids[j]."""
+    label_ids: tuple[int, ...]
+
+    def confidence(self) -> torch.Tensor:
+        """(h, w) margin between the two most probable labels: 0 = undecided, 1 = certain."""
+        if self.soft.shape[0] < 2:
+            return torch.ones(self.soft.shape[1:])
+        top2 = self.soft.topk(2, dim=0).values
+        return (top2[0] - top2[1]).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# label maps <-> label tensors on the feature grid
+
+
+def label_ids_of(label_maps: Sequence[np.ndarray]) -> tuple[int, ...]:
+    """Background (0) followed by every object id present in ``label_maps``, sorted."""
+    ids: set[int] = set()
+    for labels in label_maps:
+        ids.update(int(v) for v in np.unique(labels))
+    ids.discard(0)
+    ids.discard(VOID)
+    return (0, *sorted(ids))
+
+
+def labels_to_grid(labels: np.ndarray, label_ids: Sequence[int], grid_hw: tuple[int, int],
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """One-hot (L, h, w) of a label map, area-averaged onto the feature grid; void pixels count for no label."""
+    lut = np.full(256, -1, dtype=np.int64)
+    lut[np.asarray(label_ids, dtype=np.int64)] = np.arange(len(label_ids))
+    channels = torch.from_numpy(lut[labels]).to(device)  # (H, W), -1 for void / unknown
+    valid = (channels >= 0).float()
+    one_hot = F.one_hot(channels.clamp(min=0), len(label_ids)).permute(2, 0, 1).float() * valid  # (L, H, W)
+    return F.adaptive_avg_pool2d(one_hot[None], grid_hw)[0]  # (L, h, w)
+
+
+def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tuple[int, int]) -> np.ndarray:
+    """Upsample soft labels (L, h, w) bilinearly to ``output_hw`` and argmax into an id label map."""
+    up = F.interpolate(soft[None].float(), size=output_hw, mode="bilinear", align_corners=False)[0]
+    channels = up.argmax(dim=0).to(torch.uint8).cpu().numpy()  # (H, W)
+    ids = np.asarray(label_ids, dtype=np.uint8)
+    return ids[channels]
+
+
+# --------------------------------------------------------------------------------------------
+# one frame
+
+
+def _merge_topk(values: torch.Tensor | None, labels: torch.Tensor | None,
+                new_values: torch.Tensor, new_labels: torch.Tensor, k: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the k largest of two candidate sets: values (P, k1), labels (P, k1, L)."""
+    if values is not None:
+        new_values = torch.cat([values, new_values], dim=1)
+        new_labels = torch.cat([labels, new_labels], dim=1)
+    if new_values.shape[1] <= k:
+        return new_values, new_labels
+    top, idx = new_values.topk(k, dim=1)  # (P, k)
+    return top, torch.gather(new_labels, 1, idx[..., None].expand(-1, -1, new_labels.shape[2]))
+
+
+def _weighted_labels(values: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Softmax of the kept affinities (P, k) over k, weighting their labels (P, k, L) -> (P, L)."""
+    weights = torch.softmax(values.float() / temperature, dim=1)  # (P, k)
+    return torch.einsum("pk,pkl->pl", weights, labels.float())
+
+
+def _window_geometry(tile: int, radius: float, device: torch.device) -> tuple[int, torch.Tensor]:
+    """Half-width R of the context window and the (tile*tile, W*W) mask of cells within the radius."""
+    half = int(math.floor(radius))
+    side = tile + 2 * half
+    ty, tx = torch.meshgrid(torch.arange(tile, device=device), torch.arange(tile, device=device), indexing="ij")
+    wy, wx = torch.meshgrid(torch.arange(side, device=device), torch.arange(side, device=device), indexing="ij")
+    dy = wy.reshape(1, -1) - half - ty.reshape(-1, 1)
+    dx = wx.reshape(1, -1) - half - tx.reshape(-1, 1)
+    return half, (dy * dy + dx * dx) <= radius * radius
+
+
+def _local_topk(target: torch.Tensor, frame: ContextFrame, params: PropagationParams,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k affinities of every target cell inside the radius of one context frame.
+
+    Returns values (h*w, k') and labels (h*w, k', L), with k' = min(k, window cells).
+    """
+    channels, h, w = target.shape
+    n_labels = frame.labels.shape[0]
+    tile = params.tile
+    half, in_radius = _window_geometry(tile, params.radius, target.device)  # in_radius: (T*T, S*S)
+    side = tile + 2 * half
+    rows, cols = math.ceil(h / tile), math.ceil(w / tile)
+    pad_h, pad_w = rows * tile - h, cols * tile - w
+
+    # target tiles: (n, T*T, C)
+    tgt = F.pad(target, (0, pad_w, 0, pad_h))
+    tgt = tgt.reshape(channels, rows, tile, cols, tile).permute(1, 3, 2, 4, 0).reshape(rows * cols, tile * tile, channels)
+
+    def windows(x: torch.Tensor) -> torch.Tensor:
+        # (D, h, w) -> (n, D, S*S): the context window around each tile
+        padded = F.pad(x, (half, half + pad_w, half, half + pad_h))
+        return F.unfold(padded[None], kernel_size=side, stride=tile)[0].reshape(x.shape[0], side * side, rows * cols).permute(2, 0, 1)
+
+    ctx = windows(frame.features)  # (n, C, S*S)
+    valid = windows(torch.ones((1, h, w), dtype=target.dtype, device=target.device)) > 0  # (n, 1, S*S)
+    affinity = torch.bmm(tgt, ctx)  # (n, T*T, S*S)
+    affinity = affinity.masked_fill(~(valid & in_radius[None]), float("-inf"))
+    k = min(params.topk, side * side)
+    values, idx = affinity.topk(k, dim=2)  # (n, T*T, k)
+    lab = windows(frame.labels.to(target.dtype)).transpose(1, 2)  # (n, S*S, L)
+    picked = torch.gather(lab, 1, idx.reshape(rows * cols, -1, 1).expand(-1, -1, n_labels))  # (n, T*T*k, L)
+
+    def to_cells(x: torch.Tensor, depth: int) -> torch.Tensor:
+        # (n, T*T, k, depth) in tile order -> (h*w, k, depth) in raster order
+        x = x.reshape(rows, cols, tile, tile, k, depth).permute(0, 2, 1, 3, 4, 5)
+        return x.reshape(rows * tile, cols * tile, k, depth)[:h, :w].reshape(h * w, k, depth)
+
+    return to_cells(values[..., None], 1)[..., 0], to_cells(picked.reshape(rows * cols, tile * tile, k, n_labels), n_labels)
+
+
+def _global_topk(target: torch.Tensor, frame: ContextFrame, params: PropagationParams
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k affinities of every target cell over the whole of one context frame."""
+    channels = target.shape[0]
+    affinity = target.reshape(channels, -1).T @ frame.features.reshape(channels, -1)  # (h*w, h*w)
+    k = min(params.topk, affinity.shape[1])
+    values, idx = affinity.topk(k, dim=1)  # (P, k)
+    lab = frame.labels.reshape(frame.labels.shape[0], -1).T.to(target.dtype)  # (h*w, L)
+    return values, lab[idx]  # (P, k), (P, k, L)
+
+
+def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
+                    ) -> torch.Tensor:
+    """Soft labels (L, h, w) of a target feature map (C, h, w) from its context (local-window engine)."""
+    if not context:
+        raise UsageError("propagation needs at least one context frame")
+    _, h, w = target.shape
+    values = labels = None
+    for frame in context:
+        if frame.local:
+            new_values, new_labels = _local_topk(target, frame, params)
+        else:
+            new_values, new_labels = _global_topk(target, frame, params)
+        values, labels = _merge_topk(values, labels, new_values, new_labels, params.topk)
+    out = _weighted_labels(values, labels, params.temperature)  # (h*w, L)
+    return out.T.reshape(-1, h, w)
+
+
+def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
+                          ) -> torch.Tensor:
+    """Reference implementation: the full (h*w, N*h*w) affinity, masked, top-k, softmax."""
+    channels, h, w = target.shape
+    feats = torch.cat([f.features.reshape(channels, -1) for f in context], dim=1)  # (C, N*h*w)
+    labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1) for f in context], dim=1).T  # (N*h*w, L)
+    affinity = target.reshape(channels, -1).T @ feats  # (h*w, N*h*w)
+    yy, xx = torch.meshgrid(torch.arange(h, device=target.device), torch.arange(w, device=target.device), indexing="ij")
+    cells = torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1).float()  # (h*w, 2)
+    near = torch.cdist(cells, cells) <= params.radius + 1e-9  # (h*w, h*w)
+    allowed = torch.cat([near if f.local else torch.ones_like(near) for f in context], dim=1)
+    affinity = affinity.masked_fill(~allowed, float("-inf"))
+    values, idx = affinity.topk(min(params.topk, affinity.shape[1]), dim=1)
+    out = _weighted_labels(values, labels[idx].to(target.dtype), params.temperature)
+    return out.T.reshape(-1, h, w)
+
+
+# --------------------------------------------------------------------------------------------
+# a run over the video
+
+
+FeatureSource = Callable[[int], torch.Tensor]
+
+
+def propagate(
+    features: FeatureSource,
+    references: Mapping[int, np.ndarray],
+    start: int,
+    stop: int,
+    params: PropagationParams = PropagationParams(),
+    *,
+    output_hw: tuple[int, int] | None = None,
+    label_ids: Sequence[int] | None = None,
+    stop_at_next_reference: bool = True,
+    engine: Callable[[torch.Tensor, Sequence[ContextFrame], PropagationParams], torch.Tensor] = propagate_frame,
+) -> Iterator[FrameResult]:
+    """Propagate the labels of reference frame ``start`` towards ``stop`` (exclusive), one frame at a time.
+
+    ``features(i)`` returns the (C, h, w) feature map of frame i. ``references`` maps frame index
+    to a label map painted by a person (any resolution; resized onto the feature grid). The run goes
+    forward when ``stop > start`` and backward otherwise. The context holds the references passed so
+    far (``start`` first) and the last ``params.context`` frames propagated in this run. A reference
+    frame met on the way ends the run when ``stop_at_next_reference``; otherwise it joins the
+    context and is not yielded (propagation never overwrites a person's work). Memory is bounded
+    by the context, not by the length of the video: consume the results as they come.
+    """
+    params.validate()
+    if start not in references:
+        raise UsageError(f"frame {start} is not a reference frame: paint or load a mask on it first")
+    if stop == start:
+        return
+    step = 1 if stop > start else -1
+    if label_ids is None:
+        label_ids = label_ids_of(list(references.values()))
+    label_ids = tuple(label_ids)
+    if output_hw is None:
+        output_hw = tuple(references[start].shape[:2])  # type: ignore[assignment]
+
+    def reference_frame(index: int) -> ContextFrame:
+        feats = features(index)
+        grid_labels = labels_to_grid(references[index], label_ids, tuple(feats.shape[1:]), feats.device)
+        return ContextFrame(index, feats, grid_labels.to(feats.dtype), params.radius_for_references)
+
+    refs = [reference_frame(start)]
+    recent: deque[ContextFrame] = deque(maxlen=params.context)
+    for index in range(start + step, stop, step):
+        if index in references:
+            if stop_at_next_reference:
+                return
+            refs.append(reference_frame(index))
+            recent.clear()  # frames before a person's correction are superseded by it
+            continue
+        target = features(index)
+        soft = engine(target, [*refs, *recent], params)  # (L, h, w)
+        labels = soft_to_labels(soft, label_ids, output_hw)
+        if params.context > 0:
+            if params.context_labels == "hard":
+                ctx_labels = labels_to_grid(labels, label_ids, tuple(soft.shape[1:]), soft.device).to(target.dtype)
+            else:
+                ctx_labels = soft.to(target.dtype)
+            recent.append(ContextFrame(index, target, ctx_labels, True))
+        yield FrameResult(index, labels, soft.float().cpu(), label_ids)

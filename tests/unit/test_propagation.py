@@ -1,0 +1,175 @@
+"""The propagation engine: the tiled engine equals the full-affinity reference, and runs behave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from annotator.core.errors import UsageError
+from annotator.core.propagation import (
+    ContextFrame,
+    PropagationParams,
+    labels_to_grid,
+    propagate,
+    propagate_frame,
+    propagate_frame_naive,
+    soft_to_labels,
+)
+
+
+def random_features(n: int, channels: int, h: int, w: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(n, channels, h, w, generator=gen), dim=1)
+
+
+def random_context(n: int, h: int, w: int, n_labels: int, local: list[bool], seed: int) -> list[ContextFrame]:
+    gen = torch.Generator().manual_seed(seed + 1)
+    feats = random_features(n, 16, h, w, seed)
+    labels = torch.softmax(torch.randn(n, n_labels, h, w, generator=gen) * 3, dim=1)
+    return [ContextFrame(i, feats[i], labels[i], local[i]) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    "h, w, radius, tile, topk, local",
+    [
+        (11, 13, 3.0, 4, 10, [True, True, True]),
+        (9, 17, 2.5, 3, 5, [False, True, True, True]),
+        (8, 8, 12.0, 8, 10, [True, True]),  # radius larger than the frame
+        (10, 7, 0.0, 2, 10, [True, True]),  # radius 0: only the same cell, k > candidates
+        (12, 15, 1.0, 5, 3, [False, False]),  # no frame restricted to the radius
+        (7, 9, 4.2, 1, 20, [True, False, True]),
+    ],
+)
+def test_tiled_engine_equals_naive_reference(h, w, radius, tile, topk, local):
+    context = random_context(len(local), h, w, 4, local, seed=h * w)
+    target = random_features(1, 16, h, w, seed=99)[0]
+    params = PropagationParams(radius=radius, tile=tile, topk=topk, temperature=0.07)
+    tiled = propagate_frame(target, context, params)
+    naive = propagate_frame_naive(target, context, params)
+    assert tiled.shape == (4, h, w)
+    torch.testing.assert_close(tiled, naive, atol=1e-5, rtol=1e-5)
+    assert torch.equal(tiled.argmax(0), naive.argmax(0))
+
+
+def test_radius_restricts_where_labels_come_from():
+    # A context frame whose features equal the target's, but shifted far to the right: with a small
+    # radius the matching cells are out of reach, with a large one they are found.
+    h, w = 6, 20
+    target = random_features(1, 8, h, w, seed=3)[0]
+    shifted = torch.roll(target, shifts=8, dims=2)
+    labels = torch.zeros(2, h, w)
+    labels[1] = 1.0  # everything is object 1 ...
+    labels[:, :, :8] = torch.tensor([1.0, 0.0])[:, None, None]  # ... except the left 8 columns
+    context = [ContextFrame(0, shifted, labels, True)]
+    near = propagate_frame(target, context, PropagationParams(radius=2, topk=1, tile=4))
+    far = propagate_frame(target, context, PropagationParams(radius=10, topk=1, tile=4))
+    # cell (y, x) of the target matches (y, x+8) of the context: labels of column x+8
+    expected = labels[:, :, 8:].argmax(0)
+    assert torch.equal(far.argmax(0)[:, :12], expected)
+    assert not torch.equal(near.argmax(0)[:, :12], expected)
+
+
+def test_temperature_sharpens_weights():
+    context = random_context(2, 8, 8, 3, [True, True], seed=5)
+    target = random_features(1, 16, 8, 8, seed=6)[0]
+    cold = propagate_frame(target, context, PropagationParams(temperature=1e-5))
+    hot = propagate_frame(target, context, PropagationParams(temperature=10.0))
+    top1 = propagate_frame(target, context, PropagationParams(topk=1))
+    torch.testing.assert_close(cold, top1, atol=1e-3, rtol=0)
+    # a high temperature averages the k labels: farther from any single context label
+    assert hot.max(0).values.mean() < cold.max(0).values.mean()
+
+
+def test_labels_to_grid_and_back():
+    labels = np.zeros((16, 24), np.uint8)
+    labels[:8, :12] = 3
+    labels[8:, 12:] = 255  # void: no label mass
+    grid = labels_to_grid(labels, (0, 3), (2, 3))
+    assert grid.shape == (2, 2, 3)
+    torch.testing.assert_close(grid[:, 0, 0], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(grid[:, 1, 2], torch.tensor([0.0, 0.0]))
+    torch.testing.assert_close(grid.sum(0)[0], torch.ones(3))
+    back = soft_to_labels(labels_to_grid(labels, (0, 3), (4, 6)), (0, 3), (16, 24))
+    assert back.dtype == np.uint8 and set(np.unique(back)) == {0, 3}
+
+
+class FakeFeatures:
+    """Features of a video where each frame is the previous one shifted one cell right."""
+
+    def __init__(self, n: int, h: int = 8, w: int = 12) -> None:
+        base = random_features(1, 16, h, w + n, seed=1)[0]
+        self.frames = [base[:, :, n - i: n - i + w].contiguous() for i in range(n)]
+        self.calls: list[int] = []
+
+    def __call__(self, i: int) -> torch.Tensor:
+        self.calls.append(i)
+        return self.frames[i]
+
+
+def square_mask(h: int, w: int, x0: int, obj: int = 1) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    m[16:48, x0: x0 + 32] = obj
+    return m
+
+
+def test_run_forward_tracks_moving_content_and_stops_at_next_reference():
+    feats = FakeFeatures(10)
+    refs = {0: square_mask(64, 96, 8), 6: square_mask(64, 96, 56)}
+    results = list(propagate(feats, refs, 0, 10, PropagationParams(context=3, radius=3)))
+    assert [r.index for r in results] == [1, 2, 3, 4, 5]
+    for r in results:
+        assert r.labels.shape == (64, 96) and r.labels.dtype == np.uint8
+        assert r.label_ids == (0, 1)
+        assert r.soft.shape == (2, 8, 12)
+        # the content moves one feature cell (8 px) to the right per frame
+        expected = square_mask(64, 96, 8 + 8 * r.index)
+        # judged where the content was already visible in frame 0 (new content enters on the left)
+        seen, truth = r.labels[:, 8 * r.index:] == 1, expected[:, 8 * r.index:] == 1
+        assert (seen & truth).sum() / (seen | truth).sum() > 0.9
+    going_on = list(propagate(feats, refs, 0, 10, PropagationParams(context=3, radius=3),
+                              stop_at_next_reference=False))
+    assert [r.index for r in going_on] == [1, 2, 3, 4, 5, 7, 8, 9]
+
+
+def test_run_backward_and_output_size():
+    feats = FakeFeatures(6)
+    refs = {5: square_mask(64, 96, 48, obj=2)}
+    results = list(propagate(feats, refs, 5, -1, output_hw=(32, 48)))
+    assert [r.index for r in results] == [4, 3, 2, 1, 0]
+    assert results[0].labels.shape == (32, 48)
+    assert set(np.unique(results[-1].labels)) <= {0, 2}
+
+
+def test_context_holds_at_most_m_recent_frames():
+    seen: list[list[int]] = []
+
+    def spy(target, context, params):
+        seen.append([f.index for f in context])
+        return propagate_frame(target, context, params)
+
+    feats = FakeFeatures(8)
+    list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 8, PropagationParams(context=2), engine=spy))
+    assert seen[0] == [0]
+    assert seen[1] == [0, 1]
+    assert seen[-1] == [0, 5, 6]
+    assert all(len(c) <= 3 for c in seen)
+
+
+def test_bad_runs_give_clear_errors():
+    feats = FakeFeatures(4)
+    with pytest.raises(UsageError, match="frame 2 is not a reference"):
+        list(propagate(feats, {0: square_mask(64, 96, 8)}, 2, 4))
+    with pytest.raises(UsageError, match="top-k"):
+        list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 4, PropagationParams(topk=0)))
+    with pytest.raises(UsageError, match="temperature"):
+        PropagationParams(temperature=0).validate()
+
+
+def test_confidence_is_low_where_labels_compete():
+    soft = torch.tensor([[[0.5, 0.9]], [[0.5, 0.1]]])  # (L=2, h=1, w=2)
+    from annotator.core.propagation import FrameResult
+
+    conf = FrameResult(0, np.zeros((1, 2), np.uint8), soft, (0, 1)).confidence()
+    torch.testing.assert_close(conf, torch.tensor([[0.0, 0.8]]))
