@@ -18,6 +18,7 @@ Two implementations compute the same numbers:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -154,66 +155,77 @@ def _weighted_labels(values: torch.Tensor, labels: torch.Tensor, temperature: fl
     return torch.einsum("pk,pkl->pl", weights, labels.float())
 
 
-def _window_geometry(tile: int, radius: float, device: torch.device) -> tuple[int, torch.Tensor]:
-    """Half-width R of the context window and the (tile*tile, W*W) mask of cells within the radius."""
-    half = int(math.floor(radius))
-    side = tile + 2 * half
-    ty, tx = torch.meshgrid(torch.arange(tile, device=device), torch.arange(tile, device=device), indexing="ij")
-    wy, wx = torch.meshgrid(torch.arange(side, device=device), torch.arange(side, device=device), indexing="ij")
-    dy = wy.reshape(1, -1) - half - ty.reshape(-1, 1)
-    dx = wx.reshape(1, -1) - half - tx.reshape(-1, 1)
-    return half, (dy * dy + dx * dx) <= radius * radius
+class _TileLayout:
+    """Geometry of the local-window engine for one grid size: target tiles and their context windows.
 
-
-def _local_topk(target: torch.Tensor, frame: ContextFrame, params: PropagationParams,
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k affinities of every target cell inside the radius of one context frame.
-
-    Returns values (h*w, k') and labels (h*w, k', L), with k' = min(k, window cells).
+    Target cells are grouped in tiles of T x T; each tile is compared with the S x S context window
+    around it (S = T + 2R, R = floor(radius)). Candidates outside the radius or outside the frame get
+    an additive bias of -inf, computed once per grid size.
     """
-    channels, h, w = target.shape
+
+    def __init__(self, hw: tuple[int, int], tile: int, radius: float, device: torch.device) -> None:
+        self.h, self.w = hw
+        self.tile, self.half = tile, int(math.floor(radius))
+        self.side = tile + 2 * self.half
+        self.rows, self.cols = math.ceil(self.h / tile), math.ceil(self.w / tile)
+        self.pad_h, self.pad_w = self.rows * tile - self.h, self.cols * tile - self.w
+        t, s = torch.arange(tile, device=device), torch.arange(self.side, device=device)
+        dy = s.view(1, 1, -1, 1) - self.half - t.view(-1, 1, 1, 1)  # (T, 1, S, 1)
+        dx = s.view(1, 1, 1, -1) - self.half - t.view(1, -1, 1, 1)  # (1, T, 1, S)
+        in_radius = ((dy * dy + dx * dx) <= radius * radius).reshape(tile * tile, self.side * self.side)
+        inside = self.windows(torch.ones((1, self.h, self.w), device=device)) > 0  # (n, S*S, 1)
+        allowed = in_radius[None] & inside.transpose(1, 2)  # (n, T*T, S*S)
+        self.bias = torch.zeros(allowed.shape, device=device).masked_fill_(~allowed, float("-inf"))
+
+    def tiles(self, x: torch.Tensor) -> torch.Tensor:
+        """(D, h, w) -> (n, T*T, D) cells of each tile."""
+        d, t = x.shape[0], self.tile
+        x = F.pad(x, (0, self.pad_w, 0, self.pad_h))
+        return x.reshape(d, self.rows, t, self.cols, t).permute(1, 3, 2, 4, 0).reshape(-1, t * t, d)
+
+    def windows(self, x: torch.Tensor) -> torch.Tensor:
+        """(D, h, w) -> (n, S*S, D) context window around each tile (zeros outside the frame)."""
+        d, t, s = x.shape[0], self.tile, self.side
+        padded = F.pad(x, (self.half, self.half + self.pad_w, self.half, self.half + self.pad_h))
+        hwd = padded.permute(1, 2, 0).contiguous()  # (Hp, Wp, D): window rows are contiguous runs
+        wp = hwd.shape[1]
+        view = hwd.as_strided((self.rows, self.cols, s, s, d), (t * wp * d, t * d, wp * d, d, 1))
+        return view.reshape(self.rows * self.cols, s * s, d)
+
+    def to_raster(self, x: torch.Tensor) -> torch.Tensor:
+        """(n*T*T, ...) in tile order -> (h*w, ...) in raster order."""
+        t, rest = self.tile, x.shape[1:]
+        x = x.reshape(self.rows, self.cols, t, t, *rest).transpose(1, 2)
+        return x.reshape(self.rows * t, self.cols * t, *rest)[: self.h, : self.w].reshape(self.h * self.w, *rest)
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(hw: tuple[int, int], tile: int, radius: float, device: torch.device) -> _TileLayout:
+    return _TileLayout(hw, tile, radius, device)
+
+
+def _local_topk(tiles: torch.Tensor, frame: ContextFrame, layout: _TileLayout, k: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k affinities of target tiles (n, T*T, C) inside the radius of one context frame.
+
+    Returns values (n*T*T, k') and labels (n*T*T, k', L) in tile order, k' = min(k, S*S).
+    """
     n_labels = frame.labels.shape[0]
-    tile = params.tile
-    half, in_radius = _window_geometry(tile, params.radius, target.device)  # in_radius: (T*T, S*S)
-    side = tile + 2 * half
-    rows, cols = math.ceil(h / tile), math.ceil(w / tile)
-    pad_h, pad_w = rows * tile - h, cols * tile - w
-
-    # target tiles: (n, T*T, C)
-    tgt = F.pad(target, (0, pad_w, 0, pad_h))
-    tgt = tgt.reshape(channels, rows, tile, cols, tile).permute(1, 3, 2, 4, 0).reshape(rows * cols, tile * tile, channels)
-
-    def windows(x: torch.Tensor) -> torch.Tensor:
-        # (D, h, w) -> (n, D, S*S): the context window around each tile
-        padded = F.pad(x, (half, half + pad_w, half, half + pad_h))
-        return F.unfold(padded[None], kernel_size=side, stride=tile)[0].reshape(x.shape[0], side * side, rows * cols).permute(2, 0, 1)
-
-    ctx = windows(frame.features)  # (n, C, S*S)
-    valid = windows(torch.ones((1, h, w), dtype=target.dtype, device=target.device)) > 0  # (n, 1, S*S)
-    affinity = torch.bmm(tgt, ctx)  # (n, T*T, S*S)
-    affinity = affinity.masked_fill(~(valid & in_radius[None]), float("-inf"))
-    k = min(params.topk, side * side)
-    values, idx = affinity.topk(k, dim=2)  # (n, T*T, k)
-    lab = windows(frame.labels.to(target.dtype)).transpose(1, 2)  # (n, S*S, L)
-    picked = torch.gather(lab, 1, idx.reshape(rows * cols, -1, 1).expand(-1, -1, n_labels))  # (n, T*T*k, L)
-
-    def to_cells(x: torch.Tensor, depth: int) -> torch.Tensor:
-        # (n, T*T, k, depth) in tile order -> (h*w, k, depth) in raster order
-        x = x.reshape(rows, cols, tile, tile, k, depth).permute(0, 2, 1, 3, 4, 5)
-        return x.reshape(rows * tile, cols * tile, k, depth)[:h, :w].reshape(h * w, k, depth)
-
-    return to_cells(values[..., None], 1)[..., 0], to_cells(picked.reshape(rows * cols, tile * tile, k, n_labels), n_labels)
+    ctx = layout.windows(frame.features)  # (n, S*S, C)
+    affinity = torch.baddbmm(layout.bias.to(tiles.dtype), tiles, ctx.transpose(1, 2))  # (n, T*T, S*S)
+    values, idx = affinity.topk(min(k, affinity.shape[2]), dim=2)  # (n, T*T, k)
+    labels = layout.windows(frame.labels.to(tiles.dtype))  # (n, S*S, L)
+    picked = torch.gather(labels, 1, idx.reshape(idx.shape[0], -1, 1).expand(-1, -1, n_labels))  # (n, T*T*k, L)
+    return values.reshape(-1, values.shape[2]), picked.reshape(-1, values.shape[2], n_labels)
 
 
-def _global_topk(target: torch.Tensor, frame: ContextFrame, params: PropagationParams
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k affinities of every target cell over the whole of one context frame."""
-    channels = target.shape[0]
-    affinity = target.reshape(channels, -1).T @ frame.features.reshape(channels, -1)  # (h*w, h*w)
-    k = min(params.topk, affinity.shape[1])
-    values, idx = affinity.topk(k, dim=1)  # (P, k)
-    lab = frame.labels.reshape(frame.labels.shape[0], -1).T.to(target.dtype)  # (h*w, L)
-    return values, lab[idx]  # (P, k), (P, k, L)
+def _global_topk(cells: torch.Tensor, frame: ContextFrame, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k affinities of target cells (P, C) over the whole of one context frame."""
+    channels = cells.shape[1]
+    affinity = cells @ frame.features.reshape(channels, -1)  # (P, h*w)
+    values, idx = affinity.topk(min(k, affinity.shape[1]), dim=1)  # (P, k)
+    labels = frame.labels.reshape(frame.labels.shape[0], -1).T.to(cells.dtype)  # (h*w, L)
+    return values, labels[idx]  # (P, k), (P, k, L)
 
 
 def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
@@ -222,14 +234,16 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
     if not context:
         raise UsageError("propagation needs at least one context frame")
     _, h, w = target.shape
+    layout = _layout((h, w), params.tile, float(params.radius), target.device)
+    tiles = layout.tiles(target)  # (n, T*T, C)
     values = labels = None
     for frame in context:
         if frame.local:
-            new_values, new_labels = _local_topk(target, frame, params)
+            new_values, new_labels = _local_topk(tiles, frame, layout, params.topk)
         else:
-            new_values, new_labels = _global_topk(target, frame, params)
+            new_values, new_labels = _global_topk(tiles.reshape(-1, tiles.shape[2]), frame, params.topk)
         values, labels = _merge_topk(values, labels, new_values, new_labels, params.topk)
-    out = _weighted_labels(values, labels, params.temperature)  # (h*w, L)
+    out = layout.to_raster(_weighted_labels(values, labels, params.temperature))  # (h*w, L)
     return out.T.reshape(-1, h, w)
 
 

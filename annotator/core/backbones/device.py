@@ -1,0 +1,75 @@
+"""Choosing the torch device, precision and CPU thread count a backbone runs with.
+
+``auto`` prefers CUDA, then Apple's MPS, then the CPU. Half precision (fp16) is the default on
+CUDA only: on the CPU fp16 convolutions are slow or unsupported, and MPS gains little.
+Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from annotator.core.errors import BackboneError, UsageError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` -> cuda > mps > cpu; ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` as named.
+
+    Raises BackboneError for an unknown name or a device this machine does not have.
+    """
+    text = (name or "auto").strip().lower()
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "mps":
+        if not _mps_available():
+            raise BackboneError("device 'mps' requested but Apple MPS is not available on this machine")
+        return torch.device("mps")
+    match = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if match is None:
+        raise BackboneError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}")
+    if not torch.cuda.is_available():
+        raise BackboneError(
+            f"device {name!r} requested but CUDA is not available "
+            f"(torch {torch.__version__}, no usable NVIDIA GPU or driver)"
+        )
+    index = int(match.group(1)) if match.group(1) is not None else None
+    if index is not None and index >= torch.cuda.device_count():
+        raise BackboneError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return torch.device("cuda", index) if index is not None else torch.device("cuda")
+
+
+def resolve_dtype(device: torch.device, half: bool | None = None) -> torch.dtype:
+    """float16 when ``half`` (default: on CUDA only), else float32.
+
+    Raises UsageError when half precision is asked for on the CPU.
+    """
+    if half is None:
+        half = device.type == "cuda"
+    if half and device.type == "cpu":
+        raise UsageError("half precision needs a GPU (cuda or mps); drop --half on the CPU")
+    return torch.float16 if half else torch.float32
+
+
+def apply_threads(threads: int | None, device: torch.device) -> None:
+    """``torch.set_num_threads(threads)`` for CPU inference, only when ``threads`` is given."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise UsageError(f"threads must be a positive integer, got {threads!r}")
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
