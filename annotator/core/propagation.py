@@ -22,7 +22,7 @@ import functools
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -51,7 +51,7 @@ class PropagationParams:
     """Whether reference frames are also restricted to the radius (False: whole frame)."""
     context_labels: ContextLabels = "soft"
     """Labels a propagated frame brings to the context: its soft labels or its one-hot argmax."""
-    tile: int = 8
+    tile: int = 12
     """Side of the target tiles of the local-window engine (speed only; results do not change)."""
 
     def validate(self) -> None:
@@ -78,6 +78,8 @@ class ContextFrame:
     features: torch.Tensor
     labels: torch.Tensor
     local: bool
+    padded: dict = field(default_factory=dict, compare=False, repr=False)
+    """Window-ready copies of features and labels per tile layout, made once per context frame."""
 
 
 @dataclass(frozen=True)
@@ -136,17 +138,18 @@ def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tupl
 # one frame
 
 
-def _merge_topk(values: torch.Tensor | None, labels: torch.Tensor | None,
-                new_values: torch.Tensor, new_labels: torch.Tensor, k: int
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the k largest of two candidate sets: values (P, k1), labels (P, k1, L)."""
-    if values is not None:
-        new_values = torch.cat([values, new_values], dim=1)
-        new_labels = torch.cat([labels, new_labels], dim=1)
-    if new_values.shape[1] <= k:
-        return new_values, new_labels
-    top, idx = new_values.topk(k, dim=1)  # (P, k)
-    return top, torch.gather(new_labels, 1, idx[..., None].expand(-1, -1, new_labels.shape[2]))
+def _select_topk(values: list[torch.Tensor], labels: list[torch.Tensor], k: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest of the per-frame candidates: values [(P, k_i)], labels [(P, k_i, L)] -> (P, k), (P, k, L).
+
+    The top-k of a union is the top-k of the union of each part's top-k, so per-frame top-k
+    followed by one selection here equals top-k over the whole context.
+    """
+    all_values, all_labels = torch.cat(values, dim=1), torch.cat(labels, dim=1)
+    if all_values.shape[1] <= k:
+        return all_values, all_labels
+    top, idx = all_values.topk(k, dim=1)  # (P, k)
+    return top, torch.gather(all_labels, 1, idx[..., None].expand(-1, -1, all_labels.shape[2]))
 
 
 def _weighted_labels(values: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -183,12 +186,16 @@ class _TileLayout:
         x = F.pad(x, (0, self.pad_w, 0, self.pad_h))
         return x.reshape(d, self.rows, t, self.cols, t).permute(1, 3, 2, 4, 0).reshape(-1, t * t, d)
 
-    def windows(self, x: torch.Tensor) -> torch.Tensor:
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        """(D, h, w) -> (Hp, Wp, D) channels-last, zero-padded so that every tile's window fits."""
+        out = x.new_zeros((self.rows * self.tile + 2 * self.half, self.cols * self.tile + 2 * self.half, x.shape[0]))
+        out[self.half: self.half + self.h, self.half: self.half + self.w] = x.permute(1, 2, 0)
+        return out
+
+    def windows(self, x: torch.Tensor, padded: torch.Tensor | None = None) -> torch.Tensor:
         """(D, h, w) -> (n, S*S, D) context window around each tile (zeros outside the frame)."""
-        d, t, s = x.shape[0], self.tile, self.side
-        padded = F.pad(x, (self.half, self.half + self.pad_w, self.half, self.half + self.pad_h))
-        hwd = padded.permute(1, 2, 0).contiguous()  # (Hp, Wp, D): window rows are contiguous runs
-        wp = hwd.shape[1]
+        hwd = self.padded(x) if padded is None else padded  # window rows are contiguous runs
+        d, t, s, wp = hwd.shape[2], self.tile, self.side, hwd.shape[1]
         view = hwd.as_strided((self.rows, self.cols, s, s, d), (t * wp * d, t * d, wp * d, d, 1))
         return view.reshape(self.rows * self.cols, s * s, d)
 
@@ -211,10 +218,15 @@ def _local_topk(tiles: torch.Tensor, frame: ContextFrame, layout: _TileLayout, k
     Returns values (n*T*T, k') and labels (n*T*T, k', L) in tile order, k' = min(k, S*S).
     """
     n_labels = frame.labels.shape[0]
-    ctx = layout.windows(frame.features)  # (n, S*S, C)
+    key = (layout.half, layout.rows * layout.tile, layout.cols * layout.tile, tiles.dtype)
+    if key not in frame.padded:
+        frame.padded.clear()
+        frame.padded[key] = (layout.padded(frame.features.to(tiles.dtype)), layout.padded(frame.labels.to(tiles.dtype)))
+    padded_features, padded_labels = frame.padded[key]
+    ctx = layout.windows(frame.features, padded_features)  # (n, S*S, C)
     affinity = torch.baddbmm(layout.bias.to(tiles.dtype), tiles, ctx.transpose(1, 2))  # (n, T*T, S*S)
     values, idx = affinity.topk(min(k, affinity.shape[2]), dim=2)  # (n, T*T, k)
-    labels = layout.windows(frame.labels.to(tiles.dtype))  # (n, S*S, L)
+    labels = layout.windows(frame.labels, padded_labels)  # (n, S*S, L)
     picked = torch.gather(labels, 1, idx.reshape(idx.shape[0], -1, 1).expand(-1, -1, n_labels))  # (n, T*T*k, L)
     return values.reshape(-1, values.shape[2]), picked.reshape(-1, values.shape[2], n_labels)
 
@@ -236,14 +248,15 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
     _, h, w = target.shape
     layout = _layout((h, w), params.tile, float(params.radius), target.device)
     tiles = layout.tiles(target)  # (n, T*T, C)
-    values = labels = None
+    values, labels = [], []
     for frame in context:
         if frame.local:
-            new_values, new_labels = _local_topk(tiles, frame, layout, params.topk)
+            frame_values, frame_labels = _local_topk(tiles, frame, layout, params.topk)
         else:
-            new_values, new_labels = _global_topk(tiles.reshape(-1, tiles.shape[2]), frame, params.topk)
-        values, labels = _merge_topk(values, labels, new_values, new_labels, params.topk)
-    out = layout.to_raster(_weighted_labels(values, labels, params.temperature))  # (h*w, L)
+            frame_values, frame_labels = _global_topk(tiles.reshape(-1, tiles.shape[2]), frame, params.topk)
+        values.append(frame_values)
+        labels.append(frame_labels)
+    out = layout.to_raster(_weighted_labels(*_select_topk(values, labels, params.topk), params.temperature))  # (h*w, L)
     return out.T.reshape(-1, h, w)
 
 

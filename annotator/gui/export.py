@@ -1,0 +1,97 @@
+"""Exports: DAVIS-layout label maps (and optionally frames), and a quick overlay video for review.
+
+Each export is a generator over frames (it yields the index of each frame written), so the GUI
+runs it in its background worker with a progress bar; its inputs (the label maps) are captured
+on the GUI thread by :func:`snapshot_labels` before the job starts. Qt-free on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from annotator.core.annotation import AnnotationModel
+from annotator.core.errors import SaveError
+from annotator.core.labels import DAVIS_PALETTE, write_mask
+from annotator.core.video import VideoSource
+
+RESOLUTION_FOLDER = "480p"
+
+
+def snapshot_labels(model: AnnotationModel) -> dict[int, np.ndarray]:
+    """Copies of every non-empty label map (what an export job may read off the GUI thread)."""
+    return {i: np.array(model.labels(i)) for i in model.frames_with_labels()}
+
+
+def davis_paths(root: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
+    """(Annotations folder, JPEGImages folder) of sequence ``name`` under a DAVIS ``root``."""
+    root = Path(root)
+    return root / "Annotations" / RESOLUTION_FOLDER / name, root / "JPEGImages" / RESOLUTION_FOLDER / name
+
+
+def export_davis(video: VideoSource, labels: Mapping[int, np.ndarray], root: str | os.PathLike[str],
+                 name: str, *, with_images: bool = False) -> Iterator[int]:
+    """Write ``Annotations/480p/<name>/00000.png`` for every frame (empty frames as background).
+
+    Label maps are written at the video's original resolution as indexed DAVIS-palette PNGs
+    (atomically); with ``with_images`` the frames go to ``JPEGImages/480p/<name>/00000.jpg``.
+    """
+    ann_dir, img_dir = davis_paths(root, name)
+    for folder in (ann_dir, img_dir) if with_images else (ann_dir,):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SaveError(f"cannot create folder {folder}: {exc.strerror or exc}") from exc
+    empty = np.zeros(tuple(video.hw), dtype=np.uint8)
+    for i in range(len(video)):
+        write_mask(ann_dir / f"{i:05d}.png", labels.get(i, empty))
+        if with_images:
+            bgr = cv2.cvtColor(video.frame(i), cv2.COLOR_RGB2BGR)
+            path = img_dir / f"{i:05d}.jpg"
+            if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                raise SaveError(f"cannot write {path}")
+        yield i
+
+
+def blend_overlay(frame: np.ndarray, labels: np.ndarray, colors: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """RGB frame with the objects tinted in ``colors`` (256, 3) and their borders drawn solid."""
+    out = frame.astype(np.float32)
+    objects = (labels > 0) & (labels < 255)
+    tint = colors[labels].astype(np.float32)
+    out[objects] = (1 - opacity) * out[objects] + opacity * tint[objects]
+    border = np.zeros(labels.shape, dtype=bool)
+    border[1:] |= labels[1:] != labels[:-1]
+    border[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    border &= objects
+    out[border] = tint[border]
+    return out.astype(np.uint8)
+
+
+def export_overlay_video(video: VideoSource, labels: Mapping[int, np.ndarray], path: str | os.PathLike[str],
+                         colors: np.ndarray | None = None, opacity: float = 0.5) -> Iterator[int]:
+    """Write an mp4 (``mp4v``) of the frames with their label overlay, at the video's fps and size."""
+    path = Path(path)
+    colors = DAVIS_PALETTE if colors is None else colors
+    h, w = video.hw
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.mp4'}")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(video.fps), (int(w), int(h)))
+    if not writer.isOpened():
+        raise SaveError(f"cannot write a video at {path}")
+    try:
+        for i in range(len(video)):
+            frame = video.frame(i)
+            lab = labels.get(i)
+            if lab is not None:
+                frame = blend_overlay(frame, lab, colors, opacity)
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            yield i
+    except BaseException:
+        writer.release()
+        tmp.unlink(missing_ok=True)
+        raise
+    writer.release()
+    os.replace(tmp, path)

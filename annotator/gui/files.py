@@ -1,0 +1,236 @@
+"""File handling of the main window: open (dialog, recent files, drag and drop), import a mask, export.
+
+Exports run in the GUI's background worker with the status-bar progress bar; what they need (the
+label maps) is copied on the GUI thread first. Bad input shows a one-line message and the app
+keeps running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QLineEdit, QMenu, QPushButton, QWidget)
+
+from annotator.core.annotation import FrameState
+from annotator.core.errors import AnnotatorError
+from annotator.gui.export import export_davis, export_overlay_video, snapshot_labels
+from annotator.gui.opening import Opened, open_sample, open_source, read_single_mask
+from annotator.gui.overlay import color_table
+from annotator.gui.worker import GeneratorWorker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from annotator.gui.main_window import MainWindow
+
+MAX_RECENT = 10
+VIDEO_FILTER = "Videos and frames (*.mp4 *.avi *.mov *.mkv *.m4v *.webm);;All files (*)"
+
+
+class ExportDialog(QDialog):
+    """Where to export the DAVIS folders, under which sequence name, with or without the frames."""
+
+    def __init__(self, folder: str, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export DAVIS masks")
+        self.folder = QLineEdit(folder)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        self.name = QLineEdit(name)
+        self.with_images = QCheckBox("Also write the frames (JPEGImages/480p/<name>/00000.jpg)")
+        form = QFormLayout(self)
+        form.addRow("DAVIS root folder", row)
+        form.addRow("Sequence name", self.name)
+        form.addRow("", self.with_images)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "DAVIS root folder", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+
+class FileActions:
+    """Open / import / export for one main window."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self.recent_menu: QMenu | None = None
+        self._job: GeneratorWorker | None = None
+
+    @property
+    def model(self):
+        return self.window.model
+
+    # ---- open -------------------------------------------------------------------------------
+
+    def open_dialog(self) -> None:
+        start = str(self.window.qsettings.value("last_dir", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open video", start, VIDEO_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_folder_dialog(self) -> None:
+        start = str(self.window.qsettings.value("last_dir", str(Path.home())))
+        path = QFileDialog.getExistingDirectory(self.window, "Open frame folder or DAVIS sequence", start)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | None) -> bool:
+        """Open a video, frame folder or DAVIS sequence (None: the bundled sample). False on bad input."""
+        try:
+            opened = open_sample() if path is None else open_source(path)
+        except AnnotatorError as exc:
+            self.window.show_error(str(exc))
+            return False
+        self.set_opened(opened)
+        if path is not None:
+            self.add_recent(str(Path(path).resolve()))
+            self.window.qsettings.setValue("last_dir", str(Path(path).resolve().parent))
+        return True
+
+    def set_opened(self, opened: Opened) -> None:
+        window = self.window
+        window.propagation.cancel()
+        window.propagation.wait()
+        old = self.model.video
+        self.model.set_video(opened.video, opened.references)
+        if old is not None and old is not opened.video:
+            old.close()
+        n = len(opened.references)
+        extra = f", {n} mask(s) from {opened.masks_from}" if n else ""
+        window.statusBar().showMessage(f"Opened {opened.video.name}: {len(opened.video)} frames, "
+                                       f"{opened.video.hw[1]}x{opened.video.hw[0]}{extra}", 8000)
+
+    # ---- recent files ------------------------------------------------------------------------
+
+    def recent(self) -> list[str]:
+        value = self.window.qsettings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add_recent(self, path: str) -> None:
+        items = [path, *[p for p in self.recent() if p != path]][:MAX_RECENT]
+        self.window.qsettings.setValue("recent", items)
+        self.rebuild_recent_menu()
+
+    def rebuild_recent_menu(self) -> None:
+        menu = self.recent_menu
+        if menu is None:
+            return
+        menu.clear()
+        folder = menu.addAction("Open frame folder or DAVIS sequence…")
+        folder.triggered.connect(self.open_folder_dialog)
+        sample = menu.addAction("Open the sample clip")
+        sample.triggered.connect(lambda: self.open_path(None))
+        menu.addSeparator()
+        for path in self.recent():
+            action = menu.addAction(path)
+            action.triggered.connect(lambda _c=False, p=path: self.open_path(p))
+
+    # ---- drag and drop --------------------------------------------------------------------------
+
+    def drag_enter(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def drop(self, event) -> None:
+        urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            self.open_path(urls[0].toLocalFile())
+
+    # ---- masks in ---------------------------------------------------------------------------------
+
+    def import_mask_dialog(self) -> None:
+        if self.model.video is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self.window, "Import mask for this frame", "",
+                                              "Masks (*.png);;All files (*)")
+        if path:
+            self.import_mask(path)
+
+    def import_mask(self, path: str) -> None:
+        """Load a mask PNG as the current frame's reference label map (one undo step)."""
+        m = self.model
+        labels = read_single_mask(path, m.video)
+        changes = []
+        for i in sorted(set(int(v) for v in labels.ravel()) - {0, 255} - {o.id for o in m.objects}):
+            changes.append(m.add_object(object_id=i))  # the file's ids are kept
+        changes.append(m.set_labels(m.current_frame, labels, FrameState.REFERENCE))
+        m.history.push("Import mask", changes)
+
+    # ---- exports --------------------------------------------------------------------------------
+
+    def export_dialog(self) -> None:
+        m = self.model
+        if m.video is None:
+            return
+        folder = str(self.window.qsettings.value("export_dir", str(Path.home() / "annotator-export")))
+        dialog = ExportDialog(folder, m.video.name, self.window)
+        if dialog.exec():
+            self.window.qsettings.setValue("export_dir", dialog.folder.text())
+            self.export(dialog.folder.text(), dialog.name.text().strip() or m.video.name,
+                        dialog.with_images.isChecked())
+
+    def export(self, root: str, name: str, with_images: bool = False) -> GeneratorWorker:
+        m = self.model
+        labels = snapshot_labels(m)
+        video = m.video
+        return self._run(f"Exporting {name}", lambda: export_davis(video, labels, root, name, with_images=with_images),
+                         len(video), f"Exported {len(video)} masks to {root}")
+
+    def export_video_dialog(self) -> None:
+        m = self.model
+        if m.video is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export overlay video", f"{m.video.name}-overlay.mp4",
+                                              "MP4 video (*.mp4)")
+        if path:
+            self.export_video(path)
+
+    def export_video(self, path: str) -> GeneratorWorker:
+        m = self.model
+        labels = snapshot_labels(m)
+        video = m.video
+        colors = color_table(m.objects)[:, :3].copy()
+        opacity = self.window.canvas.overlay_opacity()
+        return self._run("Writing overlay video", lambda: export_overlay_video(video, labels, path, colors, opacity),
+                         len(video), f"Wrote {path}")
+
+    def _run(self, title: str, make_job, total: int, done_text: str) -> GeneratorWorker:
+        if self._job is not None:
+            raise AnnotatorError("an export is already running")
+        st = self.window.status
+        st.progress.setRange(0, total)
+        st.progress.setValue(0)
+        st.progress.setFormat(f"{title}: %v/%m")
+        st.progress.setVisible(True)
+        job = GeneratorWorker(make_job, total=total, parent=self.window)
+        job.progress.connect(lambda done, _t: st.progress.setValue(done))
+        failed: list[object] = []
+        job.error.connect(failed.append)
+        job.error.connect(lambda exc: self.window.show_error(str(exc)))
+
+        def finished(cancelled: bool) -> None:
+            st.progress.setVisible(self.window.propagation.running)
+            self._job = None
+            if not cancelled and not failed:
+                self.window.statusBar().showMessage(done_text, 6000)
+
+        job.finished.connect(finished)
+        self._job = job
+        job.start()
+        return job
+
+    def wait(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self._job.wait()

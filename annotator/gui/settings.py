@@ -1,0 +1,152 @@
+"""Propagation settings (backbone, device, factors, working resolution) and the dialog that edits them.
+
+The defaults come from :class:`~annotator.core.propagation.PropagationParams`; the values persist
+in `QSettings` between sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+                               QGroupBox, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from annotator.core.propagation import PropagationParams
+
+BACKBONES = ("lite0", "resnet18", "resnet50")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class PropagationSettings:
+    """Everything a propagation run depends on besides the annotation."""
+
+    backbone: str = "lite0"
+    device: str = "auto"
+    short_side: int = 480
+    params: PropagationParams = field(default_factory=PropagationParams)
+
+    def feature_key(self) -> tuple[str, str, int]:
+        """What cached features depend on (the factors do not change features)."""
+        return (self.backbone, self.device, self.short_side)
+
+    def save(self, qsettings: QSettings) -> None:
+        qsettings.setValue("propagation/backbone", self.backbone)
+        qsettings.setValue("propagation/device", self.device)
+        qsettings.setValue("propagation/short_side", self.short_side)
+        for name, value in asdict(self.params).items():
+            qsettings.setValue(f"propagation/{name}", value)
+
+    @classmethod
+    def load(cls, qsettings: QSettings) -> PropagationSettings:
+        defaults = cls()
+        params = {}
+        for name, value in asdict(defaults.params).items():
+            stored = qsettings.value(f"propagation/{name}", value)
+            try:
+                params[name] = stored in (True, "true", "1") if isinstance(value, bool) else type(value)(stored)
+            except (TypeError, ValueError):
+                params[name] = value
+        try:
+            p = PropagationParams(**params)
+            p.validate()
+            short_side = int(qsettings.value("propagation/short_side", defaults.short_side))
+        except Exception:  # noqa: BLE001 - a corrupt settings file must not stop the app
+            return defaults
+        return cls(str(qsettings.value("propagation/backbone", defaults.backbone)),
+                   str(qsettings.value("propagation/device", defaults.device)), short_side, p)
+
+
+class SettingsDialog(QDialog):
+    """Edit :class:`PropagationSettings`; ``settings()`` returns the result."""
+
+    def __init__(self, settings: PropagationSettings, device_text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Propagation settings")
+        layout = QVBoxLayout(self)
+
+        model_box = QGroupBox("Features")
+        form = QFormLayout(model_box)
+        self.backbone = QComboBox()
+        self.backbone.setEditable(True)  # checkpoint:PATH and lite0:s4 are typed in
+        self.backbone.addItems(BACKBONES)
+        self.backbone.setCurrentText(settings.backbone)
+        self.backbone.setToolTip("lite0 (embedded), resnet18/resnet50 (torchvision weights), or checkpoint:PATH")
+        form.addRow("Backbone", self.backbone)
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        self.device.setCurrentText(settings.device)
+        self.device.setToolTip(f"auto = CUDA > MPS > CPU{f' (now: {device_text})' if device_text else ''}")
+        form.addRow("Device", self.device)
+        self.short_side = QSpinBox()
+        self.short_side.setRange(0, 2160)
+        self.short_side.setSingleStep(32)
+        self.short_side.setSuffix(" px")
+        self.short_side.setSpecialValueText("original")
+        self.short_side.setValue(settings.short_side)
+        self.short_side.setToolTip("Frames are resized to this short side before feature extraction")
+        form.addRow("Working resolution (short side)", self.short_side)
+        layout.addWidget(model_box)
+
+        factors = QGroupBox("Propagation factors")
+        form = QFormLayout(factors)
+        p = settings.params
+        self.context = self._spin(0, 200, p.context, "m: recent propagated frames kept in the context")
+        form.addRow("Context length m", self.context)
+        self.topk = self._spin(1, 200, p.topk, "k: affinities kept per target position")
+        form.addRow("Top-k", self.topk)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setDecimals(3)
+        self.temperature.setRange(0.001, 10.0)
+        self.temperature.setSingleStep(0.01)
+        self.temperature.setValue(p.temperature)
+        form.addRow("Temperature τ", self.temperature)
+        self.radius = QDoubleSpinBox()
+        self.radius.setRange(0.0, 200.0)
+        self.radius.setValue(p.radius)
+        self.radius.setSuffix(" cells")
+        form.addRow("Radius", self.radius)
+        self.radius_refs = QCheckBox("Radius also applies to reference frames")
+        self.radius_refs.setChecked(p.radius_for_references)
+        form.addRow("", self.radius_refs)
+        self.context_labels = QComboBox()
+        self.context_labels.addItems(["soft", "hard"])
+        self.context_labels.setCurrentText(p.context_labels)
+        form.addRow("Context labels", self.context_labels)
+        layout.addWidget(factors)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        reset = QPushButton("Restore defaults")
+        buttons.addButton(reset, QDialogButtonBox.ButtonRole.ResetRole)
+        reset.clicked.connect(lambda: self._show(PropagationSettings()))
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(lo, hi)
+        spin.setValue(value)
+        spin.setToolTip(tip)
+        return spin
+
+    def _show(self, s: PropagationSettings) -> None:
+        self.backbone.setCurrentText(s.backbone)
+        self.device.setCurrentText(s.device)
+        self.short_side.setValue(s.short_side)
+        self.context.setValue(s.params.context)
+        self.topk.setValue(s.params.topk)
+        self.temperature.setValue(s.params.temperature)
+        self.radius.setValue(s.params.radius)
+        self.radius_refs.setChecked(s.params.radius_for_references)
+        self.context_labels.setCurrentText(s.params.context_labels)
+
+    def settings(self) -> PropagationSettings:
+        params = replace(PropagationParams(), context=self.context.value(), topk=self.topk.value(),
+                         temperature=self.temperature.value(), radius=self.radius.value(),
+                         radius_for_references=self.radius_refs.isChecked(),
+                         context_labels=self.context_labels.currentText())
+        return PropagationSettings(self.backbone.currentText().strip() or "lite0", self.device.currentText(),
+                                   self.short_side.value(), params)

@@ -1,0 +1,77 @@
+"""Helpers of the GUI tests: tiny in-memory clips and a fast fake backbone."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from annotator.core.video import VideoSource
+
+
+class ArrayVideo(VideoSource):
+    """A video held in memory."""
+
+    def __init__(self, frames: np.ndarray, name: str = "tiny") -> None:
+        super().__init__(f"/nonexistent/{name}")
+        self.name = name
+        self._frames = frames
+        self.hw = tuple(frames.shape[1:3])
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._frames)
+
+    def count_frames_exactly(self) -> int:
+        return len(self._frames)
+
+    def validate(self) -> None:
+        pass
+
+    def _decode(self, index: int) -> np.ndarray:
+        return self._frames[index]
+
+
+def square_clip(n: int = 6, hw=(64, 96), size: int = 20, step: int = 4, seed: int = 0):
+    """A red textured square moving right over a grey textured background; returns (frames, truth)."""
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    frames = np.empty((n, h, w, 3), np.uint8)
+    truth = np.zeros((n, h, w), np.uint8)
+    bg = np.clip(rng.normal(110, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    for t in range(n):
+        f = bg.copy()
+        y0, x0 = 20, 8 + step * t
+        f[y0:y0 + size, x0:x0 + size] = np.clip(rng.normal((200, 40, 40), 10, (size, size, 3)), 0, 255)
+        frames[t] = f
+        truth[t, y0:y0 + size, x0:x0 + size] = 1
+    return frames, truth
+
+
+class FakeBackbone:
+    """Colour features at stride 8: fast, deterministic, good enough to track a red square."""
+
+    name = "fake"
+    device = torch.device("cpu")
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.frames_seen = 0
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        self.frames_seen += frames.shape[0]
+        if self.delay_s:
+            time.sleep(self.delay_s * frames.shape[0])
+        x = frames.float() / 255.0  # (B, 3, H, W)
+        x = F.avg_pool2d(x, 8, ceil_mode=True)  # (B, 3, h, w)
+        x = torch.cat([x - 0.45, torch.full_like(x[:, :1], 0.05)], dim=1)  # (B, 4, h, w)
+        return F.normalize(x, dim=1)
+
+
+def run_propagation(qtbot, window, direction: int = 1, go_on: bool = False, timeout: int = 20_000):
+    """Start a run from the current frame and wait for it to finish; returns (applied, cancelled)."""
+    with qtbot.waitSignal(window.propagation.finished, timeout=timeout) as blocker:
+        window.propagation.start(direction, go_on)
+    return tuple(blocker.args)

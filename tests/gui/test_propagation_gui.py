@@ -1,0 +1,143 @@
+"""Propagation from the GUI: streamed into the model, cancellable at once, re-propagation after a fix."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from annotator.core.annotation import FrameState
+from annotator.core.errors import UsageError
+from gui_helpers import FakeBackbone, run_propagation, square_clip
+
+pytestmark = pytest.mark.gui
+
+
+def _iou(a, b) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def test_propagation_fills_the_following_frames_and_progress_advances(qtbot, make_window):
+    frames, truth = square_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    progress, streamed = [], []
+    w.propagation.progress.connect(lambda done, total, fps, left: progress.append((done, total)))
+    # each result is in the model when its signal arrives: the view fills in frame by frame
+    w.propagation.frame_done.connect(lambda i: streamed.append((i, w.model.frame_state(i))))
+    applied, cancelled = run_propagation(qtbot, w)
+    assert (applied, cancelled) == (5, False)
+    assert progress == [(k, 5) for k in range(1, 6)]
+    assert streamed == [(i, FrameState.PROPAGATED) for i in range(1, 6)]
+    for t in range(1, 6):
+        assert w.model.frame_state(t) is FrameState.PROPAGATED
+        assert _iou(w.model.labels(t) == 1, truth[t] == 1) > 0.6
+    assert w.model.current_frame == 5  # the view followed the run
+    assert w.model.frame_state(0) is FrameState.REFERENCE
+    assert not w.status.progress.isVisible()
+    # the run is one undo step
+    assert w.model.history.undo_name() == "Propagate forward"
+    w.model.history.undo()
+    assert all(w.model.frame_state(t) is FrameState.EMPTY for t in range(1, 6))
+
+
+def test_backward_propagation_and_no_start_without_a_reference(qtbot, make_window):
+    frames, truth = square_clip(n=6)
+    w = make_window(frames, {5: truth[5]})
+    with pytest.raises(UsageError, match="not a reference"):
+        w.propagation.start(1)
+    w.model.set_current_frame(5)
+    applied, _ = run_propagation(qtbot, w, direction=-1)
+    assert applied == 5
+    assert _iou(w.model.labels(0) == 1, truth[0] == 1) > 0.5
+
+
+def test_cancel_stops_within_one_frame_and_keeps_what_was_done(qtbot, make_window):
+    frames, truth = square_clip(n=16, step=2)
+    backbone = FakeBackbone(delay_s=0.05)
+    w = make_window(frames, {0: truth[0]}, backbone=backbone)
+    w.propagation.frame_done.connect(lambda i: w.propagation.cancel() if i == 2 else None)
+    t0 = time.perf_counter()
+    applied, cancelled = run_propagation(qtbot, w)
+    assert cancelled
+    assert applied == 2  # frame 1 and 2: results computed after the cancel are dropped
+    states = w.model.frame_states()
+    assert [i for i, s in enumerate(states) if s is FrameState.PROPAGATED] == [1, 2]
+    assert backbone.frames_seen <= 8  # at most one more feature batch after the cancel
+    assert time.perf_counter() - t0 < 2.0
+    assert w.model.history.undo_name() == "Propagate forward"  # a consistent, undoable partial run
+
+
+def test_correction_then_repropagation_changes_only_frames_up_to_the_next_reference(qtbot, make_window):
+    frames, truth = square_clip(n=10, step=3)
+    ref8 = truth[8].copy()
+    w = make_window(frames, {0: truth[0], 8: ref8})
+    m = w.model
+    applied, _ = run_propagation(qtbot, w)
+    assert applied == 7  # frames 1..7: stops at the reference frame 8
+    assert m.frame_state(9) is FrameState.EMPTY
+    store = w.propagation.store_for_current_video()
+    computed_after_first = store.computed
+    before = {i: np.array(m.labels(i)) for i in range(10)}
+    # a correction on frame 3: paint a blob of object 1 that is not in the propagated map
+    m.set_current_frame(3)
+    m.history.push("Brush", [m.paint(3, np.ones((16, 16), bool), 1, origin=(44, 72))])
+    assert m.frame_state(3) is FrameState.REFERENCE
+    first_frame_at = []
+    w.propagation.frame_done.connect(lambda i: first_frame_at.append(time.perf_counter()) if not first_frame_at else None)
+    t0 = time.perf_counter()
+    applied, _ = run_propagation(qtbot, w)
+    assert applied == 4  # frames 4..7
+    assert first_frame_at[0] - t0 < 1.0  # cached features: the first frame comes at once
+    assert store.computed == computed_after_first  # no frame went through the backbone again
+    for i in (0, 1, 2, 8, 9):
+        np.testing.assert_array_equal(m.labels(i), before[i])
+    np.testing.assert_array_equal(m.labels(8), ref8)  # the next reference is never overwritten
+    assert any(not np.array_equal(m.labels(i), before[i]) for i in range(4, 8))
+
+
+def test_go_on_propagates_through_references_without_overwriting_them(qtbot, make_window):
+    frames, truth = square_clip(n=8)
+    ref4 = truth[4].copy()
+    w = make_window(frames, {0: truth[0], 4: ref4})
+    applied, _ = run_propagation(qtbot, w, go_on=True)
+    assert applied == 6
+    np.testing.assert_array_equal(w.model.labels(4), ref4)
+    assert w.model.frame_state(7) is FrameState.PROPAGATED
+
+
+def test_painting_during_a_run_is_never_overwritten(qtbot, make_window):
+    frames, truth = square_clip(n=10, step=2)
+    w = make_window(frames, {0: truth[0]}, backbone=FakeBackbone(delay_s=0.03))
+    m = w.model
+    painted = {}
+
+    def paint_frame_7(i: int) -> None:
+        if i == 1:
+            w.model.history.push("Brush", [m.paint(7, np.ones((4, 4), bool), 1, origin=(0, 0))])
+            painted[7] = np.array(m.labels(7))
+
+    w.propagation.frame_done.connect(paint_frame_7)
+    run_propagation(qtbot, w, go_on=False)
+    np.testing.assert_array_equal(m.labels(7), painted[7])
+    assert m.frame_state(7) is FrameState.REFERENCE
+
+
+def test_event_loop_stays_responsive_during_propagation(qtbot, make_window):
+    frames, truth = square_clip(n=24, hw=(96, 128), step=2)
+    w = make_window(frames, {0: truth[0]}, backbone=FakeBackbone(delay_s=0.02))
+    stamps: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer.start()
+    try:
+        applied, _ = run_propagation(qtbot, w)
+    finally:
+        timer.stop()
+    assert applied == 23
+    gaps = np.diff(stamps)
+    assert len(stamps) > 20
+    assert gaps.max() < 0.100, f"GUI event loop blocked for {gaps.max() * 1000:.0f} ms"

@@ -1,0 +1,45 @@
+"""The real embedded lite0 backbone behind the GUI, on a tiny clip: tracks, and the window stays responsive."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from annotator.core.annotation import FrameState
+from annotator.gui.main_window import MainWindow
+from annotator.gui.opening import Opened
+from gui_helpers import ArrayVideo, run_propagation, square_clip
+
+pytestmark = pytest.mark.gui
+
+
+def test_lite0_propagation_in_the_window_tracks_and_keeps_the_event_loop_free(qtbot, qsettings):
+    frames, truth = square_clip(n=6, hw=(96, 128), size=32, step=5)
+    w = MainWindow(settings=qsettings)  # the real backbone factory
+    w.propagation.set_settings(replace(w.propagation.settings, backbone="lite0", device="cpu", short_side=0))
+    qtbot.addWidget(w)
+    w.files.set_opened(Opened(ArrayVideo(frames), {0: truth[0]}))
+    w.show()
+    devices = []
+    w.propagation.device_changed.connect(devices.append)
+    stamps: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer.start()
+    try:
+        applied, cancelled = run_propagation(qtbot, w, timeout=60_000)
+    finally:
+        timer.stop()
+    assert (applied, cancelled) == (5, False)
+    assert devices == ["cpu"] and "CPU" in w.status.device.text()
+    for t in range(1, 6):
+        assert w.model.frame_state(t) is FrameState.PROPAGATED
+        pred, gt = w.model.labels(t) == 1, truth[t] == 1
+        assert np.logical_and(pred, gt).sum() / np.logical_or(pred, gt).sum() > 0.6
+    gaps = np.diff(stamps)
+    assert gaps.max() < 0.100, f"GUI event loop blocked for {gaps.max() * 1000:.0f} ms"

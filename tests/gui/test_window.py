@@ -1,0 +1,220 @@
+"""The main window end to end: undo/redo, export, objects panel, timeline, opening files, shortcuts."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from annotator.core.annotation import FrameState
+from annotator.core.labels import read_mask_folder, write_mask
+from annotator.core.video import open_video
+from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog
+from gui_helpers import run_propagation, square_clip
+
+pytestmark = pytest.mark.gui
+
+
+def _stroke(qtbot, canvas, a, b):
+    vp = canvas.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(*a)))
+    qtbot.mouseMove(vp, pos=canvas.mapFromScene(QPointF(*b)))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(*b)))
+
+
+def test_undo_redo_restore_exact_label_maps_after_strokes_and_a_run(qtbot, make_window):
+    frames, truth = square_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    m = w.model
+    snapshots = [{i: np.array(m.labels(i)) for i in range(6)}]
+    run_propagation(qtbot, w)
+    snapshots.append({i: np.array(m.labels(i)) for i in range(6)})
+    m.set_current_frame(2)
+    _stroke(qtbot, w.canvas, (10, 50), (60, 55))
+    snapshots.append({i: np.array(m.labels(i)) for i in range(6)})
+    assert m.frame_state(2) is FrameState.REFERENCE
+    w.canvas.setFocus()
+    for k in (2, 1):  # Ctrl+Z twice: the stroke, then the whole run
+        qtbot.keyClick(w.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        for i in range(6):
+            np.testing.assert_array_equal(m.labels(i), snapshots[k - 1][i])
+    assert m.frame_state(2) is FrameState.EMPTY
+    assert not w.actions_by_name["undo"].isEnabled()
+    for k in (1, 2):  # Ctrl+Shift+Z twice
+        qtbot.keyClick(w.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        for i in range(6):
+            np.testing.assert_array_equal(m.labels(i), snapshots[k][i])
+    assert m.frame_state(2) is FrameState.REFERENCE and m.frame_state(3) is FrameState.PROPAGATED
+
+
+def test_export_writes_davis_masks_that_read_back_equal(qtbot, make_window, tmp_path):
+    frames, truth = square_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    run_propagation(qtbot, w)
+    w.model.clear_frame(5)
+    with qtbot.waitSignal(w.files.export(str(tmp_path), "seq", with_images=True).finished, timeout=10_000):
+        pass
+    masks = read_mask_folder(tmp_path / "Annotations" / "480p" / "seq")
+    assert sorted(masks) == list(range(6))
+    for i in range(6):
+        np.testing.assert_array_equal(masks[i], w.model.labels(i))
+    assert not masks[5].any()
+    images = sorted((tmp_path / "JPEGImages" / "480p" / "seq").glob("*.jpg"))
+    assert [p.name for p in images] == [f"{i:05d}.jpg" for i in range(6)]
+    # the overlay video for review
+    out = tmp_path / "review.mp4"
+    with qtbot.waitSignal(w.files.export_video(str(out)).finished, timeout=10_000):
+        pass
+    with open_video(out) as video:
+        assert len(video) == 6 and video.hw == (64, 96)
+
+
+def test_objects_panel_and_model_stay_in_sync(qtbot, make_window, monkeypatch):
+    frames, truth = square_clip(n=4)
+    w = make_window(frames, {0: truth[0]})
+    m, panel = w.model, w.objects
+    assert panel.tree.topLevelItemCount() == 1
+    assert panel.tree.topLevelItem(0).text(1) == "1"  # appears in one frame
+    qtbot.keyClick(w.canvas, Qt.Key.Key_N)  # new object
+    assert [o.id for o in m.objects] == [1, 2] and m.active_object == 2
+    qtbot.keyClick(w.canvas, Qt.Key.Key_1)  # number keys choose the active object
+    assert m.active_object == 1
+    assert panel.tree.currentItem().data(0, Qt.ItemDataRole.UserRole) == 1
+    item = panel.tree.topLevelItem(1)
+    item.setText(0, "car")  # as an inline edit does
+    assert m.object(2).name == "car"
+    item.setCheckState(0, Qt.CheckState.Unchecked)
+    assert not m.object(2).visible
+    m.history.push("rename", [m.update_object(1, name="person")])
+    assert panel.tree.topLevelItem(0).text(0) == "person"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    panel.delete_object(1, confirm=True)
+    assert [o.id for o in m.objects] == [2] and not m.labels(0).any()
+    m.history.undo()
+    assert [o.id for o in m.objects] == [1, 2] and (m.labels(0) == 1).any()
+
+
+def test_timeline_slider_keys_markers_and_play(qtbot, make_window):
+    frames, truth = square_clip(n=6)
+    w = make_window(frames, {0: truth[0], 4: truth[4]})
+    m, t = w.model, w.timeline
+    t.slider.setValue(3)
+    assert m.current_frame == 3
+    qtbot.keyClick(w.canvas, Qt.Key.Key_Right)
+    assert m.current_frame == 4 and t.slider.value() == 4
+    qtbot.keyClick(w.canvas, Qt.Key.Key_PageUp)
+    assert m.current_frame == 0
+    qtbot.keyClick(w.canvas, Qt.Key.Key_End)
+    assert m.current_frame == 5
+    assert t.strip._states[0] is FrameState.REFERENCE and t.strip._states[1] is FrameState.EMPTY
+    run_propagation(qtbot, w) if m.set_current_frame(0) is None else None
+    assert [s.value for s in t.strip._states] == ["reference", "propagated", "propagated", "propagated",
+                                                  "reference", "empty"]
+    m.set_current_frame(0)
+    t.set_playing(True)
+    qtbot.waitUntil(lambda: m.current_frame == 5, timeout=3000)
+    qtbot.waitUntil(lambda: not t.playing, timeout=1000)
+
+
+def test_sample_clip_opens_with_its_first_mask(qtbot, qsettings):
+    from annotator.gui.app import create_window
+
+    w = create_window(None, settings=qsettings)
+    qtbot.addWidget(w)
+    assert w.model.num_frames == 40 and w.model.hw == (360, 640)
+    assert w.model.is_reference(0) and [o.id for o in w.model.objects] == [1, 2]
+
+
+def test_bad_input_shows_one_line_and_the_app_keeps_running(qtbot, make_window, tmp_path, monkeypatch):
+    frames, truth = square_clip(n=4)
+    w = make_window(frames, {0: truth[0]})
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text: shown.append(text))
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("not a video")
+    assert not w.files.open_path(str(bogus))
+    assert len(shown) == 1 and "\n" not in shown[0] and "notes.txt" in shown[0]
+    assert w.model.num_frames == 4  # the open video is still there
+    w.model.set_current_frame(2)
+    w.actions_by_name["propagate_forward"].trigger()  # frame 2 is not a reference
+    assert len(shown) == 2 and "reference" in shown[1]
+
+
+def test_davis_sequence_brings_its_annotations_as_references(qtbot, make_window, tmp_path):
+    import cv2
+
+    frames, truth = square_clip(n=5)
+    seq = tmp_path / "JPEGImages" / "480p" / "squares"
+    ann = tmp_path / "Annotations" / "480p" / "squares"
+    seq.mkdir(parents=True)
+    ann.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(seq / f"{i:05d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    write_mask(ann / "00000.png", truth[0])
+    w = make_window(frames)
+    assert w.files.open_path(str(seq))
+    assert w.model.num_frames == 5 and w.model.is_reference(0)
+    np.testing.assert_array_equal(w.model.labels(0), truth[0])
+    assert w.files.recent()[0] == str(seq.resolve())
+    # import a mask onto another frame
+    w.model.set_current_frame(3)
+    w.files.import_mask(str(ann / "00000.png"))
+    assert w.model.is_reference(3)
+
+
+def test_every_shortcut_is_listed_and_bound(qtbot, make_window):
+    frames, _ = square_clip(n=3)
+    w = make_window(frames)
+    dialog = ShortcutsDialog(w)
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == len(SHORTCUTS)
+    bound = {name: a.shortcut().toString() for name, a in w.actions_by_name.items()}
+    for s in SHORTCUTS:
+        if s.name in bound and s.keys:
+            assert bound[s.name], f"{s.name} has no key"
+    assert len(set(k for s in SHORTCUTS for k in s.keys if k != "…")) == sum(
+        1 for s in SHORTCUTS for k in s.keys if k != "…")  # no key used twice
+
+
+def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
+    from annotator.core.propagation import PropagationParams
+    from annotator.gui.settings import PropagationSettings, SettingsDialog
+
+    defaults = PropagationParams()
+    dialog = SettingsDialog(PropagationSettings(), "cpu")
+    qtbot.addWidget(dialog)
+    assert (dialog.context.value(), dialog.topk.value()) == (defaults.context, defaults.topk)
+    assert dialog.temperature.value() == pytest.approx(defaults.temperature)
+    assert dialog.radius.value() == pytest.approx(defaults.radius)
+    dialog.context.setValue(5)
+    dialog.topk.setValue(3)
+    dialog.short_side.setValue(320)
+    dialog.backbone.setCurrentText("resnet18")
+    s = dialog.settings()
+    assert (s.params.context, s.params.topk, s.short_side, s.backbone) == (5, 3, 320, "resnet18")
+    s.save(qsettings)
+    assert PropagationSettings.load(qsettings) == s
+
+
+def test_space_drag_and_middle_drag_pan_the_view(qtbot, make_window):
+    frames, truth = square_clip(n=3)
+    w = make_window(frames, {0: truth[0]})
+    c = w.canvas
+    c.set_zoom(20.0)
+    vp = c.viewport()
+    before = c.mapToScene(vp.rect().center())
+    qtbot.mousePress(vp, Qt.MouseButton.MiddleButton, pos=vp.rect().center())
+    qtbot.mouseMove(vp, pos=vp.rect().center() + QPoint(100, 0))
+    qtbot.mouseRelease(vp, Qt.MouseButton.MiddleButton, pos=vp.rect().center() + QPoint(100, 0))
+    after = c.mapToScene(vp.rect().center())
+    assert after.x() == pytest.approx(before.x() - 100 / 20.0, abs=0.2)
+    labels_before = np.array(w.model.labels(0))
+    qtbot.keyPress(c, Qt.Key.Key_Space)
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=vp.rect().center())
+    qtbot.mouseMove(vp, pos=vp.rect().center() + QPoint(0, 60))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=vp.rect().center() + QPoint(0, 60))
+    qtbot.keyRelease(c, Qt.Key.Key_Space)
+    assert c.mapToScene(vp.rect().center()).y() == pytest.approx(after.y() - 3.0, abs=0.2)
+    np.testing.assert_array_equal(w.model.labels(0), labels_before)  # panning never paints

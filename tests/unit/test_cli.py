@@ -1,0 +1,110 @@
+"""The ``annotator`` command line: propagate and eval end to end, and one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from annotator.cli import main
+from annotator.core.labels import read_mask, read_mask_folder, write_mask, write_mask_folder
+from tests.synthetic import moving_objects_clip, write_frames
+
+FAST = ["--short-side", "0", "--stage", "s3", "-q"]
+
+
+@pytest.fixture()
+def clip(tmp_path):
+    frames, truth = moving_objects_clip(n_frames=6, hw=(64, 96), size=24, step=4)
+    folder = write_frames(tmp_path / "frames", frames)
+    mask = tmp_path / "first.png"
+    write_mask(mask, truth[0])
+    return folder, mask, truth
+
+
+def test_propagate_writes_a_mask_for_every_frame(clip, tmp_path, capsys):
+    folder, mask, truth = clip
+    out = tmp_path / "out"
+    assert main(["propagate", str(folder), "--masks", str(mask), "--out", str(out), *FAST]) == 0
+    written = read_mask_folder(out)
+    assert sorted(written) == list(range(6))
+    assert np.array_equal(written[0], truth[0])
+    assert all(m.shape == (64, 96) for m in written.values())
+    assert (written[5] == 1).sum() > 0.5 * (truth[5] == 1).sum()
+    # a second run refuses to overwrite without being asked
+    assert main(["propagate", str(folder), "--masks", str(mask), "--out", str(out), *FAST]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_propagate_from_a_folder_of_references(clip, tmp_path):
+    folder, _, truth = clip
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    write_mask(refs / "00002.png", truth[2])
+    out = tmp_path / "out"
+    assert main(["propagate", str(folder), "--masks", str(refs), "--out", str(out), *FAST]) == 0
+    written = read_mask_folder(out)
+    assert sorted(written) == list(range(6))  # backward to 0 and forward to the end
+    assert np.array_equal(written[2], truth[2])
+
+
+@pytest.mark.parametrize(
+    "change, code, message",
+    [
+        ({"source": "missing"}, 3, "missing"),
+        ({"mask_hw": (32, 48)}, 2, "must have the video's original size"),
+        ({"extra": ["--topk", "0"]}, 2, "top-k must be >= 1"),
+        ({"extra": ["--backbone", "vgg99"]}, 5, "vgg99"),
+        ({"extra": ["--frame", "9"]}, 2, "the video has 6 frames"),
+    ],
+)
+def test_propagate_bad_input_gives_one_line_and_exit_code(clip, tmp_path, capsys, change, code, message):
+    folder, mask, truth = clip
+    source = tmp_path / change["source"] if "source" in change else folder
+    if "mask_hw" in change:
+        write_mask(mask, np.zeros(change["mask_hw"], np.uint8))
+    argv = ["propagate", str(source), "--masks", str(mask), "--out", str(tmp_path / "out"), *FAST,
+            *change.get("extra", [])]
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("annotator: error:") and message in err
+    assert "\n" not in err and "Traceback" not in err
+
+
+@pytest.fixture()
+def davis_root(tmp_path):
+    root = tmp_path / "davis"
+    for name, seed in (("alpha", 1), ("beta", 2)):
+        frames, truth = moving_objects_clip(n_frames=5, hw=(64, 96), size=24, step=4, seed=seed)
+        write_frames(root / "JPEGImages" / "480p" / name, frames)
+        write_mask_folder(root / "Annotations" / "480p" / name, dict(enumerate(truth)))
+    return root
+
+
+def test_eval_prints_the_table_and_writes_json_and_csv(davis_root, tmp_path, capsys):
+    js, cs, masks = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "masks"
+    assert main(["eval", str(davis_root), "--json", str(js), "--csv", str(cs), "--save-masks", str(masks), *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "| alpha" in out and "| beta" in out and "| mean" in out and "J&F" in out and "frames/s" in out
+    report = json.loads(js.read_text())
+    assert [s["sequence"] for s in report["sequences"]] == ["alpha", "beta"]
+    assert 0.5 < report["mean"]["J&F"] <= 1.0
+    assert report["params"]["topk"] == 10
+    rows = list(csv.DictReader(cs.open()))
+    assert rows[-1]["sequence"] == "mean" and float(rows[-1]["J"]) == pytest.approx(report["mean"]["J"], abs=1e-3)
+    assert read_mask(masks / "beta" / "00004.png").shape == (64, 96)
+
+
+def test_eval_only_some_sequences_and_unknown_ones(davis_root, capsys):
+    assert main(["eval", str(davis_root), "--sequences", "beta", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "| beta" in out and "| alpha" not in out
+    assert main(["eval", str(davis_root), "--sequences", "gamma", *FAST]) == 2
+    assert "unknown sequence 'gamma'" in capsys.readouterr().err
+
+
+def test_eval_on_a_folder_that_is_not_davis(tmp_path, capsys):
+    assert main(["eval", str(tmp_path), *FAST]) == 2
+    assert "is not a DAVIS root" in capsys.readouterr().err
