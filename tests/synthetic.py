@@ -16,15 +16,24 @@ def texture(h: int, w: int, seed: int, scale: int = 6) -> np.ndarray:
     return np.ascontiguousarray(big[scale: scale + h, scale: scale + w])
 
 
+def ground_texture(h: int, w: int, seed: int) -> np.ndarray:
+    """A homogeneous natural-looking background (grass/gravel-like): fine noise in a few earthy colours.
+
+    Homogeneous on purpose: background uncovered behind a moving object looks like the rest of
+    the background, as in real scenes, so it can be recognised as background.
+    """
+    grain = texture(h, w, seed, scale=3).astype(np.float32).mean(axis=2, keepdims=True) / 255.0
+    dark, light = np.array([40, 70, 30], np.float32), np.array([150, 170, 90], np.float32)
+    return (dark + grain * (light - dark)).astype(np.uint8)
+
+
 def object_texture(size: int, seed: int) -> np.ndarray:
-    """A patterned patch: stripes of two random colours with fine noise, unlike the blobby background."""
+    """A patch unlike the background: blobs of vivid random colours, distinctive in every direction
+    (stripes would be ambiguous along their direction, the aperture problem)."""
+    blobs = texture(size, size, seed, scale=5).astype(np.float32) / 255.0
     rng = np.random.default_rng(seed)
-    colours = rng.integers(0, 256, size=(2, 3))
-    yy, xx = np.mgrid[0:size, 0:size]
-    period = int(rng.integers(6, 12))
-    stripes = ((xx + yy * (seed % 3 - 1)) // (period // 2)) % 2
-    patch = colours[stripes].astype(np.int16) + rng.integers(-20, 21, size=(size, size, 3))
-    return np.clip(patch, 0, 255).astype(np.uint8)
+    base = rng.integers(0, 2, size=3) * 200 + 30
+    return np.clip(base * 0.4 + blobs * 255 * 0.6, 0, 255).astype(np.uint8)
 
 
 def moving_objects_clip(n_frames: int = 8, hw: tuple[int, int] = (128, 192), n_objects: int = 1,
@@ -34,7 +43,7 @@ def moving_objects_clip(n_frames: int = 8, hw: tuple[int, int] = (128, 192), n_o
     Returns the RGB frames and their true label maps (object ids 1..n_objects).
     """
     h, w = hw
-    background = texture(h, w, seed, scale=16)
+    background = ground_texture(h, w, seed)
     patches = [object_texture(size, seed + 100 + j) for j in range(n_objects)]
     frames, labels = [], []
     for t in range(n_frames):
@@ -43,6 +52,33 @@ def moving_objects_clip(n_frames: int = 8, hw: tuple[int, int] = (128, 192), n_o
         for j, patch in enumerate(patches):
             y = 10 + j * (size + 8) + (j * t * step) // 3
             x = 8 + t * step
+            frame[y: y + size, x: x + size] = patch
+            lab[y: y + size, x: x + size] = j + 1
+        frames.append(frame)
+        labels.append(lab)
+    return frames, labels
+
+
+def tracking_clip(n_frames: int = 8, hw: tuple[int, int] = (192, 288), size: int = 56,
+                  motions: tuple[tuple[int, int], ...] = ((0, 6), (-6, 0)), seed: int = 0
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Objects moving (dy, dx) pixels per frame in different directions, kept away from the frame border.
+
+    Object j starts at its own place in a grid across the frame; features near the border differ
+    from those inside (padding), so uncovered background there is harder for any backbone.
+    """
+    h, w = hw
+    background = ground_texture(h, w, seed)
+    frames, labels = [], []
+    starts = [(size // 2 + (j % 2) * (h // 2 - size // 4), size // 2 + j * (w // len(motions)))
+              for j in range(len(motions))]
+    patches = [object_texture(size, seed + 100 + j) for j in range(len(motions))]
+    for t in range(n_frames):
+        frame, lab = background.copy(), np.zeros((h, w), np.uint8)
+        for j, ((y0, x0), (dy, dx), patch) in enumerate(zip(starts, motions, patches)):
+            y, x = y0 + dy * t, x0 + dx * t
+            if not (0 <= y and y + size <= h and 0 <= x and x + size <= w):
+                raise ValueError(f"object {j + 1} leaves the {w}x{h} frame at frame {t}")
             frame[y: y + size, x: x + size] = patch
             lab[y: y + size, x: x + size] = j + 1
         frames.append(frame)

@@ -51,14 +51,16 @@ def evaluate_davis_sequence(
     with open_video(davis.frames_dir(root, name, resolution)) as video:
         store = FeatureStore(video, backbone, short_side=short_side)
         predictions: dict[int, np.ndarray] = {first: gt[first]}
+        run_timings: dict[str, float] = {}
         start = time.perf_counter()
-        for result in propagate_video(store, {first: gt[first]}, len(video), params, output_hw=video.hw):
+        for result in propagate_video(store, {first: gt[first]}, len(video), params, output_hw=video.hw,
+                                      timings=run_timings):
             predictions[result.index] = result.labels
             if on_frame is not None:
                 on_frame(result.index)
         seconds = time.perf_counter() - start
-        timings = dict(store.timings)
-    timings["propagation"] = max(0.0, seconds - sum(timings.values()))
+        timings = {**store.timings, **run_timings}
+    timings["other"] = max(0.0, seconds - sum(timings.values()))
     if write_dir is not None:
         write_mask_folder(Path(write_dir) / name, predictions)
     scores = evaluate_sequence(predictions, gt, name=name)

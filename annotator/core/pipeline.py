@@ -23,8 +23,14 @@ def propagate_video(
     *,
     output_hw: tuple[int, int] | None = None,
     label_ids: Sequence[int] | None = None,
+    engine=None,
+    timings: dict[str, float] | None = None,
 ) -> Iterator[FrameResult]:
-    """Yield a result for every frame of the video that is not a reference, forward then backward."""
+    """Yield a result for every frame of the video that is not a reference, forward then backward.
+
+    ``engine`` replaces the local-window engine (benchmarks pass the naive one); ``timings`` is
+    passed on to :func:`propagate`.
+    """
     if not references:
         raise UsageError("no reference mask given: at least one frame needs a painted mask")
     outside = sorted(i for i in references if not 0 <= i < num_frames)
@@ -35,7 +41,7 @@ def propagate_video(
         label_ids = label_ids_of(list(references.values()))
     if output_hw is None:
         output_hw = tuple(references[first].shape[:2])  # type: ignore[assignment]
-    yield from propagate(features, references, first, num_frames, params, output_hw=output_hw,
-                         label_ids=label_ids, stop_at_next_reference=False)
-    yield from propagate(features, references, first, -1, params, output_hw=output_hw,
-                         label_ids=label_ids, stop_at_next_reference=False)
+    options = {"engine": engine} if engine is not None else {}
+    for stop in (num_frames, -1):
+        yield from propagate(features, references, first, stop, params, output_hw=output_hw,
+                             label_ids=label_ids, stop_at_next_reference=False, timings=timings, **options)

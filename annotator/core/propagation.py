@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -295,6 +296,7 @@ def propagate(
     label_ids: Sequence[int] | None = None,
     stop_at_next_reference: bool = True,
     engine: Callable[[torch.Tensor, Sequence[ContextFrame], PropagationParams], torch.Tensor] = propagate_frame,
+    timings: dict[str, float] | None = None,
 ) -> Iterator[FrameResult]:
     """Propagate the labels of reference frame ``start`` towards ``stop`` (exclusive), one frame at a time.
 
@@ -304,7 +306,9 @@ def propagate(
     far (``start`` first) and the last ``params.context`` frames propagated in this run. A reference
     frame met on the way ends the run when ``stop_at_next_reference``; otherwise it joins the
     context and is not yielded (propagation never overwrites a person's work). Memory is bounded
-    by the context, not by the length of the video: consume the results as they come.
+    by the context, not by the length of the video: consume the results as they come. When
+    ``timings`` is given, seconds spent in the engine ("propagation") and in upsampling and argmax
+    ("upsample") are added to it (on a GPU without synchronising, so they are launch times there).
     """
     params.validate()
     if start not in references:
@@ -333,8 +337,13 @@ def propagate(
             recent.clear()  # frames before a person's correction are superseded by it
             continue
         target = features(index)
+        t0 = time.perf_counter()
         soft = engine(target, [*refs, *recent], params)  # (L, h, w)
+        t1 = time.perf_counter()
         labels = soft_to_labels(soft, label_ids, output_hw)
+        if timings is not None:
+            timings["propagation"] = timings.get("propagation", 0.0) + t1 - t0
+            timings["upsample"] = timings.get("upsample", 0.0) + time.perf_counter() - t1
         if params.context > 0:
             if params.context_labels == "hard":
                 ctx_labels = labels_to_grid(labels, label_ids, tuple(soft.shape[1:]), soft.device).to(target.dtype)
