@@ -44,12 +44,13 @@ def evaluate_davis_sequence(
     resolution: str = "480p",
     write_dir: str | Path | None = None,
     on_frame: Callable[[int], None] | None = None,
+    feature_cache: str | Path | None = None,
 ) -> SequenceRun:
     """Propagate sequence ``name`` from its first annotated frame and score it against its annotations."""
     gt = read_mask_folder(davis.annotations_dir(root, name, resolution))
     first = min(gt)
     with open_video(davis.frames_dir(root, name, resolution)) as video:
-        store = FeatureStore(video, backbone, short_side=short_side)
+        store = FeatureStore(video, backbone, short_side=short_side, disk_cache=feature_cache)
         predictions: dict[int, np.ndarray] = {first: gt[first]}
         run_timings: dict[str, float] = {}
         start = time.perf_counter()

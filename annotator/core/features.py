@@ -2,8 +2,9 @@
 
 Re-propagating after a correction reads the same frames again; the store keeps their features in
 a memory cache bounded in bytes (least recently used out first), so only frames that fell out of
-the budget are decoded and run through the backbone again. Frames are computed in small batches
-in the direction of travel, which is what a propagation run asks for next.
+the budget are decoded and run through the backbone again (or read back from the optional disk
+cache, :mod:`annotator.core.feature_cache`). Frames are computed in small batches in the direction
+of travel, which is what a propagation run asks for next.
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from annotator.core.video import VideoSource, resize_frame, working_hw
+from annotator.core.feature_cache import DiskFeatureCache
+from annotator.core.video import VideoSource, hash_video, resize_frame, working_hw
 
 
 class FeatureStore:
     """Callable ``store(i) -> (C, h, w)`` feature map of frame i on the backbone's device."""
 
     def __init__(self, video: VideoSource, backbone, *, short_side: int | None = 480,
-                 max_bytes: int = 1 << 30, batch_size: int = 4) -> None:
+                 max_bytes: int = 1 << 30, batch_size: int = 4, disk_cache: str | Path | None = None) -> None:
         self.video = video
         self.backbone = backbone
         self.working_hw: tuple[int, int] = working_hw(video.hw, short_side)
@@ -35,11 +38,14 @@ class FeatureStore:
         """Seconds spent decoding+resizing frames and running the backbone (for benchmarks)."""
         self.computed = 0
         """How many frames went through the backbone (tests use it to prove reuse)."""
+        self._disk_folder = disk_cache
+        self._disk: DiskFeatureCache | None = None
 
     @property
     def key(self) -> str:
         """Identifies what the features depend on: backbone and working resolution."""
-        return f"{self.backbone.name}@{self.working_hw[0]}x{self.working_hw[1]}"
+        backbone_key = getattr(self.backbone, "cache_key", self.backbone.name)
+        return f"{backbone_key}@{self.working_hw[0]}x{self.working_hw[1]}"
 
     def __len__(self) -> int:
         return len(self.video)
@@ -73,21 +79,43 @@ class FeatureStore:
             frame = resize_frame(frame, self.working_hw)
         return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
 
+    def _disk_cache(self, shape: tuple[int, int, int] | None) -> DiskFeatureCache | None:
+        """The disk cache, opened on first use (created once the feature shape is known)."""
+        if self._disk is None and self._disk_folder is not None:
+            key = f"{hash_video(self.video)}|{self.key}"
+            self._disk = DiskFeatureCache.open(self._disk_folder, key, len(self.video), shape)
+        return self._disk
+
+    def _remember(self, index: int, feats: torch.Tensor) -> None:
+        self._cache[index] = feats
+        self._bytes += feats.numel() * feats.element_size()
+
     def _compute(self, indices: list[int]) -> None:
-        t0 = time.perf_counter()
-        frames = torch.stack([self.frame_tensor(i) for i in indices])  # (B, 3, H, W) uint8
-        t1 = time.perf_counter()
-        feats = self.backbone(frames)  # (B, C, h, w)
-        if feats.device.type == "cuda":
-            torch.cuda.synchronize(feats.device)
-        self.timings["decode"] += t1 - t0
-        self.timings["features"] += time.perf_counter() - t1
-        self.computed += len(indices)
-        for i, f in zip(indices, feats):
-            f = f.contiguous()
-            self._cache[i] = f
-            self._bytes += f.numel() * f.element_size()
-        while self._bytes > self.max_bytes and len(self._cache) > len(indices):
+        disk = self._disk_cache(None)
+        if disk is not None:
+            for i in list(indices):
+                feats = disk.get(i)
+                if feats is not None:
+                    self._remember(i, feats.to(self.backbone.device))
+                    indices.remove(i)
+        if indices:
+            t0 = time.perf_counter()
+            frames = torch.stack([self.frame_tensor(i) for i in indices])  # (B, 3, H, W) uint8
+            t1 = time.perf_counter()
+            feats = self.backbone(frames)  # (B, C, h, w)
+            if feats.device.type == "cuda":
+                torch.cuda.synchronize(feats.device)
+            self.timings["decode"] += t1 - t0
+            self.timings["features"] += time.perf_counter() - t1
+            self.computed += len(indices)
+            disk = self._disk_cache(tuple(feats.shape[1:]))
+            for i, f in zip(indices, feats):
+                self._remember(i, f.contiguous())
+                if disk is not None:
+                    disk.put(i, f)
+            if disk is not None:
+                disk.flush()
+        while self._bytes > self.max_bytes and len(self._cache) > self.batch_size:
             _, old = self._cache.popitem(last=False)
             self._bytes -= old.numel() * old.element_size()
 
