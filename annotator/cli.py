@@ -17,6 +17,7 @@ from pathlib import Path
 
 from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.propagation import PropagationParams
+from annotator.core.upsampling import UPSAMPLE_MODES
 
 _DEFAULTS = PropagationParams()
 
@@ -33,6 +34,8 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
                    help="spatial radius in feature cells (default %(default)s)")
     g.add_argument("--global-references", action="store_true",
                    help="compare with the whole of each reference frame, not only inside the radius")
+    g.add_argument("--upsample", choices=UPSAMPLE_MODES, default=_DEFAULTS.upsample,
+                   help="soft labels to image size: bilinear, or guided by the frame's edges (default %(default)s)")
     g.add_argument("--context-labels", choices=("soft", "hard"), default=_DEFAULTS.context_labels,
                    help="labels propagated frames bring to the context (default %(default)s)")
     b = parser.add_argument_group("backbone and resolution")
@@ -42,6 +45,8 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--weights", default=None, help="local weights file for resnet18/resnet50 (no download)")
     b.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     b.add_argument("--threads", type=int, default=None, help="CPU threads for the backbone and propagation")
+    b.add_argument("--feature-cache", default=None, metavar="DIR",
+                   help="keep features on disk here (fp16), so later runs on the same video skip the backbone")
     b.add_argument("--short-side", type=int, default=480,
                    help="working resolution: frames are resized to this short side (0 = original)")
 
@@ -49,7 +54,7 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
 def _params(args: argparse.Namespace) -> PropagationParams:
     params = PropagationParams(context=args.context, topk=args.topk, temperature=args.temperature,
                                radius=args.radius, radius_for_references=not args.global_references,
-                               context_labels=args.context_labels)
+                               context_labels=args.context_labels, upsample=args.upsample)
     params.validate()
     return params
 
@@ -101,13 +106,13 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     with open_video(args.source) as video:
         refs = _read_references(Path(args.masks), args.frame, video.hw, len(video))
         backbone = _backbone(args)
-        store = FeatureStore(video, backbone, short_side=args.short_side or None)
+        store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
         out.mkdir(parents=True, exist_ok=True)
         for index, labels in refs.items():
             write_mask(out / f"{index:05d}.png", labels)
         todo = len(video) - len(refs)
         with _progress(todo, video.name, args.quiet) as bar:
-            for result in propagate_video(store, refs, len(video), params, output_hw=video.hw):
+            for result in propagate_video(store, refs, len(video), params, output_hw=video.hw, frames=video.frame):
                 write_mask(out / f"{result.index:05d}.png", result.labels)
                 bar.update(1)
     if not args.quiet:
@@ -141,6 +146,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"unknown sequence {unknown[0]!r}; {args.root} has: {', '.join(names)}")
         names = [n for n in names if n in args.sequences]
+    if args.grid:
+        return _eval_grid(args, params, names)
     backbone = _backbone(args)
     total = sum(len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) - 1 for n in names)
     runs = []
@@ -148,6 +155,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for name in names:
             bar.set_postfix_str(name)
             runs.append(evaluate_davis_sequence(args.root, name, backbone, params, short_side=args.short_side or None,
+                                                feature_cache=args.feature_cache,
                                                 resolution=args.resolution, write_dir=args.save_masks,
                                                 on_frame=lambda _i: bar.update(1)))
     rows = [{"sequence": r.scores.name, "J": r.scores.j_mean, "F": r.scores.f_mean, "J&F": r.scores.jf,
@@ -169,6 +177,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
+    if args.report:
+        _write_reports(args.report, [(r.scores.name, r.scores) for r in runs])
+    return 0
+
+
+def _write_reports(folder: str, named_scores) -> None:
+    from annotator.core.report import write_report
+
+    for name, s in named_scores:
+        write_report(folder, name, s.object_ids, s.frames, s.J, s.F)
+    print(f"wrote per-frame metrics (CSV) and curves (PNG) of {len(named_scores)} sequence(s) to {folder}")
+
+
+def _eval_grid(args: argparse.Namespace, params: PropagationParams, names: list[str]) -> int:
+    """``eval --grid``: every combination of the swept factors, one row each (an ablation table)."""
+    from annotator.core import davis
+    from annotator.core.backbones import load_backbone
+    from annotator.core.experiments import dataset_means, evaluate_grid, grid_points, markdown_table, parse_grid
+
+    grid = parse_grid(args.grid)
+    points = grid_points(grid)
+    load = lambda spec, stage: load_backbone(spec, device=args.device, stage=stage, weights=args.weights,  # noqa: E731
+                                             threads=args.threads)
+    total = len(points) * sum(len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) - 1 for n in names)
+    with _progress(total, "grid", args.quiet) as bar:
+        results = evaluate_grid(args.root, names, points, params, load_backbone=load, backbone=args.backbone,
+                                stage=args.stage, short_side=args.short_side, resolution=args.resolution,
+                                on_frame=lambda _i: bar.update(1))
+    rows = [{**point, **dataset_means(records)} for point, records in zip(points, results)]
+    columns = [*grid, "J", "F", "J&F", "frames/s"]
+    print(f"grid over {len(names)} sequence(s), other factors: {params}")
+    print(markdown_table(rows, columns))
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"grid": grid, "rows": rows}, indent=2, default=str))
+    if args.report:
+        for point, records in zip(points, results):
+            label = "_".join(f"{k}={v}" for k, v in point.items()).replace("/", "-")
+            _write_reports(str(Path(args.report) / label), [(r.name, r) for r in records])
     return 0
 
 
@@ -188,6 +239,29 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
     for line in available_backbones():
         print(line)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``export PROJECT --out DIR``: a project's label maps as DAVIS masks at the video's original size."""
+    import numpy as np
+
+    from annotator.core.labels import write_mask
+    from annotator.core.project import read_project
+    from annotator.gui.export import davis_paths  # Qt-free: the same layout as the GUI's export
+
+    content = read_project(args.project, with_video=False)  # the masks are enough: no video needed
+    video = content.data.video
+    name = args.name or Path(video.absolute).stem
+    folder, _ = davis_paths(args.out, name)
+    if folder.is_dir() and any(folder.glob("*.png")) and not args.overwrite:
+        raise UsageError(f"{folder} already holds masks; pass --overwrite to replace them")
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = np.zeros(video.hw, np.uint8)
+    for i in range(video.frames):
+        write_mask(folder / f"{i:05d}.png", content.labels.get(i, empty))
+    if not args.quiet:
+        print(f"wrote {video.frames} masks ({len(content.labels)} labelled) of {video.hw[1]}x{video.hw[0]} to {folder}")
     return 0
 
 
@@ -218,12 +292,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the table as JSON here")
     p.add_argument("--csv", default=None, help="write the table as CSV here")
     p.add_argument("--save-masks", default=None, help="write the propagated masks under this folder")
+    p.add_argument("--grid", action="append", default=[], metavar="FACTOR=V1,V2,...",
+                   help="sweep a factor (m, k, tau, radius, radius_for_references, context_labels, short_side, "
+                        "backbone, stage); repeat for a grid; prints the ablation table (--csv writes it)")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="write per-frame metrics (CSV) and a plot of the curves (PNG) per sequence here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_factor_options(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("backbones", help="list the available backbones")
     p.set_defaults(func=cmd_backbones)
+
+    p = sub.add_parser("export", help="write a project's masks as a DAVIS Annotations folder (original size)")
+    p.add_argument("project", help="annotation project folder (with project.json)")
+    p.add_argument("--out", required=True, help="DAVIS root to write Annotations/480p/<name>/NNNNN.png under")
+    p.add_argument("--name", default=None, help="sequence name (default: the video's name)")
+    p.add_argument("--overwrite", action="store_true", help="replace masks already there")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

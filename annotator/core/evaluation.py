@@ -55,7 +55,7 @@ def evaluate_davis_sequence(
         run_timings: dict[str, float] = {}
         start = time.perf_counter()
         for result in propagate_video(store, {first: gt[first]}, len(video), params, output_hw=video.hw,
-                                      timings=run_timings):
+                                      timings=run_timings, frames=video.frame):
             predictions[result.index] = result.labels
             if on_frame is not None:
                 on_frame(result.index)

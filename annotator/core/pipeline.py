@@ -25,11 +25,12 @@ def propagate_video(
     label_ids: Sequence[int] | None = None,
     engine=None,
     timings: dict[str, float] | None = None,
+    frames=None,
 ) -> Iterator[FrameResult]:
     """Yield a result for every frame of the video that is not a reference, forward then backward.
 
-    ``engine`` replaces the local-window engine (benchmarks pass the naive one); ``timings`` is
-    passed on to :func:`propagate`.
+    ``engine`` replaces the local-window engine (benchmarks pass the naive one); ``timings`` and
+    ``frames`` are passed on to :func:`propagate`.
     """
     if not references:
         raise UsageError("no reference mask given: at least one frame needs a painted mask")
@@ -44,4 +45,5 @@ def propagate_video(
     options = {"engine": engine} if engine is not None else {}
     for stop in (num_frames, -1):
         yield from propagate(features, references, first, stop, params, output_hw=output_hw,
-                             label_ids=label_ids, stop_at_next_reference=False, timings=timings, **options)
+                             label_ids=label_ids, stop_at_next_reference=False, timings=timings,
+                             frames=frames, **options)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
 from annotator.core.labels import VOID
+from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
 
 ContextLabels = Literal["soft", "hard"]
 
@@ -52,6 +53,8 @@ class PropagationParams:
     """Whether reference frames are also restricted to the radius (False: whole frame)."""
     context_labels: ContextLabels = "soft"
     """Labels a propagated frame brings to the context: its soft labels or its one-hot argmax."""
+    upsample: UpsampleMode = "bilinear"
+    """How soft labels reach image size: bilinear (CRW, DINO) or guided by the frame's edges."""
     tile: int = 12
     """Side of the target tiles of the local-window engine (speed only; results do not change)."""
 
@@ -67,6 +70,8 @@ class PropagationParams:
             raise UsageError(f"radius must be >= 0 feature cells, got {self.radius}")
         if self.tile < 1:
             raise UsageError(f"tile must be >= 1, got {self.tile}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise UsageError(f"upsampling must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
         if self.context_labels not in ("soft", "hard"):
             raise UsageError(f"context labels must be 'soft' or 'hard', got {self.context_labels!r}")
 
@@ -125,14 +130,6 @@ def labels_to_grid(labels: np.ndarray, label_ids: Sequence[int], grid_hw: tuple[
     valid = (channels >= 0).float()
     one_hot = F.one_hot(channels.clamp(min=0), len(label_ids)).permute(2, 0, 1).float() * valid  # (L, H, W)
     return F.adaptive_avg_pool2d(one_hot[None], grid_hw)[0]  # (L, h, w)
-
-
-def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tuple[int, int]) -> np.ndarray:
-    """Upsample soft labels (L, h, w) bilinearly to ``output_hw`` and argmax into an id label map."""
-    up = F.interpolate(soft[None].float(), size=output_hw, mode="bilinear", align_corners=False)[0]
-    channels = up.argmax(dim=0).to(torch.uint8).cpu().numpy()  # (H, W)
-    ids = np.asarray(label_ids, dtype=np.uint8)
-    return ids[channels]
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,6 +294,7 @@ def propagate(
     stop_at_next_reference: bool = True,
     engine: Callable[[torch.Tensor, Sequence[ContextFrame], PropagationParams], torch.Tensor] = propagate_frame,
     timings: dict[str, float] | None = None,
+    frames: Callable[[int], np.ndarray] | None = None,
 ) -> Iterator[FrameResult]:
     """Propagate the labels of reference frame ``start`` towards ``stop`` (exclusive), one frame at a time.
 
@@ -309,8 +307,11 @@ def propagate(
     by the context, not by the length of the video: consume the results as they come. When
     ``timings`` is given, seconds spent in the engine ("propagation") and in upsampling and argmax
     ("upsample") are added to it (on a GPU without synchronising, so they are launch times there).
+    ``frames(i)`` gives the RGB frame i, needed by ``params.upsample == "guided"``.
     """
     params.validate()
+    if params.upsample == "guided" and frames is None:
+        raise UsageError("guided upsampling needs the video frames: pass frames=")
     if start not in references:
         raise UsageError(f"frame {start} is not a reference frame: paint or load a mask on it first")
     if stop == start:
@@ -340,7 +341,8 @@ def propagate(
         t0 = time.perf_counter()
         soft = engine(target, [*refs, *recent], params)  # (L, h, w)
         t1 = time.perf_counter()
-        labels = soft_to_labels(soft, label_ids, output_hw)
+        frame = frames(index) if params.upsample == "guided" else None
+        labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame)
         if timings is not None:
             timings["propagation"] = timings.get("propagation", 0.0) + t1 - t0
             timings["upsample"] = timings.get("upsample", 0.0) + time.perf_counter() - t1

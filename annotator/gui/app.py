@@ -45,7 +45,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 def create_window(path: str | None = None, **kwargs) -> MainWindow:
     """A main window with ``path`` (or the sample clip) opened; bad input leaves it empty."""
     window = MainWindow(**kwargs)
-    window.files.open_path(path)
+    window.projects.open_path(path)  # a project folder, or anything the file actions open
     return window
 
 
@@ -54,7 +54,9 @@ def run_app(path: str | None = None) -> int:
     app = make_app()
     app.setAttribute(Qt.ApplicationAttribute.AA_DontShowIconsInMenus, False)
     window = MainWindow()
+    window.projects.enable_autosave()  # the per-user data folder; tests' windows do not autosave
     window.show()
-    # open after the window is on screen, so that an error dialog has a parent to sit on
-    QTimer.singleShot(0, lambda: window.files.open_path(path))
+    # after the window is on screen, so that dialogs have a parent: offer to recover work a crash
+    # left behind, else open the path
+    QTimer.singleShot(0, lambda: window.projects.startup(path))
     return app.exec()

@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         self._setup_menus()
         self._connect_model()
         self._connect_propagation()
+        self.projects = self._setup_projects()
+        self.diagnostics = self._setup_diagnostics()
         self._update_title()
         self._update_history_actions()
 
@@ -249,7 +251,19 @@ class MainWindow(QMainWindow):
             for name in names:
                 menu.addSeparator() if name is None else menu.addAction(a[name])
 
+    def _setup_projects(self):
+        """Save / Save as / Open project, autosave and crash recovery (their own module)."""
+        from annotator.gui.project_actions import ProjectActions
+
+        return ProjectActions(self)
+
     # ---- wiring --------------------------------------------------------------------------
+
+    def _setup_diagnostics(self):
+        """Ground truth, runs, factors, confidence and suggestions (their own module, docks and menu)."""
+        from annotator.gui.diagnostics import setup_diagnostics
+
+        return setup_diagnostics(self)
 
     def _connect_model(self) -> None:
         self.model.history.on_changed(self._update_history_actions)
@@ -386,4 +400,5 @@ class MainWindow(QMainWindow):
         self.propagation.cancel()
         self.propagation.wait()
         self.files.wait()
+        self.projects.shutdown()  # keeps the autosave only when there is unsaved work
         super().closeEvent(event)

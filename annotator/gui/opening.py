@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.core.errors import MaskError
+from annotator.core.errors import MaskError, UsageError
 from annotator.core.labels import read_mask, read_mask_folder, resize_labels
 from annotator.core.video import VideoSource, open_video
 
@@ -57,6 +57,8 @@ def fit_masks(masks: dict[int, np.ndarray], video: VideoSource) -> dict[int, np.
 def open_source(path: str | os.PathLike[str], masks: str | os.PathLike[str] | None = None) -> Opened:
     """Open ``path`` (video, frame folder, DAVIS sequence) and the masks that belong to it."""
     path = Path(path)
+    if (path / "project.json").is_file():  # the file actions cannot open projects: say where to
+        raise UsageError(f"{path} is an annotation project: open it with File > Open project… (Ctrl+Shift+O)")
     video = open_video(path)
     try:
         masks_dir = Path(masks) if masks is not None else (davis_annotations_for(path) if path.is_dir() else None)

@@ -13,6 +13,7 @@ frames at once.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,11 +31,22 @@ from annotator.gui.worker import GeneratorWorker
 BackboneFactory = Callable[[PropagationSettings], object]
 
 
+def compute_threads() -> int:
+    """CPU threads for the backbone and the engine: all cores but one, which stays with the GUI.
+
+    On a 2-core laptop two compute threads leave the event loop fighting for a core (frames then
+    arrive in bursts and the window stutters); one compute thread keeps it smooth.
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def load_backbone_for(settings: PropagationSettings):
     """The real backbone named by the settings (may take a second: called on the worker thread)."""
     from annotator.core.backbones import load_backbone
 
-    return load_backbone(settings.backbone, device=settings.device)
+    device = settings.device
+    threads = compute_threads() if device in ("auto", "cpu") else None
+    return load_backbone(settings.backbone, device=device, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class PropagationController(QObject):
     started = Signal(object)  # RunInfo
     progress = Signal(int, int, float, float)  # done, total, frames/s, seconds left
     frame_done = Signal(int)  # frame index applied
+    frame_result = Signal(object)  # the FrameResult just handled (soft labels for the diagnostics)
     finished = Signal(int, bool)  # frames applied, cancelled
     failed = Signal(str)  # one-line message
     device_changed = Signal(str)
@@ -204,6 +217,7 @@ class PropagationController(QObject):
         total = self._run.total if self._run else self._applied
         left = (total - self._applied) / fps if fps > 0 else float("nan")
         self.frame_done.emit(item.index)
+        self.frame_result.emit(item)
         self.progress.emit(self._applied, total, fps, left)
 
     def _on_error(self, exc: object) -> None:

@@ -65,6 +65,9 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("fit", "Fit to window", ("Ctrl+0",), "View"),
     Shortcut("actual_size", "Actual size (1:1)", ("Ctrl+1",), "View"),
     Shortcut("pan", "Pan: middle drag, or hold Space and drag", (), "View"),
+    Shortcut("worst_frame", "Jump to the worst frame (with ground truth)", ("W",), "Diagnostics"),
+    Shortcut("suggest_frame", "Next frame to correct (from the uncertainty)", ("C",), "Diagnostics"),
+    Shortcut("cycle_layer", "Next diagnostic layer: errors, confidence, split", ("V",), "Diagnostics"),
     Shortcut("help_shortcuts", "Keyboard shortcuts", ("F1",), "Help"),
 )
 

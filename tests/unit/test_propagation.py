@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
+from annotator.core.upsampling import soft_to_labels
 from annotator.core.propagation import (
     ContextFrame,
     PropagationParams,
@@ -15,7 +16,6 @@ from annotator.core.propagation import (
     propagate,
     propagate_frame,
     propagate_frame_naive,
-    soft_to_labels,
 )
 
 

@@ -1,0 +1,273 @@
+"""Autosave and crash recovery: the annotation is mirrored to a recovery folder every few seconds.
+
+A recovery folder is an ordinary project folder (see :mod:`annotator.core.project`: same atomic,
+kill-safe saves, only changed frames written) plus ``lock.json`` naming the process that owns it,
+the project it belongs to (if any) and the video. The owner removes the folder when it closes
+with nothing unsaved; otherwise the folder stays, and :func:`find_recoverable` lists it at the next
+start, as crashed (its process is gone without closing) or as left with unsaved work.
+
+The GUI passes the root folder (its per-user data folder); this module never looks for one, and
+nothing is written from ``__del__``: call :meth:`Autosaver.flush` and :meth:`Autosaver.close`.
+Qt-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from annotator.core.annotation import AnnotationModel
+from annotator.core.atomic import atomic_write_text
+from annotator.core.errors import ProjectError, SaveError
+from annotator.core.project import (PROJECT_FILE, ChangeTracker, LocateVideo, ProjectContent, load_project,
+                                    read_project_file, save_project)
+
+__all__ = ["LOCK_FILE", "Autosaver", "Recoverable", "autosave_folder", "discard", "find_recoverable",
+           "pid_alive", "recover"]
+
+LOCK_FILE = "lock.json"
+DEFAULT_INTERVAL_S = 5.0
+DEFAULT_CHUNK_FRAMES = 8
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on Windows only our own id counts as alive)."""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    except OSError:
+        return False
+    return True
+
+
+def _read_lock(folder: Path) -> dict[str, Any] | None:
+    try:
+        lock = json.loads((folder / LOCK_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(lock, dict) or isinstance(lock.get("pid"), bool) or not isinstance(lock.get("pid"), int):
+        return None
+    return lock
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether the folder belongs to a running session or holds work that may still be recovered."""
+    if not folder.exists():
+        return False
+    lock = _read_lock(folder)
+    if lock is None:
+        return (folder / PROJECT_FILE).exists()
+    return lock["pid"] != os.getpid() or bool(lock.get("closed")) or (folder / PROJECT_FILE).exists()
+
+
+def autosave_folder(root: str | os.PathLike[str], key: str) -> Path:
+    """A free recovery folder under ``root`` for ``key`` (a project folder or a video path).
+
+    The same key gives the same folder from session to session, unless that folder is taken by
+    another running session or holds recoverable work: then a folder of this process's own is used.
+    """
+    name = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    candidates = [name, f"{name}-{os.getpid()}", *(f"{name}-{os.getpid()}-{n}" for n in range(2, 1000))]
+    for candidate in candidates:
+        folder = Path(root) / candidate
+        if not _in_use(folder):
+            return folder
+    raise SaveError(f"no free autosave folder for {key} under {root}")
+
+
+class Autosaver:
+    """Mirrors a model into a recovery folder: when due (:meth:`tick`), on request, and on close.
+
+    ``tick()`` saves once ``interval_s`` passed since the last save or ``chunk_frames`` frames
+    changed (a propagation run streaming in), whichever comes first, and only when something
+    changed. ``propagation`` returns the settings to record with the frames (may be None).
+    """
+
+    def __init__(self, model: AnnotationModel, folder: str | os.PathLike[str], *, project: str | os.PathLike[str] | None = None,
+                 interval_s: float = DEFAULT_INTERVAL_S, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                 video_hash: str | None = None, propagation: Callable[[], Mapping[str, Any] | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.model = model
+        self.folder = Path(folder).absolute()
+        self.project = Path(project).absolute() if project is not None else None
+        self.interval_s = float(interval_s)
+        self.chunk_frames = max(1, int(chunk_frames))
+        self.video_hash = video_hash
+        self._propagation = propagation
+        self._clock = clock
+        self._changes: ChangeTracker | None = None
+        self._last = 0.0
+        self._started = ""
+        self._video: str | None = None
+        self.saves = 0
+
+    @property
+    def running(self) -> bool:
+        return self._changes is not None
+
+    @property
+    def pending(self) -> int:
+        """Frames changed since the last autosave."""
+        return len(self._changes.frames) if self._changes is not None else 0
+
+    def start(self) -> None:
+        """Take over the folder (anything in it is dropped: recover it first) and mark every frame to save."""
+        if self.model.video is None:
+            raise ProjectError("nothing to autosave: no video is open")
+        try:
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            self.folder.mkdir(parents=True)
+        except OSError as exc:
+            raise SaveError(f"cannot create the autosave folder {self.folder}: {exc.strerror or exc}") from exc
+        self._started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self._video = str(Path(self.model.video.path).absolute())
+        self._write_lock(closed=False)
+        self._changes = ChangeTracker(self.model)
+        self._changes.mark_all()
+        self._last = self._clock()
+
+    def set_project(self, project: str | os.PathLike[str] | None) -> None:
+        """The project the autosaved work belongs to changed (a "save as")."""
+        self.project = Path(project).absolute() if project is not None else None
+        if self.running:
+            self._write_lock(closed=False)
+
+    def _write_lock(self, *, closed: bool) -> None:
+        lock = {"pid": os.getpid(), "host": socket.gethostname(), "started": self._started,
+                "project": str(self.project) if self.project is not None else None,
+                "video": self._video,  # of the session, even once the model moved on (abandon)
+                "closed": closed}
+        atomic_write_text(self.folder / LOCK_FILE, json.dumps(lock, indent=1) + "\n")
+
+    def due(self) -> bool:
+        c = self._changes
+        if c is None or not c.dirty:
+            return False
+        return len(c.frames) >= self.chunk_frames or self._clock() - self._last >= self.interval_s
+
+    def tick(self) -> bool:
+        """Save if due; True when it saved."""
+        if not self.due():
+            return False
+        self.flush()
+        return True
+
+    def flush(self) -> int:
+        """Save what changed now; returns the number of frames written."""
+        if self._changes is None:
+            return 0
+        self._last = self._clock()
+        if not self._changes.dirty:
+            return 0
+        settings = self._propagation() if self._propagation is not None else None
+        result = save_project(self.model, self.folder, changes=self._changes, video_hash=self.video_hash,
+                              propagation=settings)
+        self.video_hash = result.video_hash
+        self.saves += 1
+        return result.frames_written
+
+    def close(self, *, unsaved: bool) -> None:
+        """Stop. With ``unsaved`` work the folder is flushed and kept for the next start; else it is removed."""
+        if self._changes is None:
+            return
+        try:
+            if unsaved:
+                self.flush()
+                self._write_lock(closed=True)
+            else:
+                shutil.rmtree(self.folder, ignore_errors=True)
+        finally:
+            self._changes.close()
+            self._changes = None
+
+
+    def abandon(self) -> None:
+        """Stop without saving (the model already holds something else) and keep the folder as it is."""
+        if self._changes is None:
+            return
+        try:
+            self._write_lock(closed=True)
+        except SaveError:
+            pass  # the lock stays "not closed": the next start sees a crash, which is still recoverable
+        finally:
+            self._changes.close()
+            self._changes = None
+
+
+@dataclass(frozen=True)
+class Recoverable:
+    """Autosaved work found at start-up."""
+
+    folder: Path
+    project: Path | None
+    video: str | None
+    modified: str | None
+    frames: int
+    crashed: bool
+    """True when its process ended without closing (a crash or kill); False: closed with unsaved work."""
+
+    def describe(self) -> str:
+        what = self.project.name if self.project is not None else Path(self.video or "?").name
+        how = "after a crash" if self.crashed else "unsaved when the app closed"
+        return f"{what}: {self.frames} labelled frame(s), {how} (last saved {self.modified or 'unknown'})"
+
+
+def find_recoverable(root: str | os.PathLike[str], *, project: str | os.PathLike[str] | None = None) -> list[Recoverable]:
+    """Recovery folders under ``root`` not owned by a running process, newest first.
+
+    ``project`` keeps only those that belong to that project folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    want = Path(project).absolute() if project is not None else None
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        lock = _read_lock(folder)
+        if lock is None or not (folder / PROJECT_FILE).is_file():
+            continue
+        closed = bool(lock.get("closed"))
+        if not closed and pid_alive(lock["pid"]) and lock.get("host", socket.gethostname()) == socket.gethostname():
+            continue  # a session that is still running
+        owner = lock.get("project")
+        owner_path = Path(owner) if isinstance(owner, str) else None
+        if want is not None and owner_path != want:
+            continue
+        try:
+            data = read_project_file(folder)
+        except ProjectError:
+            continue  # nothing readable was saved before the crash
+        video = lock.get("video") if isinstance(lock.get("video"), str) else data.video.absolute
+        found.append(Recoverable(folder, owner_path, video, data.modified, len(data.states), not closed))
+    found.sort(key=lambda r: r.modified or "", reverse=True)
+    return found
+
+
+def recover(recoverable: Recoverable | str | os.PathLike[str], model: AnnotationModel, *,
+            locate_video: LocateVideo | None = None,
+            confirm_mismatch: Callable[[Path], bool] | None = None) -> ProjectContent:
+    """Load autosaved work into ``model`` (the folder stays until a new :class:`Autosaver` takes it)."""
+    folder = recoverable.folder if isinstance(recoverable, Recoverable) else Path(recoverable)
+    return load_project(folder, model, locate_video=locate_video, confirm_mismatch=confirm_mismatch)
+
+
+def discard(recoverable: Recoverable | str | os.PathLike[str]) -> None:
+    """Delete autosaved work the user does not want back."""
+    folder = recoverable.folder if isinstance(recoverable, Recoverable) else Path(recoverable)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,173 @@
+"""Diagnostics in the main window: ground-truth plot, clicks that seek, run list, confidence and error layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from annotator.core.diagnostics import ErrorKind
+from annotator.core.metrics import evaluate_sequence
+from annotator.gui.diagnostic_overlay import ERROR_COLORS, DiagnosticMode
+from gui_helpers import run_propagation, square_clip
+
+pytestmark = pytest.mark.gui
+
+
+def two_objects_clip(n: int = 5, hw=(64, 96), seed: int = 0):
+    """A red and a blue textured square side by side, touching, moving right together."""
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    frames = np.empty((n, h, w, 3), np.uint8)
+    truth = np.zeros((n, h, w), np.uint8)
+    bg = np.clip(rng.normal(110, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+    for t in range(n):
+        f = bg.copy()
+        y0, x0 = 16, 12 + 3 * t
+        f[y0:y0 + 32, x0:x0 + 24] = np.clip(rng.normal((210, 40, 40), 8, (32, 24, 3)), 0, 255)
+        f[y0:y0 + 32, x0 + 24:x0 + 48] = np.clip(rng.normal((40, 60, 220), 8, (32, 24, 3)), 0, 255)
+        frames[t] = f
+        truth[t, y0:y0 + 32, x0:x0 + 24] = 1
+        truth[t, y0:y0 + 32, x0 + 24:x0 + 48] = 2
+    return frames, truth
+
+
+def _settle(qtbot, window) -> None:
+    """Let the debounced redraw of the diagnostics run."""
+    d = window.diagnostics
+    qtbot.waitUntil(lambda: not d._refresh.isActive() and not d._rescore.isActive(), timeout=3000)
+
+
+def test_ground_truth_fills_the_plot_with_the_core_metrics(qtbot, make_window):
+    frames, truth = two_objects_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    d = w.diagnostics
+    d.set_ground_truth(dict(enumerate(truth)))
+    assert not d.gt_panel.curves  # nothing propagated yet: nothing scored
+    run_propagation(qtbot, w)
+    _settle(qtbot, w)
+    expected = evaluate_sequence([np.asarray(w.model.labels(i)) for i in range(6)], list(truth))
+    assert expected.frames == (1, 2, 3, 4)  # DAVIS: first and last frame not scored
+    for row, obj in enumerate((1, 2)):
+        for kind, values in (("J", expected.J[row]), ("F", expected.F[row])):
+            x, y = d.gt_panel.curves[(obj, kind)].getData()
+            assert list(x) == [1, 2, 3, 4]
+            np.testing.assert_allclose(y, values)
+    assert f"{expected.jf:.3f}" in d.gt_panel.plot.plotItem.titleLabel.text
+    # painting the ground truth onto a frame rescores it to a perfect J
+    m = w.model
+    m.history.push("Fix", [m.set_labels(2, truth[2], m.frame_state(2))])
+    _settle(qtbot, w)
+    _, y = d.gt_panel.curves[(1, "J")].getData()
+    assert y[1] == 1.0
+
+
+def test_clicking_a_plot_point_makes_its_frame_current(qtbot, make_window):
+    frames, truth = square_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    d = w.diagnostics
+    d.set_ground_truth(dict(enumerate(truth)))
+    d.docks["groundtruth"].show()
+    d.docks["groundtruth"].raise_()
+    run_propagation(qtbot, w)
+    _settle(qtbot, w)
+    w.model.set_current_frame(0)
+    plot = d.gt_panel.plot
+    qtbot.waitUntil(lambda: plot.isVisible() and plot.width() > 50, timeout=3000)
+    plot.plotItem.vb.autoRange()
+    x, y = d.gt_panel.curves[(1, "J")].getData()
+    target = 3
+    scene_pos = plot.plotItem.vb.mapViewToScene(QPointF(float(x[target - 1]), float(y[target - 1])))
+    pos = plot.mapFromScene(scene_pos)
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: w.model.current_frame == target, timeout=3000)
+    # and the worst-frame key goes to the frame with the lowest J&F
+    w.model.set_current_frame(0)
+    d.actions["worst_frame"].trigger()
+    assert w.model.current_frame == d.tracker.worst_frame()
+
+
+def test_the_run_list_keeps_two_runs_with_different_factors(qtbot, make_window):
+    frames, truth = two_objects_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    d = w.diagnostics
+    d.set_ground_truth(dict(enumerate(truth)))
+    run_propagation(qtbot, w)
+    panel = d.factors_panel
+    panel.topk.setValue(1)  # live: the settings change at once
+    panel.temperature.setValue(1.0)
+    panel.radius.setValue(1.0)
+    assert w.propagation.settings.params.topk == 1
+    with qtbot.waitSignal(w.propagation.finished, timeout=20_000):
+        panel.rerun.click()
+    _settle(qtbot, w)
+    runs = d.runs
+    assert len(runs) == 2 and d.runs_panel.table.rowCount() == 2
+    assert runs[0].settings["topk"] == 10 and runs[1].settings["topk"] == 1
+    assert runs[0].frames == runs[1].frames == (1, 2, 3, 4)
+    assert runs[0].jf != pytest.approx(runs[1].jf, abs=1e-4)
+    assert all(r.fps > 0 for r in runs)
+    d.runs_panel.select([0, 1])
+    assert "better on" in d.runs_panel.summary.text()
+    assert len(d.runs_panel._items) == 3  # two curves and the difference bars
+
+
+def test_confidence_is_low_where_two_objects_meet(qtbot, make_window):
+    frames, truth = two_objects_clip(n=5)
+    w = make_window(frames, {0: truth[0]})
+    d = w.diagnostics
+    run_propagation(qtbot, w)
+    frame = 3
+    w.model.set_current_frame(frame)
+    d.set_mode(DiagnosticMode.CONFIDENCE)
+    conf = d.confidence(frame)
+    assert conf.shape == (64, 96)
+    seam_x = 12 + 3 * frame + 24  # where object 1 ends and object 2 starts
+    seam = conf[24:40, seam_x - 1:seam_x + 1]
+    inside = np.concatenate([conf[24:40, seam_x - 14:seam_x - 10].ravel(), conf[24:40, seam_x + 10:seam_x + 14].ravel()])
+    assert seam.mean() < 0.5 < inside.mean()
+    alpha = d.layer.rgba[..., 3]
+    assert alpha[24:40, seam_x - 1:seam_x + 1].mean() > alpha[24:40, seam_x - 14:seam_x - 10].mean() + 50
+    # the timeline's uncertainty curve has a value for every propagated frame, none for the reference
+    _settle(qtbot, w)
+    values = d.strip.values
+    assert np.isnan(values[0]) and np.isfinite(values[1:]).all()
+
+
+def test_error_layer_colours_false_positives_and_wrong_objects(qtbot, make_window):
+    frames, truth = two_objects_clip(n=4)
+    w = make_window(frames, {0: truth[0]})
+    d = w.diagnostics
+    d.set_ground_truth(dict(enumerate(truth)))
+    m = w.model
+    wrong = truth[1].copy()
+    wrong[0:4, 0:4] = 1  # object where the truth has background
+    wrong[truth[1] == 2] = 1  # object 2 labelled as object 1
+    m.set_current_frame(1)
+    m.history.push("Paint", [m.set_labels(1, wrong, m.frame_state(1))])
+    d.set_mode(DiagnosticMode.ERRORS)
+    rgba = d.layer.rgba
+    assert tuple(rgba[1, 1]) == ERROR_COLORS[ErrorKind.FALSE_POSITIVE]
+    ys, xs = np.nonzero(truth[1] == 2)
+    assert tuple(rgba[ys[0], xs[0]]) == ERROR_COLORS[ErrorKind.WRONG_OBJECT]
+    assert rgba[truth[1] == 1][:, 3].max() == 0  # correct pixels stay clear
+    d.set_mode(DiagnosticMode.SPLIT)
+    assert d.layer.rgba[:, -1, 3].min() == 255 and d.layer.rgba[:, 0, 3].max() == 0
+
+
+def test_next_frame_to_correct_goes_to_an_uncertain_propagated_frame(qtbot, make_window, tmp_path):
+    frames, truth = two_objects_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    d = w.diagnostics
+    d.set_ground_truth(dict(enumerate(truth)))
+    run_propagation(qtbot, w)
+    w.model.set_current_frame(0)
+    d.target = 1.0  # every propagated frame misses a perfect J: the first one is suggested
+    d.actions["suggest_frame"].trigger()
+    assert w.model.current_frame == 1
+    d.target = 0.0  # none misses it: the onset of the most uncertain stretch
+    d.go_to_suggestion()
+    assert w.model.current_frame in range(1, 6)
+    csv_path, png_path = d.export_report(tmp_path)
+    assert csv_path.read_text().splitlines()[0] == "frame,object,J,F,J&F"
+    assert png_path.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,58 @@
+"""The next frame to correct, from uncertainty only."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from annotator.core.errors import UsageError
+from annotator.core.suggest import segments, suggest_frame
+
+
+def ramp(start: int, stop: int, slope: float = 0.05, base: float = 0.05) -> dict[int, float]:
+    """Uncertainty growing with the distance from the reference at ``start``."""
+    return {f: base + slope * (f - start) for f in range(start + 1, stop)}
+
+
+def test_segments_split_at_references():
+    assert segments([1, 2, 4, 5, 8], [0, 3, 7]) == [[1, 2], [4, 5], [8]]
+    assert segments([0, 1, 5], [3]) == [[0, 1], [5]]
+
+
+def test_target_rule_picks_the_first_frame_estimated_below_the_target():
+    u = ramp(0, 20)  # estimated J = 1 - u: 0.9 at frame 1, below 0.7 from frame 6 on
+    assert suggest_frame(u, [0], rule="target", target=0.7) == 6
+    assert suggest_frame(u, [0], rule="target", target=0.95) == 1
+    # frames after a later reference are judged from theirs: the earlier stretch still comes first
+    u2 = {**ramp(0, 10), **ramp(10, 20, slope=0.2)}
+    assert suggest_frame(u2, [0, 10], rule="target", target=0.7) == 6
+    u3 = {**ramp(0, 10, slope=0.01), **ramp(10, 20, slope=0.2)}
+    assert suggest_frame(u3, [0, 10], rule="target", target=0.7) == 12
+
+
+def test_target_rule_before_the_first_reference_goes_outwards():
+    u = {f: 0.05 + 0.05 * (10 - f) for f in range(0, 10)}  # propagated backward from frame 10
+    assert suggest_frame(u, [10], rule="target", target=0.7) == 4
+
+
+def test_without_a_frame_below_target_the_onset_of_the_worst_stretch():
+    u = {**ramp(0, 10, slope=0.001), **ramp(10, 30, slope=0.01)}
+    # the stretch after 10 holds most uncertainty; halfway from its min to its max is reached at 20
+    assert suggest_frame(u, [0, 10], rule="target", target=0.1) == 20
+    assert suggest_frame(u, [0, 10], rule="onset") == 20
+
+
+def test_max_and_distance_rules():
+    u = {1: 0.1, 2: 0.5, 3: 0.4, 11: 0.3, 12: 0.45}
+    assert suggest_frame(u, [0, 10], rule="max") == 2
+    assert suggest_frame(u, [0, 10], rule="distance") == 3  # 0.4 * 3 beats 0.5 * 2 and 0.45 * 2
+
+
+def test_references_and_unknown_frames_are_never_suggested():
+    u = {0: 0.9, 1: 0.1, 2: math.nan, 3: 0.2}
+    assert suggest_frame(u, [0], rule="max") == 3
+    assert suggest_frame({}, [0]) is None
+    assert suggest_frame({0: 1.0}, [0]) is None
+    with pytest.raises(UsageError, match="unknown suggestion rule"):
+        suggest_frame(u, [0], rule="random")  # type: ignore[arg-type]
