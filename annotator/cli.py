@@ -248,7 +248,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from annotator.core.labels import write_mask
     from annotator.core.project import read_project
-    from annotator.gui.export import davis_paths  # Qt-free: the same layout as the GUI's export
+    from annotator.core.export import davis_paths  # the same layout as the GUI's export
 
     content = read_project(args.project, with_video=False)  # the masks are enough: no video needed
     video = content.data.video

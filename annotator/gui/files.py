@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog
 
 from annotator.core.annotation import FrameState
 from annotator.core.errors import AnnotatorError
-from annotator.gui.export import export_davis, export_overlay_video, snapshot_labels
+from annotator.core.export import export_davis, export_overlay_video, snapshot_labels
 from annotator.gui.opening import Opened, open_sample, open_source, read_single_mask
 from annotator.gui.overlay import color_table
 from annotator.gui.worker import GeneratorWorker
@@ -99,6 +99,7 @@ class FileActions:
         window = self.window
         window.propagation.cancel()
         window.propagation.wait()
+        window.projects.autosave_flush()  # the last seconds of work on the old video reach the recovery area
         old = self.model.video
         self.model.set_video(opened.video, opened.references)
         if old is not None and old is not opened.video:

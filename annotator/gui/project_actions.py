@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QStandardPaths, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from annotator.core.autosave import Autosaver, autosave_folder, discard, find_recoverable, recover
 from annotator.core.errors import AnnotatorError
 from annotator.core.project import (ChangeTracker, ProjectContent, VideoRecord, apply_project, is_project_folder,
                                     read_project, save_project)
+from annotator.gui.shortcuts import key_sequences, shortcut_named
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.gui.main_window import MainWindow
@@ -62,14 +63,14 @@ class ProjectActions:
 
     def _make_actions(self) -> dict[str, QAction]:
         w = self.window
-        specs = [("open_project", "Open project…", "Ctrl+Shift+O", self.open_project_dialog),
-                 ("save_project", "Save project", "Ctrl+S", self.save),
-                 ("save_project_as", "Save project as…", "Ctrl+Shift+S", self.save_as_dialog)]
+        specs = [("open_project", self.open_project_dialog), ("save_project", self.save),
+                 ("save_project_as", self.save_as_dialog)]
         actions = {}
-        for name, text, keys, handler in specs:
-            action = QAction(text, w)
-            action.setShortcut(QKeySequence(keys))
-            action.setToolTip(f"{text.rstrip('…')} ({keys})")
+        for name, handler in specs:
+            shortcut = shortcut_named(name)  # text and keys come from the one shortcuts table
+            action = QAction(shortcut.text, w)
+            action.setShortcuts(key_sequences(shortcut))
+            action.setToolTip(f"{shortcut.text.rstrip('…')} ({' / '.join(shortcut.keys)})")
             action.triggered.connect(lambda _c=False, h=handler: self._guard(h))
             w.addAction(action)
             actions[name] = action

@@ -23,6 +23,9 @@ class Shortcut:
 
 SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("open", "Open video, frame folder or DAVIS sequence…", ("Ctrl+O",), "File"),
+    Shortcut("open_project", "Open project…", ("Ctrl+Shift+O",), "File"),
+    Shortcut("save_project", "Save project", ("Ctrl+S",), "File"),
+    Shortcut("save_project_as", "Save project as…", ("Ctrl+Shift+S",), "File"),
     Shortcut("import_mask", "Import a mask PNG onto the current frame…", ("Ctrl+I",), "File"),
     Shortcut("export", "Export DAVIS masks…", ("Ctrl+E",), "File"),
     Shortcut("export_video", "Export overlay video (mp4)…", ("Ctrl+Shift+E",), "File"),
@@ -70,6 +73,11 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("cycle_layer", "Next diagnostic layer: errors, confidence, split", ("V",), "Diagnostics"),
     Shortcut("help_shortcuts", "Keyboard shortcuts", ("F1",), "Help"),
 )
+
+
+def shortcut_named(name: str) -> Shortcut:
+    """The table entry of action ``name``."""
+    return next(s for s in SHORTCUTS if s.name == name)
 
 
 def key_sequences(shortcut: Shortcut) -> list[QKeySequence]:

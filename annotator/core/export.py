@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from annotator.core import davis
 from annotator.core.annotation import AnnotationModel
 from annotator.core.errors import SaveError
 from annotator.core.labels import DAVIS_PALETTE, write_mask
@@ -29,8 +30,7 @@ def snapshot_labels(model: AnnotationModel) -> dict[int, np.ndarray]:
 
 def davis_paths(root: str | os.PathLike[str], name: str) -> tuple[Path, Path]:
     """(Annotations folder, JPEGImages folder) of sequence ``name`` under a DAVIS ``root``."""
-    root = Path(root)
-    return root / "Annotations" / RESOLUTION_FOLDER / name, root / "JPEGImages" / RESOLUTION_FOLDER / name
+    return davis.annotations_dir(root, name, RESOLUTION_FOLDER), davis.frames_dir(root, name, RESOLUTION_FOLDER)
 
 
 def export_davis(video: VideoSource, labels: Mapping[int, np.ndarray], root: str | os.PathLike[str],
