@@ -8,30 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from annotator.core.video import VideoSource
-
-
-class ArrayVideo(VideoSource):
-    """A video held in memory."""
-
-    def __init__(self, frames: np.ndarray, name: str = "tiny") -> None:
-        super().__init__(f"/nonexistent/{name}")
-        self.name = name
-        self._frames = frames
-        self.hw = tuple(frames.shape[1:3])
-
-    @property
-    def num_frames(self) -> int:
-        return len(self._frames)
-
-    def count_frames_exactly(self) -> int:
-        return len(self._frames)
-
-    def validate(self) -> None:
-        pass
-
-    def _decode(self, index: int) -> np.ndarray:
-        return self._frames[index]
+from tests.synthetic import ArrayVideo  # noqa: F401 - re-exported for the GUI tests
 
 
 def square_clip(n: int = 6, hw=(64, 96), size: int = 20, step: int = 4, seed: int = 0):

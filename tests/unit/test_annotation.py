@@ -8,30 +8,7 @@ import pytest
 from annotator.core.annotation import AnnotationModel, FrameState, palette_color
 from annotator.core.errors import UsageError
 from annotator.core.labels import DAVIS_PALETTE
-from annotator.core.video import VideoSource
-
-
-class ArrayVideo(VideoSource):
-    """A video held in memory (tests only)."""
-
-    def __init__(self, frames: np.ndarray) -> None:
-        super().__init__("/tmp/array-video")
-        self.name = "array"
-        self._frames = frames
-        self.hw = frames.shape[1:3]
-
-    @property
-    def num_frames(self) -> int:
-        return len(self._frames)
-
-    def count_frames_exactly(self) -> int:
-        return len(self._frames)
-
-    def validate(self) -> None:
-        pass
-
-    def _decode(self, index: int) -> np.ndarray:
-        return self._frames[index]
+from tests.synthetic import ArrayVideo
 
 
 def _model(n=4, hw=(30, 50)) -> AnnotationModel:
