@@ -35,8 +35,9 @@ def make_problem(h: int, w: int, channels: int, frames: int, labels: int, seed: 
 def run_engine(name: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     target, context = make_problem(args.h, args.w, args.channels, args.frames, args.labels)
-    params = PropagationParams(topk=args.topk, radius=args.radius, tile=args.tile)
-    engine = propagate_frame if name == "tiled" else propagate_frame_naive
+    engine = propagate_frame if name != "naive" else propagate_frame_naive
+    precision = "bfloat16" if name == "tiled-bf16" else "float32"
+    params = PropagationParams(topk=args.topk, radius=args.radius, tile=args.tile, precision=precision)
     engine(target, context, params)  # warm-up
     times = []
     for _ in range(args.repeat):
@@ -60,25 +61,27 @@ def main() -> None:
     p.add_argument("--tile", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--engine", choices=("tiled", "naive"), help=argparse.SUPPRESS)
+    p.add_argument("--engines", default="naive,tiled,tiled-bf16", help="which of naive, tiled, tiled-bf16 to run")
+    p.add_argument("--engine", choices=("tiled", "naive", "tiled-bf16"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.engine:  # child process: one engine, report as JSON
         print(json.dumps(run_engine(args.engine, args)))
         return
     results = {}
-    for name in ("tiled", "naive"):
+    names = args.engines.split(",")
+    for name in names:
         child = [sys.executable, __file__, "--engine", name] + [
-            f"--{k}={v}" for k, v in vars(args).items() if k != "engine" and v is not None]
+            f"--{k}={v}" for k, v in vars(args).items() if k not in ("engine", "engines") and v is not None]
         results[name] = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
-    same = results["tiled"]["argmax"] == results["naive"]["argmax"]
     print(f"grid {args.h}x{args.w}, C={args.channels}, context {args.frames} frames, k={args.topk}, "
           f"radius {args.radius}, tile {args.tile}, {args.threads} threads")
-    print("| engine | ms/frame | peak RSS MiB |")
-    print("|---|---|---|")
-    for name in ("naive", "tiled"):
+    base = results[names[0]]
+    print(f"| engine | ms/frame | peak RSS MiB | speed-up vs {names[0]} | labels equal to {names[0]} |")
+    print("|---|---|---|---|---|")
+    for name in names:
         r = results[name]
-        print(f"| {name} | {r['ms']:.0f} | {r['rss_mib']:.0f} |")
-    print(f"speed-up {results['naive']['ms'] / results['tiled']['ms']:.1f}x; identical labels: {same}")
+        agree = sum(a == b for a, b in zip(r["argmax"], base["argmax"])) / len(base["argmax"])
+        print(f"| {name} | {r['ms']:.0f} | {r['rss_mib']:.0f} | {base['ms'] / r['ms']:.1f}x | {100 * agree:.2f}% |")
 
 
 if __name__ == "__main__":

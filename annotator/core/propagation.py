@@ -35,6 +35,7 @@ from annotator.core.labels import VOID
 from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
 
 ContextLabels = Literal["soft", "hard"]
+Precision = Literal["float32", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class PropagationParams:
     """Labels a propagated frame brings to the context: its soft labels or its one-hot argmax."""
     upsample: UpsampleMode = "bilinear"
     """How soft labels reach image size: bilinear (CRW, DINO) or guided by the frame's edges."""
+    precision: Precision = "float32"
+    """Dtype of the affinity matmuls: bfloat16 halves their cost on CPUs with AVX512-BF16 but can
+    change near-tied top-k choices, so it is opt-in (see bench/bench_pipeline.py --precision)."""
     tile: int = 12
     """Side of the target tiles of the local-window engine (speed only; results do not change)."""
 
@@ -72,6 +76,8 @@ class PropagationParams:
             raise UsageError(f"tile must be >= 1, got {self.tile}")
         if self.upsample not in UPSAMPLE_MODES:
             raise UsageError(f"upsampling must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
+        if self.precision not in ("float32", "bfloat16"):
+            raise UsageError(f"precision must be float32 or bfloat16, got {self.precision!r}")
         if self.context_labels not in ("soft", "hard"):
             raise UsageError(f"context labels must be 'soft' or 'hard', got {self.context_labels!r}")
 
@@ -232,7 +238,7 @@ def _local_topk(tiles: torch.Tensor, frame: ContextFrame, layout: _TileLayout, k
 def _global_topk(cells: torch.Tensor, frame: ContextFrame, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k affinities of target cells (P, C) over the whole of one context frame."""
     channels = cells.shape[1]
-    affinity = cells @ frame.features.reshape(channels, -1)  # (P, h*w)
+    affinity = cells @ frame.features.to(cells.dtype).reshape(channels, -1)  # (P, h*w)
     values, idx = affinity.topk(min(k, affinity.shape[1]), dim=1)  # (P, k)
     labels = frame.labels.reshape(frame.labels.shape[0], -1).T.to(cells.dtype)  # (h*w, L)
     return values, labels[idx]  # (P, k), (P, k, L)
@@ -245,6 +251,8 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
         raise UsageError("propagation needs at least one context frame")
     _, h, w = target.shape
     layout = _layout((h, w), params.tile, float(params.radius), target.device)
+    if params.precision == "bfloat16" and target.dtype == torch.float32:
+        target = target.to(torch.bfloat16)
     tiles = layout.tiles(target)  # (n, T*T, C)
     values, labels = [], []
     for frame in context:

@@ -173,3 +173,15 @@ def test_confidence_is_low_where_labels_compete():
 
     conf = FrameResult(0, np.zeros((1, 2), np.uint8), soft, (0, 1)).confidence()
     torch.testing.assert_close(conf, torch.tensor([[0.0, 0.8]]))
+
+
+def test_bfloat16_matmuls_stay_close_to_float32():
+    context = random_context(3, 12, 16, 3, [True, False, True], seed=11)
+    target = random_features(1, 16, 12, 16, seed=12)[0]
+    exact = propagate_frame(target, context, PropagationParams(radius=4, tile=4))
+    fast = propagate_frame(target, context, PropagationParams(radius=4, tile=4, precision="bfloat16"))
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape
+    assert (fast.argmax(0) == exact.argmax(0)).float().mean() > 0.9
+    assert (fast - exact).abs().mean() < 0.05
+    with pytest.raises(UsageError, match="precision"):
+        PropagationParams(precision="float8").validate()  # type: ignore[arg-type]
