@@ -45,6 +45,10 @@ if TYPE_CHECKING:  # pragma: no cover
 KEYS = {"worst_frame": "W", "suggest_frame": "C", "cycle_layer": "V"}
 
 
+SIDE_DOCK_WIDTH = 340
+"""Initial width (px) of the right-hand docks (objects, ground truth, runs, factors)."""
+
+
 class DiagnosticsController(QObject):
     """See the module docstring."""
 
@@ -104,6 +108,8 @@ class DiagnosticsController(QObject):
             docks[name] = dock
         if anchor is not None:
             anchor.raise_()
+            # the plots ask for room; the canvas is what a person works in, so the side stays narrow
+            w.resizeDocks([anchor], [SIDE_DOCK_WIDTH], Qt.Orientation.Horizontal)
         return docks
 
     def _add_timeline_strip(self) -> tuple[UncertaintyStrip, QPushButton]:
