@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
+from annotator.core.flow import FlowCue
 from annotator.core.labels import VOID
 from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
 
@@ -61,6 +62,9 @@ class PropagationParams:
     change near-tied top-k choices, so it is opt-in (see bench/bench_pipeline.py --precision)."""
     tile: int = 12
     """Side of the target tiles of the local-window engine (speed only; results do not change)."""
+    flow: float = 0.0
+    """Weight in [0, 1] of the optical-flow cue (:mod:`annotator.core.flow`) mixed into each frame's
+    soft labels where forward and backward flow agree; 0 = off (features only)."""
 
     def validate(self) -> None:
         """Raise :class:`UsageError` with a one-line message for impossible values."""
@@ -80,6 +84,8 @@ class PropagationParams:
             raise UsageError(f"precision must be float32 or bfloat16, got {self.precision!r}")
         if self.context_labels not in ("soft", "hard"):
             raise UsageError(f"context labels must be 'soft' or 'hard', got {self.context_labels!r}")
+        if not 0 <= self.flow <= 1:
+            raise UsageError(f"flow weight must be between 0 and 1, got {self.flow}")
 
 
 @dataclass(frozen=True)
@@ -315,11 +321,13 @@ def propagate(
     by the context, not by the length of the video: consume the results as they come. When
     ``timings`` is given, seconds spent in the engine ("propagation") and in upsampling and argmax
     ("upsample") are added to it (on a GPU without synchronising, so they are launch times there).
-    ``frames(i)`` gives the RGB frame i, needed by ``params.upsample == "guided"``.
+    ``frames(i)`` gives the RGB frame i, needed by ``params.upsample == "guided"`` and ``params.flow > 0``.
     """
     params.validate()
     if params.upsample == "guided" and frames is None:
         raise UsageError("guided upsampling needs the video frames: pass frames=")
+    if params.flow > 0 and frames is None:
+        raise UsageError("the optical-flow cue needs the video frames: pass frames=")
     if start not in references:
         raise UsageError(f"frame {start} is not a reference frame: paint or load a mask on it first")
     if stop == start:
@@ -338,16 +346,26 @@ def propagate(
 
     refs = [reference_frame(start)]
     recent: deque[ContextFrame] = deque(maxlen=params.context)
+    cue = FlowCue(frames) if params.flow > 0 and frames is not None else None
+    previous = refs[0].labels  # soft labels of frame index - step, which the flow cue warps
     for index in range(start + step, stop, step):
         if index in references:
             if stop_at_next_reference:
                 return
             refs.append(reference_frame(index))
             recent.clear()  # frames before a person's correction are superseded by it
+            previous = refs[-1].labels
             continue
         target = features(index)
         t0 = time.perf_counter()
         soft = engine(target, [*refs, *recent], params)  # (L, h, w)
+        if cue is not None:
+            t_flow = time.perf_counter()
+            soft = cue.fuse(index - step, index, previous, soft, params.flow)
+            if timings is not None:
+                timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
+                t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
+        previous = soft
         t1 = time.perf_counter()
         frame = frames(index) if params.upsample == "guided" else None
         labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame)
