@@ -1,0 +1,131 @@
+"""Optical flow as a second, weight-free propagation cue (issue 7, item 1).
+
+Feature matching is restricted to a radius and loses objects that move far between frames, while
+dense optical flow follows them but drifts and fails at occlusions. :class:`FlowCue` computes
+OpenCV's DIS optical flow (Kroeger et al. 2016) both ways between the previous frame of a run
+and the target, keeps only the pixels whose forward and backward flows agree (Sundaram et al.
+2010), warps the previous frame's soft labels onto the target with the backward flow and mixes
+them into the feature-based soft labels where the flow is reliable::
+
+    soft = (1 - a * r) * soft_features + a * r * warped_previous
+
+with ``a`` the fusion weight (``PropagationParams.flow``) and ``r`` in [0, 1] the share of reliable
+flow pixels in each feature cell. Both terms are distributions over labels, so the mix is one too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+FlowPreset = Literal["ultrafast", "fast", "medium"]
+_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+def dis_flow(source: np.ndarray, target: np.ndarray, dis: cv2.DISOpticalFlow) -> np.ndarray:
+    """(H, W, 2) float32 flow (dx, dy) that moves each pixel of ``source`` to its place in ``target``."""
+    return dis.calc(source, target, None)
+
+
+def _remap(x: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Bilinear sample of x (H, W, D) at p + flow(p) for every pixel p; flow is (H, W, 2) in pixels."""
+    h, w = flow.shape[:2]
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    out = cv2.remap(x, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(h, w, -1)
+
+
+def _lands_inside(flow: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels whose p + flow(p) lies inside the frame."""
+    h, w = flow.shape[:2]
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    sx, sy = xx + flow[..., 0], yy + flow[..., 1]
+    return (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
+
+
+def consistent(backward: np.ndarray, forward: np.ndarray, *, alpha: float = 0.01, beta: float = 0.5
+               ) -> np.ndarray:
+    """(H, W) bool: target pixels whose backward flow (target -> previous) the forward flow undoes.
+
+    A pixel p of the target lands at q = p + b(p) in the previous frame; going forward again from q,
+    f(q) should bring it back (f(q) + b(p) ~ 0). The tolerance grows with the motion (Sundaram et al.
+    2010); pixels that land outside the previous frame are unreliable too.
+    """
+    f_at_q = _remap(forward, backward)  # (H, W, 2)
+    err = ((f_at_q + backward) ** 2).sum(-1)
+    tol = alpha * ((f_at_q ** 2).sum(-1) + (backward ** 2).sum(-1)) + beta
+    return (err <= tol) & _lands_inside(backward)
+
+
+def fuse(soft: torch.Tensor, warped: torch.Tensor, reliable: torch.Tensor, weight: float) -> torch.Tensor:
+    """Mix of feature-based soft labels (L, h, w) and flow-warped ones, weight ``weight * reliable`` (h, w)."""
+    a = (weight * reliable).to(soft.dtype)[None]  # (1, h, w)
+    return (1 - a) * soft + a * warped.to(soft.dtype)
+
+
+class FlowCue:
+    """Flow-warped soft labels of the previous frame of a run, on the feature grid.
+
+    ``frames(i)`` gives the RGB frame i (any size); flow is computed on grey frames resized to
+    ``scale`` pixels per feature cell (8 = the working resolution, 4 = half of it, faster).
+    The grey frame of the last two indices asked for is kept, so a run decodes each frame once.
+    """
+
+    def __init__(self, frames: Callable[[int], np.ndarray], *, scale: int = 4, preset: FlowPreset = "fast",
+                 alpha: float = 0.01, beta: float = 0.5) -> None:
+        if scale < 1:
+            raise ValueError(f"flow scale must be >= 1 pixel per feature cell, got {scale}")
+        if preset not in _PRESETS:
+            raise ValueError(f"unknown DIS preset {preset!r}; use one of {', '.join(_PRESETS)}")
+        self.frames = frames
+        self.scale = scale
+        self.alpha, self.beta = alpha, beta
+        self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
+        self._grey: dict[tuple[int, tuple[int, int]], np.ndarray] = {}
+
+    def _grey_frame(self, index: int, hw: tuple[int, int]) -> np.ndarray:
+        key = (index, hw)
+        if key not in self._grey:
+            frame = np.ascontiguousarray(self.frames(index))
+            grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+            if grey.shape[:2] != hw:
+                grey = cv2.resize(grey, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+            if len(self._grey) >= 2:
+                self._grey.pop(next(iter(self._grey)))
+            self._grey[key] = np.ascontiguousarray(grey)
+        return self._grey[key]
+
+    def warp(self, previous: int, target: int, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft labels (L, h, w) of frame ``previous`` warped onto frame ``target``, and their reliability.
+
+        Returns the warped labels (L, h, w) and the share (h, w) in [0, 1] of each feature cell's
+        flow pixels that pass the forward-backward check, both on ``labels``' device.
+        """
+        _, h, w = labels.shape
+        hw = (h * self.scale, w * self.scale)
+        prev_grey, target_grey = self._grey_frame(previous, hw), self._grey_frame(target, hw)
+        backward = dis_flow(target_grey, prev_grey, self._dis)  # (H, W, 2) target -> previous
+        forward = dis_flow(prev_grey, target_grey, self._dis)  # (H, W, 2) previous -> target
+        ok = consistent(backward, forward, alpha=self.alpha, beta=self.beta).astype(np.float32)  # (H, W)
+        # warp at flow resolution and pool back, so motions smaller than a cell still move the labels
+        # (OpenCV rather than torch: these small per-pixel ops are several times faster there on CPU)
+        grid = np.ascontiguousarray(labels.detach().float().cpu().permute(1, 2, 0).numpy())  # (h, w, L)
+        up = cv2.resize(grid, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR).reshape(*hw, -1)  # (H, W, L)
+        warped = cv2.resize(_remap(up, backward), (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
+        reliable = cv2.resize(ok, (w, h), interpolation=cv2.INTER_AREA)  # (h, w)
+        return (torch.from_numpy(warped).permute(2, 0, 1).to(labels.device),
+                torch.from_numpy(reliable).to(labels.device))
+
+    def fuse(self, previous: int, target: int, previous_labels: torch.Tensor, soft: torch.Tensor,
+             weight: float) -> torch.Tensor:
+        """Feature-based soft labels (L, h, w) of ``target`` mixed with the flow-warped ``previous_labels``."""
+        warped, reliable = self.warp(previous, target, previous_labels)
+        return fuse(soft, warped, reliable, weight)
