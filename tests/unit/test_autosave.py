@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from annotator.core.video import open_video
 from tests.synthetic import moving_objects_clip, write_frames
 
 HW = (32, 48)
-REPO = Path(__file__).resolve().parents[2]
 
 
 class Clock:
@@ -163,15 +161,6 @@ def test_unrecoverable_folders_are_skipped(tmp_path):
 PROPAGATION_KILLS = 50
 
 
-@pytest.fixture(scope="module")
-def fork_server():
-    if not hasattr(os, "fork"):
-        pytest.skip("the crash tests fork (POSIX only)")
-    from tests.crash_worker import ForkServer
-
-    server = ForkServer(REPO)
-    yield server
-    server.close()
 
 
 def test_sigkill_during_propagation_keeps_every_autosaved_frame(fork_server, tmp_path):

@@ -275,19 +275,9 @@ def test_not_a_project_and_unsafe_targets(clip, tmp_path):
 
 # --------------------------------------------------------------------------------------------- kills
 
-REPO = Path(__file__).resolve().parents[2]
 KILLS = 50
 
 
-@pytest.fixture(scope="module")
-def fork_server():
-    if not hasattr(os, "fork"):
-        pytest.skip("the crash tests fork (POSIX only)")
-    from tests.crash_worker import ForkServer
-
-    server = ForkServer(REPO)
-    yield server
-    server.close()
 
 
 def test_sigkill_during_edit_and_save_loop_never_loses_a_saved_edit(fork_server, tmp_path):
