@@ -38,6 +38,7 @@ from annotator.gui.gt_panel import GroundTruthPanel
 from annotator.gui.opening import Opened, fit_masks, open_source
 from annotator.gui.overlay import color_table
 from annotator.gui.runs_panel import RunsPanel
+from annotator.gui.settings import device_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.gui.main_window import MainWindow
@@ -406,7 +407,7 @@ class DiagnosticsController(QObject):
             return
         self.propagation.set_settings(settings)
         settings.save(self.window.qsettings)
-        self.window.status.device.setText(f"{settings.backbone} · {settings.device}")
+        self.window.status.device.setText(device_text(settings.backbone, settings.device))
 
     def rerun(self) -> None:
         """Propagate the last run again (or the whole video from the first reference) with the current factors."""

@@ -21,7 +21,7 @@ from annotator.gui.canvas import Canvas
 from annotator.gui.files import FileActions
 from annotator.gui.objects_panel import ObjectsPanel
 from annotator.gui.propagation import BackboneFactory, PropagationController, load_backbone_for
-from annotator.gui.settings import PropagationSettings, SettingsDialog
+from annotator.gui.settings import PropagationSettings, SettingsDialog, device_text
 from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog, key_sequences
 from annotator.gui.timeline import Timeline
 from annotator.gui.tools import Tool
@@ -116,8 +116,7 @@ class MainWindow(QMainWindow):
             lambda x, y, i: position.setText(f"x {x}  y {y}" + (f"  id {i}" if i >= 0 else "")))
         self.canvas.zoom_changed.connect(lambda z: zoom.setText(f"{z * 100:.0f}%"))
         self.canvas.message.connect(lambda text: bar.showMessage(text, 4000))
-        s = self.propagation.settings
-        device.setText(f"{s.backbone} · {s.device}")
+        device.setText(device_text(self.propagation.settings.backbone, self.propagation.settings.device))
         return StatusWidgets(position, zoom, device, progress, cancel)
 
     def _setup_actions(self) -> dict[str, QAction]:
@@ -277,7 +276,7 @@ class MainWindow(QMainWindow):
         p.progress.connect(self._on_propagation_progress)
         p.finished.connect(self._on_propagation_finished)
         p.failed.connect(lambda text: self.show_error(f"Propagation failed: {text}"))
-        p.device_changed.connect(lambda dev: st.device.setText(f"{p.settings.backbone} · {dev.upper()}"))
+        p.device_changed.connect(lambda dev: st.device.setText(device_text(p.settings.backbone, dev)))
 
     def _on_propagation_started(self, info) -> None:
         st = self.status
@@ -345,7 +344,7 @@ class MainWindow(QMainWindow):
             settings.params.validate()
             self.propagation.set_settings(settings)
             settings.save(self.qsettings)
-            self.status.device.setText(f"{settings.backbone} · {settings.device}")
+            self.status.device.setText(device_text(settings.backbone, settings.device))
 
     def _step(self, delta: int) -> None:
         self.model.set_current_frame(self.model.current_frame + delta)

@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QGroupBox, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from annotator.core.errors import AnnotatorError
 from annotator.core.propagation import PropagationParams
 
 BACKBONES = ("lite0", "resnet18", "resnet50")
@@ -150,3 +151,14 @@ class SettingsDialog(QDialog):
                          context_labels=self.context_labels.currentText())
         return PropagationSettings(self.backbone.currentText().strip() or "lite0", self.device.currentText(),
                                    self.short_side.value(), params)
+
+
+def device_text(backbone: str, device: str) -> str:
+    """Status-bar text: the backbone and the device it runs on ("auto" resolved: CPU, CUDA or MPS)."""
+    from annotator.core.backbones.device import resolve_device
+
+    try:
+        shown = resolve_device(device).type
+    except AnnotatorError:
+        shown = device
+    return f"{backbone} · {shown.upper()}"
