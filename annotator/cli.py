@@ -42,6 +42,9 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
                    help="dtype of the affinity matmuls; bfloat16 is faster on CPUs with AVX512-BF16 (default %(default)s)")
     g.add_argument("--context-labels", choices=("soft", "hard"), default=_DEFAULTS.context_labels,
                    help="labels propagated frames bring to the context (default %(default)s)")
+    g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
+                   help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
+                        "where forward and backward flow agree); 0 = off (default %(default)s)")
     b = parser.add_argument_group("backbone and resolution")
     b.add_argument("--backbone", default="lite0",
                    help="lite0 (embedded, default), resnet18, resnet50, or checkpoint:PATH")
@@ -59,7 +62,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
     params = PropagationParams(context=args.context, topk=args.topk, temperature=args.temperature,
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
-                               precision=args.precision)
+                               precision=args.precision, flow=args.flow)
     params.validate()
     return params
 

@@ -4,18 +4,22 @@ Feature matching is restricted to a radius and loses objects that move far betwe
 dense optical flow follows them but drifts and fails at occlusions. :class:`FlowCue` computes
 OpenCV's DIS optical flow (Kroeger et al. 2016) both ways between the previous frame of a run
 and the target, keeps only the pixels whose forward and backward flows agree (Sundaram et al.
-2010), warps the previous frame's soft labels onto the target with the backward flow and mixes
-them into the feature-based soft labels where the flow is reliable::
+2010), warps the previous frame's label map (one-hot, pooled onto the feature grid) onto the
+target with the backward flow and mixes it into the feature-based soft labels where the flow is
+reliable::
 
     soft = (1 - a * r) * soft_features + a * r * warped_previous
 
 with ``a`` the fusion weight (``PropagationParams.flow``) and ``r`` in [0, 1] the share of reliable
 flow pixels in each feature cell. Both terms are distributions over labels, so the mix is one too.
+The mix is what the frame brings to the context, so the cue's gain compounds along the run. Warping
+the previous *soft* labels instead loses badly on DAVIS (repeated bilinear resampling blurs them and
+the blur compounds through the context); warping the argmaxed label map re-sharpens every frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import cv2
@@ -79,7 +83,7 @@ class FlowCue:
     The grey frame of the last two indices asked for is kept, so a run decodes each frame once.
     """
 
-    def __init__(self, frames: Callable[[int], np.ndarray], *, scale: int = 4, preset: FlowPreset = "fast",
+    def __init__(self, frames: Callable[[int], np.ndarray], *, scale: int = 8, preset: FlowPreset = "fast",
                  alpha: float = 0.01, beta: float = 0.5) -> None:
         if scale < 1:
             raise ValueError(f"flow scale must be >= 1 pixel per feature cell, got {scale}")
@@ -103,29 +107,33 @@ class FlowCue:
             self._grey[key] = np.ascontiguousarray(grey)
         return self._grey[key]
 
-    def warp(self, previous: int, target: int, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Soft labels (L, h, w) of frame ``previous`` warped onto frame ``target``, and their reliability.
+    def warp(self, previous: int, target: int, labels: np.ndarray, label_ids: Sequence[int],
+             grid_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The label map (any size) of frame ``previous`` warped onto frame ``target``, on the feature grid.
 
-        Returns the warped labels (L, h, w) and the share (h, w) in [0, 1] of each feature cell's
-        flow pixels that pass the forward-backward check, both on ``labels``' device.
+        Returns the warped one-hot labels (L, h, w), channel j for ``label_ids[j]`` (void counts for
+        no label), and the share (h, w) in [0, 1] of each feature cell's flow pixels that pass the
+        forward-backward check. A hard label map, not the previous soft labels, is warped: resampling
+        soft labels frame after frame blurs them, and the blur compounds through the context.
         """
-        _, h, w = labels.shape
+        h, w = grid_hw
         hw = (h * self.scale, w * self.scale)
         prev_grey, target_grey = self._grey_frame(previous, hw), self._grey_frame(target, hw)
         backward = dis_flow(target_grey, prev_grey, self._dis)  # (H, W, 2) target -> previous
         forward = dis_flow(prev_grey, target_grey, self._dis)  # (H, W, 2) previous -> target
         ok = consistent(backward, forward, alpha=self.alpha, beta=self.beta).astype(np.float32)  # (H, W)
+        lut = np.full(256, len(label_ids), dtype=np.int64)
+        lut[np.asarray(label_ids, dtype=np.int64)] = np.arange(len(label_ids))
+        small = cv2.resize(np.ascontiguousarray(labels), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
+        one_hot = np.eye(len(label_ids) + 1, len(label_ids), dtype=np.float32)[lut[small]]  # (H, W, L)
         # warp at flow resolution and pool back, so motions smaller than a cell still move the labels
         # (OpenCV rather than torch: these small per-pixel ops are several times faster there on CPU)
-        grid = np.ascontiguousarray(labels.detach().float().cpu().permute(1, 2, 0).numpy())  # (h, w, L)
-        up = cv2.resize(grid, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR).reshape(*hw, -1)  # (H, W, L)
-        warped = cv2.resize(_remap(up, backward), (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
+        warped = cv2.resize(_remap(one_hot, backward), (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
         reliable = cv2.resize(ok, (w, h), interpolation=cv2.INTER_AREA)  # (h, w)
-        return (torch.from_numpy(warped).permute(2, 0, 1).to(labels.device),
-                torch.from_numpy(reliable).to(labels.device))
+        return torch.from_numpy(warped).permute(2, 0, 1), torch.from_numpy(reliable)
 
-    def fuse(self, previous: int, target: int, previous_labels: torch.Tensor, soft: torch.Tensor,
-             weight: float) -> torch.Tensor:
+    def fuse(self, previous: int, target: int, previous_labels: np.ndarray, label_ids: Sequence[int],
+             soft: torch.Tensor, weight: float) -> torch.Tensor:
         """Feature-based soft labels (L, h, w) of ``target`` mixed with the flow-warped ``previous_labels``."""
-        warped, reliable = self.warp(previous, target, previous_labels)
-        return fuse(soft, warped, reliable, weight)
+        warped, reliable = self.warp(previous, target, previous_labels, label_ids, tuple(soft.shape[1:]))
+        return fuse(soft, warped.to(soft.device), reliable.to(soft.device), weight)

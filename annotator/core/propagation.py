@@ -347,28 +347,28 @@ def propagate(
     refs = [reference_frame(start)]
     recent: deque[ContextFrame] = deque(maxlen=params.context)
     cue = FlowCue(frames) if params.flow > 0 and frames is not None else None
-    previous = refs[0].labels  # soft labels of frame index - step, which the flow cue warps
+    previous = references[start]  # label map of frame index - step, which the flow cue warps
     for index in range(start + step, stop, step):
         if index in references:
             if stop_at_next_reference:
                 return
             refs.append(reference_frame(index))
             recent.clear()  # frames before a person's correction are superseded by it
-            previous = refs[-1].labels
+            previous = references[index]
             continue
         target = features(index)
         t0 = time.perf_counter()
         soft = engine(target, [*refs, *recent], params)  # (L, h, w)
         if cue is not None:
             t_flow = time.perf_counter()
-            soft = cue.fuse(index - step, index, previous, soft, params.flow)
+            soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)
             if timings is not None:
                 timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
                 t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
-        previous = soft
         t1 = time.perf_counter()
         frame = frames(index) if params.upsample == "guided" else None
         labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame)
+        previous = labels
         if timings is not None:
             timings["propagation"] = timings.get("propagation", 0.0) + t1 - t0
             timings["upsample"] = timings.get("upsample", 0.0) + time.perf_counter() - t1

@@ -1,0 +1,58 @@
+"""Benchmark: J, F, J&F and frames/s on DAVIS without and with the optical-flow cue (issue 7, item 1).
+
+The flow cue changes what joins the context, so every weight is a propagation pass of its own.
+Use --feature-cache so the backbone runs once per sequence; frames/s then covers propagation,
+flow and upsampling (the backbone's cost is the same for every weight and is left out).
+
+    python bench/bench_flow.py ../shared/data/davis2016 --feature-cache /tmp/featcache --weights 0 0.3 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from annotator.core import davis
+from annotator.core.backbones import load_backbone
+from annotator.core.evaluation import evaluate_davis_sequence
+from annotator.core.metrics import summarize
+from annotator.core.propagation import PropagationParams
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root")
+    p.add_argument("--sequences", nargs="+", default=None)
+    p.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.3, 0.5])
+    p.add_argument("--stage", default=None)
+    p.add_argument("--feature-cache", default=None)
+    args = p.parse_args()
+    backbone = load_backbone("lite0", stage=args.stage, device="cpu")
+    names = args.sequences or davis.list_sequences(args.root)
+    runs: dict[float, list] = {w: [] for w in args.weights}
+    for name in names:
+        for weight in args.weights:
+            run = evaluate_davis_sequence(args.root, name, backbone, PropagationParams(flow=weight),
+                                          feature_cache=args.feature_cache)
+            runs[weight].append(run)
+            compute = sum(v for k, v in run.timings.items() if k not in ("decode", "features"))
+            print(f"{name} flow={weight}: J&F {run.scores.jf:.3f} ({run.frames / compute:.2f} frames/s)", flush=True)
+
+    header = " | ".join(f"flow {w}" for w in args.weights)
+    print(f"\n{len(names)} sequences, backbone {backbone.name}, default factors; J&F per sequence")
+    print(f"| sequence | {header} |")
+    print("|---" * (len(args.weights) + 1) + "|")
+    for i, name in enumerate(names):
+        print(f"| {name} | " + " | ".join(f"{runs[w][i].scores.jf:.3f}" for w in args.weights) + " |")
+    print("\n| flow weight | J | F | J&F | frames/s (no backbone) | flow ms/frame |")
+    print("|---|---|---|---|---|---|")
+    for weight in args.weights:
+        d = summarize([r.scores for r in runs[weight]])
+        frames = sum(r.frames for r in runs[weight])
+        compute = sum(v for r in runs[weight] for k, v in r.timings.items() if k not in ("decode", "features"))
+        flow = sum(r.timings.get("flow", 0.0) for r in runs[weight])
+        print(f"| {weight} | {d.j_mean:.3f} | {d.f_mean:.3f} | {d.jf:.3f} | {frames / compute:.2f} | "
+              f"{1000 * flow / frames:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
