@@ -172,7 +172,8 @@ class PropagationController(QObject):
                 store = FeatureStore(video, bb, short_side=settings.short_side or None)
                 yield _StoreReady(key, store)
             yield from propagate(store, references, info.start, info.stop, params, output_hw=output_hw,
-                                 label_ids=label_ids, stop_at_next_reference=not go_on)
+                                 label_ids=label_ids, stop_at_next_reference=not go_on,
+                                 frames=video.frame)  # guided upsampling and the flow cue read frames
 
         self._txn = m.history.begin(f"Propagate {'forward' if direction > 0 else 'backward'}")
         self._run = info

@@ -141,3 +141,17 @@ def test_event_loop_stays_responsive_during_propagation(qtbot, make_window):
     gaps = np.diff(stamps)
     assert len(stamps) > 20
     assert gaps.max() < 0.100, f"GUI event loop blocked for {gaps.max() * 1000:.0f} ms"
+
+
+def test_factors_that_read_the_frames_run_from_the_gui(qtbot, make_window):
+    from dataclasses import replace
+
+    frames, truth = square_clip(n=4)
+    w = make_window(frames, {0: truth[0]})
+    settings = w.propagation.settings
+    w.propagation.set_settings(replace(settings, params=replace(settings.params, upsample="guided", flow=0.5)))
+    errors = []
+    w.propagation.failed.connect(errors.append)
+    applied, cancelled = run_propagation(qtbot, w)
+    assert errors == [] and (applied, cancelled) == (3, False)
+    assert all(w.model.frame_state(t) is FrameState.PROPAGATED for t in range(1, 4))
