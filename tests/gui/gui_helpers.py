@@ -52,3 +52,19 @@ def run_propagation(qtbot, window, direction: int = 1, go_on: bool = False, time
     with qtbot.waitSignal(window.propagation.finished, timeout=timeout) as blocker:
         window.propagation.start(direction, go_on)
     return tuple(blocker.args)
+
+
+def run_propagation_timed(qtbot, window, timeout: int = 20_000):
+    """`run_propagation` while a 10 ms QTimer stamps the event loop; returns (applied, cancelled, stamps)."""
+    from PySide6.QtCore import QTimer
+
+    stamps: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer.start()
+    try:
+        applied, cancelled = run_propagation(qtbot, window, timeout=timeout)
+    finally:
+        timer.stop()
+    return applied, cancelled, stamps

@@ -6,11 +6,10 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
 
 from annotator.core.annotation import FrameState
 from annotator.core.errors import UsageError
-from gui_helpers import FakeBackbone, run_propagation, square_clip
+from gui_helpers import FakeBackbone, run_propagation, run_propagation_timed, square_clip
 
 pytestmark = pytest.mark.gui
 
@@ -128,15 +127,7 @@ def test_painting_during_a_run_is_never_overwritten(qtbot, make_window):
 def test_event_loop_stays_responsive_during_propagation(qtbot, make_window):
     frames, truth = square_clip(n=24, hw=(96, 128), step=2)
     w = make_window(frames, {0: truth[0]}, backbone=FakeBackbone(delay_s=0.02))
-    stamps: list[float] = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    timer.start()
-    try:
-        applied, _ = run_propagation(qtbot, w)
-    finally:
-        timer.stop()
+    applied, _, stamps = run_propagation_timed(qtbot, w)
     assert applied == 23
     gaps = np.diff(stamps)
     assert len(stamps) > 20

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
 
 from annotator.core.annotation import FrameState
 from annotator.gui.main_window import MainWindow
 from annotator.gui.opening import Opened
-from gui_helpers import ArrayVideo, run_propagation, square_clip
+from gui_helpers import ArrayVideo, run_propagation_timed, square_clip
 
 pytestmark = pytest.mark.gui
 
@@ -26,15 +24,7 @@ def test_lite0_propagation_in_the_window_tracks_and_keeps_the_event_loop_free(qt
     w.show()
     devices = []
     w.propagation.device_changed.connect(devices.append)
-    stamps: list[float] = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    timer.start()
-    try:
-        applied, cancelled = run_propagation(qtbot, w, timeout=60_000)
-    finally:
-        timer.stop()
+    applied, cancelled, stamps = run_propagation_timed(qtbot, w, timeout=60_000)
     assert (applied, cancelled) == (5, False)
     assert devices == ["cpu"] and "CPU" in w.status.device.text()
     for t in range(1, 6):
