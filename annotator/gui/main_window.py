@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Annotator")
         self.resize(1400, 900)
         self.setAcceptDrops(True)
+        self.error_box: QMessageBox | None = None  # the error on show, if any (see show_error)
         self.propagation = PropagationController(self.model, PropagationSettings.load(self.qsettings),
                                                  backbone_factory, parent=self)
         self.canvas = Canvas(self.model)
@@ -311,8 +312,25 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
 
     def show_error(self, text: str) -> None:
+        """Tell the person what went wrong, without blocking: a window-modal box that returns at once.
+
+        A blocking ``QMessageBox.warning`` would run a nested event loop inside the slot that
+        reported the error, so whatever was queued behind it (the end of a failed propagation run)
+        would only be handled once the box is closed; the window must be idle while it shows.
+        """
         self.statusBar().showMessage(text, 8000)
-        QMessageBox.warning(self, "Annotator", text)
+        if self.error_box is not None:
+            self.error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "Annotator", text, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.destroyed.connect(lambda _o=None, b=box: self._forget_error_box(b))
+        self.error_box = box
+        box.open()
+
+    def _forget_error_box(self, box: QMessageBox) -> None:
+        if self.error_box is box:
+            self.error_box = None
 
     def _edit(self, name: str, make_changes) -> None:
         if self.model.video is not None:

@@ -39,7 +39,7 @@ def dialogs(monkeypatch):
     """Records every warning dialog and answers questions and file dialogs as the test says."""
     shown: list[str] = []
     answers = {"question": QMessageBox.StandardButton.Yes, "save": "", "folder": "", "file": ""}
-    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *a: shown.append(text))
+    monkeypatch.setattr(QMessageBox, "open", lambda box: shown.append(box.text()))
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers["question"])
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (answers["save"], ""))
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: answers["folder"])

@@ -146,3 +146,29 @@ def test_factors_that_read_the_frames_run_from_the_gui(qtbot, make_window):
     applied, cancelled = run_propagation(qtbot, w)
     assert errors == [] and (applied, cancelled) == (3, False)
     assert all(w.model.frame_state(t) is FrameState.PROPAGATED for t in range(1, 4))
+
+
+def test_a_run_that_fails_reports_it_and_leaves_the_window_idle(qtbot, make_window):
+    from annotator.core.errors import BackboneError
+
+    class BrokenBackbone(FakeBackbone):
+        def __call__(self, frames):
+            raise BackboneError("backbone exploded on frame batch")
+
+    frames, truth = square_clip(n=5)
+    w = make_window(frames, {0: truth[0]}, backbone=BrokenBackbone())
+    errors = []
+    w.propagation.failed.connect(errors.append)
+    applied, cancelled = run_propagation(qtbot, w)  # returns: the error box does not block the loop
+    assert (applied, cancelled) == (0, False)
+    assert errors == ["backbone exploded on frame batch"]
+    assert not w.propagation.running and not w.status.progress.isVisible()
+    assert w.error_box is not None and w.error_box.isVisible()
+    assert "Propagation failed: backbone exploded" in w.error_box.text()
+    assert all(w.model.frame_state(t) is not FrameState.PROPAGATED for t in range(1, 5))
+    w.error_box.close()
+    # the window works again: a good backbone propagates the same clip
+    w.propagation._factory = lambda _s: FakeBackbone()
+    w.propagation._backbones.clear()
+    w.propagation._stores.clear()
+    assert run_propagation(qtbot, w) == (4, False)
