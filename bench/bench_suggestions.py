@@ -5,8 +5,10 @@ pick a frame, paste its ground-truth mask as a correction (the frame becomes a r
 propagate forward from it to the next reference (as the GUI's "Propagate ▶" does), until every
 frame has J >= the goal (0.9 by default) for every object. Strategies:
 
-* ``suggest[:RULE]``: :func:`annotator.core.suggest.suggest_frame` on the per-frame uncertainty
-  (:func:`annotator.core.diagnostics.frame_uncertainty`), never looking at ground truth;
+* ``suggest``: :func:`annotator.core.suggest.suggest_frame` (rule ``"target"``) on the per-frame
+  uncertainty (:func:`annotator.core.diagnostics.frame_uncertainty`), calibrated by the J each
+  correction revealed (as the GUI does), never looking at the ground truth of other frames;
+* ``suggest:RULE``: a rule without that calibration (``suggest:target`` is the uncalibrated target rule);
 * ``oracle``: the frame with the lowest J (looks at ground truth: a bound, not a tool);
 * ``even``: n frames evenly spaced over the video, the smallest n that reaches the goal.
 
@@ -34,7 +36,7 @@ from annotator.core.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.features import FeatureStore
 from annotator.core.labels import VOID, read_mask_folder
 from annotator.core.propagation import FrameResult, PropagationParams, propagate
-from annotator.core.suggest import DEFAULT_RULE, suggest_frame
+from annotator.core.suggest import DEFAULT_RULE, Calibration, suggest_frame
 from annotator.core.video import open_video
 
 
@@ -113,13 +115,18 @@ def run_adaptive(cache: RunCache, goal: float, pick) -> list[int]:
         corrections.append(frame)
 
 
-def run_target(cache: RunCache, goal: float) -> list[int]:
+def run_target(cache: RunCache, goal: float, learn: bool = True) -> list[int]:
     """The ``"target"`` suggestion, evaluated lazily: frames are visited in time order and the visit stops
     once a frame estimated below the target and a frame truly below the goal are both known. Same picks
     as :func:`run_adaptive` with the same rule (the rule takes the first flagged frame in time), at a
-    fraction of the propagation: runs are only extended as far as the next flagged frame."""
+    fraction of the propagation: runs are only extended as far as the next flagged frame.
+
+    With ``learn`` every correction teaches the suggestion's :class:`Calibration` the J the corrected
+    frame had (what the person's pasted mask reveals about the propagation there, as in the GUI)."""
     refs = {0}
     corrections: list[int] = []
+    calibration = Calibration()
+    estimate = calibration.estimate_j if learn else (lambda u: 1.0 - u)
     while True:
         order = sorted(refs)
         seen: dict[int, tuple[float, float]] = {}
@@ -130,7 +137,7 @@ def run_target(cache: RunCache, goal: float) -> list[int]:
                 seen[t] = j, u = cache.value(r, t, stop)
                 if failing is None and j < goal:
                     failing = t
-                if flagged is None and 1.0 - u < goal:
+                if flagged is None and estimate(u) < goal:
                     flagged = t
                 if failing is not None and flagged is not None:
                     break
@@ -140,9 +147,13 @@ def run_target(cache: RunCache, goal: float) -> list[int]:
             return corrections
         if flagged is None:  # the rule falls back to "onset", which needs every frame
             seen = cache.frame_values(refs)
-        frame = suggest_frame({f: u for f, (_, u) in seen.items()}, refs, rule="target", target=goal)
+        frame = suggest_frame({f: u for f, (_, u) in seen.items()}, refs, rule="target", target=goal,
+                              calibration=calibration if learn else None)
         if frame is None or frame in refs:
             raise RuntimeError(f"target rule picked {frame!r} with references {sorted(refs)}")
+        if learn:
+            j, u = seen[frame]
+            calibration.add(u, j)
         refs.add(frame)
         corrections.append(frame)
 
@@ -167,8 +178,10 @@ def strategies(names: list[str]):
             out[name] = lambda c, g: run_adaptive(c, g, lambda v, refs: min(v, key=lambda f: (v[f][0], f)))
         elif name == "even":
             out[name] = run_even
-        elif name in ("suggest", "suggest:target") and DEFAULT_RULE == "target":
-            out[name] = run_target
+        elif name == "suggest" and DEFAULT_RULE == "target":
+            out[name] = run_target  # what the GUI does: the target rule, learning from each correction
+        elif name == "suggest:target":
+            out[name] = lambda c, g: run_target(c, g, learn=False)
         elif name.startswith("suggest"):
             rule = name.partition(":")[2] or DEFAULT_RULE
             # the annotator's quality goal is the suggestion's target; it never sees the J values

@@ -147,6 +147,30 @@ def frame_uncertainty(soft: torch.Tensor) -> float:
     return float(worst)
 
 
+def correction_j(soft: torch.Tensor, label_ids: Sequence[int], corrected: np.ndarray) -> float:
+    """J of the worst object between a propagated result and the person's correction of that frame.
+
+    Compared on the feature grid (the result's soft labels argmaxed there; the corrected label map
+    area-averaged onto it), which is what the suggestion's calibration needs and costs nothing at
+    image size. Objects in neither are skipped, as are objects the result did not carry; 1.0 when
+    no object is left.
+    """
+    from annotator.core.propagation import labels_to_grid
+
+    grid_hw = tuple(soft.shape[1:])
+    ids = tuple(int(i) for i in label_ids)
+    extra = tuple(sorted(set(int(v) for v in np.unique(corrected)) - set(ids) - {0, VOID}))
+    truth = labels_to_grid(np.asarray(corrected), (*ids, *extra), grid_hw).argmax(dim=0)
+    result = soft.float().argmax(dim=0)
+    worst = 1.0
+    for channel in range(1, len(ids)):  # an object the person added was not the propagation's to find
+        a, b = result == channel, truth == channel
+        union = int((a | b).sum())
+        if union:
+            worst = min(worst, int((a & b).sum()) / union)
+    return worst
+
+
 class GroundTruthTracker:
     """Per-frame, per-object J and F of a sequence, updated frame by frame as results arrive.
 

@@ -23,6 +23,14 @@ Rules (``rule=``):
   When no frame is estimated to miss the target it falls back to ``"onset"``.
 
 Frames without an uncertainty (references, frames not propagated yet) are never suggested.
+
+**Learning from corrections.** How much error a given uncertainty means differs from video to
+video (a thin object is uncertain along its whole outline even when it is right). Every
+correction of a propagated frame shows the truth for one frame: the J between what propagation
+gave there and what the person painted. A :class:`Calibration` collects those (uncertainty, J)
+pairs and turns uncertainty into an estimated error ``1 - J = a * u``, with ``a`` fitted by least
+squares and pulled towards 1 (the uncalibrated estimate) while there are few pairs. The
+``"target"`` rule uses it when given. No ground truth is involved: only what the person did.
 """
 
 from __future__ import annotations
@@ -38,7 +46,43 @@ RULES: tuple[str, ...] = ("max", "distance", "onset", "target")
 DEFAULT_RULE: Rule = "target"
 DEFAULT_TARGET = 0.9
 
-__all__ = ["DEFAULT_RULE", "DEFAULT_TARGET", "RULES", "Rule", "segments", "suggest_frame"]
+__all__ = ["Calibration", "DEFAULT_RULE", "DEFAULT_TARGET", "RULES", "Rule", "segments", "suggest_frame"]
+
+
+class Calibration:
+    """Uncertainty -> estimated J, learnt from the corrections a person made (see the module docstring).
+
+    ``prior_weight`` is how many corrections the prior ``a = 1`` counts as, each at uncertainty
+    ``prior_uncertainty``; the scale is kept within ``[0.25, 4]`` so a few odd corrections never make
+    every frame (or none) look below the target.
+    """
+
+    def __init__(self, prior_weight: float = 1.0, prior_uncertainty: float = 0.1) -> None:
+        if prior_weight <= 0 or prior_uncertainty <= 0:
+            raise UsageError("calibration prior weight and uncertainty must be > 0")
+        self.pairs: list[tuple[float, float]] = []
+        self._prior = prior_weight * prior_uncertainty * prior_uncertainty
+
+    def add(self, uncertainty: float, j: float) -> None:
+        """Record one corrected frame: its uncertainty before the correction and the J of what it showed."""
+        if not (uncertainty == uncertainty and j == j):  # NaN: nothing learnt
+            return
+        if not 0.0 <= j <= 1.0:
+            raise UsageError(f"J must be in [0, 1], got {j}")
+        self.pairs.append((max(float(uncertainty), 0.0), float(j)))
+
+    @property
+    def scale(self) -> float:
+        """``a`` in ``1 - J = a * u``."""
+        num = self._prior + sum(u * (1.0 - j) for u, j in self.pairs)
+        den = self._prior + sum(u * u for u, _ in self.pairs)
+        return min(4.0, max(0.25, num / den))
+
+    def estimate_j(self, uncertainty: float) -> float:
+        return 1.0 - self.scale * uncertainty
+
+    def __len__(self) -> int:
+        return len(self.pairs)
 
 
 def segments(frames: Iterable[int], references: Iterable[int]) -> list[list[int]]:
@@ -51,12 +95,14 @@ def segments(frames: Iterable[int], references: Iterable[int]) -> list[list[int]
 
 
 def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *,
-                  rule: Rule = DEFAULT_RULE, target: float = DEFAULT_TARGET) -> int | None:
+                  rule: Rule = DEFAULT_RULE, target: float = DEFAULT_TARGET,
+                  calibration: Calibration | None = None) -> int | None:
     """The frame whose correction should help most, or None when no frame is a candidate.
 
     ``uncertainty`` maps frame index to its per-frame uncertainty (see
     :func:`annotator.core.diagnostics.frame_uncertainty`); ``references`` are the frames a person
-    painted, never suggested. ``target`` is the J the person needs (rule ``"target"`` only).
+    painted, never suggested. ``target`` is the J the person needs and ``calibration`` what their
+    corrections taught (rule ``"target"`` only; without it the estimate is ``1 - u``).
     """
     if rule not in RULES:
         raise UsageError(f"unknown suggestion rule {rule!r}; choose one of {', '.join(RULES)}")
@@ -76,10 +122,11 @@ def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *
         return max(cand, key=score)
     stretches = segments(cand, refs)
     if rule == "target":
+        estimate = calibration.estimate_j if calibration is not None else (lambda u: 1.0 - u)
         for stretch in stretches:
             order = reversed(stretch) if refs and stretch[-1] < refs[0] else stretch
             for f in order:
-                if 1.0 - cand[f] < target:
+                if estimate(cand[f]) < target:
                     return f
     # onset: the worst stretch, then where its uncertainty climbs past halfway
     worst = max(stretches, key=lambda s: (sum(cand[f] for f in s), -s[0]))

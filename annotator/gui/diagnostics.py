@@ -24,13 +24,14 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLayout, QPushButton
 
 from annotator.core.annotation import FrameState
-from annotator.core.diagnostics import GroundTruthTracker, confidence_map, error_map, frame_uncertainty
+from annotator.core.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
+                                        frame_uncertainty)
 from annotator.core.errors import UsageError
 from annotator.core.experiments import RunRecord
 from annotator.core.labels import read_mask_folder
 from annotator.core.propagation import FrameResult
 from annotator.core.report import write_report
-from annotator.core.suggest import DEFAULT_TARGET, suggest_frame
+from annotator.core.suggest import DEFAULT_TARGET, Calibration, suggest_frame
 from annotator.gui.diagnostic_overlay import (DiagnosticLayer, DiagnosticMode, UncertaintyStrip, confidence_rgba,
                                               error_rgba, split_rgba)
 from annotator.gui.factors_panel import FactorsPanel
@@ -66,6 +67,11 @@ class DiagnosticsController(QObject):
         self.tracker: GroundTruthTracker | None = None
         self.soft: dict[int, object] = {}  # frame -> (L, h, w) soft labels of its last result
         self.uncertainty: dict[int, float] = {}
+        # what corrections teach the suggestion: frames a person painted over a result, kept until
+        # the next run starts (the correction is finished then) as (soft, label ids, uncertainty)
+        self.calibration = Calibration()
+        self._corrected: dict[int, tuple[object, tuple[int, ...], float]] = {}
+        self._label_ids: dict[int, tuple[int, ...]] = {}
         self.runs: list[RunRecord] = []
         self.mode = DiagnosticMode.OFF
         self.split = 0.5
@@ -255,7 +261,8 @@ class DiagnosticsController(QObject):
     def suggestion(self) -> int | None:
         if self.model.video is None:
             return None
-        return suggest_frame(self.uncertainty, self.model.reference_frames().keys(), target=self.target)
+        return suggest_frame(self.uncertainty, self.model.reference_frames().keys(), target=self.target,
+                             calibration=self.calibration)
 
     def go_to_suggestion(self) -> None:
         frame = self.suggestion()
@@ -263,7 +270,8 @@ class DiagnosticsController(QObject):
             raise UsageError("no propagated frame to judge yet: propagate first")
         self.model.set_current_frame(frame)
         self.window.statusBar().showMessage(
-            f"Frame {frame}: estimated J {1 - self.uncertainty[frame]:.2f} — correct it, then propagate (P)", 6000)
+            f"Frame {frame}: estimated J {self.calibration.estimate_j(self.uncertainty[frame]):.2f} "
+            "— correct it, then propagate (P)", 6000)
 
     # ---- layers --------------------------------------------------------------------------------
 
@@ -313,6 +321,9 @@ class DiagnosticsController(QObject):
         self.tracker = None
         self.soft.clear()
         self.uncertainty.clear()
+        self._label_ids.clear()
+        self._corrected.clear()
+        self.calibration = Calibration()
         self._dirty.clear()
         self._last_plan = None
         self.gt_panel.clear("No ground truth: Diagnostics > Load ground truth…")
@@ -332,8 +343,12 @@ class DiagnosticsController(QObject):
 
     def _on_state_changed(self, frame: int, state: FrameState) -> None:
         if state is not FrameState.PROPAGATED:  # a person's frame (or cleared): its soft labels are stale
-            self.soft.pop(frame, None)
-            self.uncertainty.pop(frame, None)
+            soft, u = self.soft.pop(frame, None), self.uncertainty.pop(frame, None)
+            ids = self._label_ids.pop(frame, None)
+            if state is FrameState.REFERENCE and soft is not None and ids is not None and u is not None:
+                self._corrected[frame] = (soft, ids, u)
+            elif state is FrameState.EMPTY:
+                self._corrected.pop(frame, None)
         if state is FrameState.EMPTY and self.tracker is not None:
             self.tracker.forget(frame)
             self._dirty.discard(frame)
@@ -351,7 +366,16 @@ class DiagnosticsController(QObject):
 
     # ---- propagation runs ----------------------------------------------------------------------
 
+    def learn_from_corrections(self) -> None:
+        """Feed the calibration with every finished correction: what the result was vs what was painted."""
+        m = self.model
+        for frame, (soft, ids, u) in sorted(self._corrected.items()):
+            if m.video is not None and m.is_reference(frame):
+                self.calibration.add(u, correction_j(soft, ids, np.asarray(m.labels(frame))))
+        self._corrected.clear()
+
     def _on_run_started(self, info) -> None:
+        self.learn_from_corrections()
         s = self.propagation.settings
         self.factors_panel.show_settings(s)
         go_on = info.stop in (-1, self.model.num_frames)
@@ -364,6 +388,8 @@ class DiagnosticsController(QObject):
             return  # a person painted it during the run: the result was not applied
         self.soft[item.index] = item.soft
         self.uncertainty[item.index] = frame_uncertainty(item.soft)
+        self._label_ids[item.index] = tuple(item.label_ids)
+        self._corrected.pop(item.index, None)
         if self._run is not None:
             self._run["frames"].append(item.index)
         if self.tracker is not None and self.tracker.update(item.index, item.labels):

@@ -171,3 +171,28 @@ def test_next_frame_to_correct_goes_to_an_uncertain_propagated_frame(qtbot, make
     csv_path, png_path = d.export_report(tmp_path)
     assert csv_path.read_text().splitlines()[0] == "frame,object,J,F,J&F"
     assert png_path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qtbot, make_window):
+    from annotator.core.annotation import FrameState
+    from annotator.core.diagnostics import correction_j
+    from annotator.gui.opening import Opened
+    from gui_helpers import ArrayVideo
+
+    frames, truth = two_objects_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    d, m = w.diagnostics, w.model
+    run_propagation(qtbot, w)
+    assert len(d.calibration) == 0
+    soft, ids, u = d.soft[3], d._label_ids[3], d.uncertainty[3]
+    wrong = truth[3].copy()
+    wrong[wrong == 2] = 1  # the person says: all of it is object 1
+    m.history.push("Correct", [m.set_labels(3, wrong, FrameState.REFERENCE)])
+    assert 3 not in d.uncertainty  # a person's frame is never suggested
+    m.set_current_frame(3)
+    run_propagation(qtbot, w)  # the correction is finished when the next run starts
+    assert d.calibration.pairs == [(u, correction_j(soft, ids, wrong))]
+    assert d.calibration.pairs[0][1] < 0.6  # the propagation had object 2 where the person says 1
+    # a video change forgets what was learnt (it was about that video)
+    w.files.set_opened(Opened(ArrayVideo(frames), {0: truth[0]}))
+    assert len(d.calibration) == 0

@@ -164,3 +164,23 @@ def test_eval_grid_bad_factor_is_a_one_line_error(davis_root, capsys):
     assert main(["eval", str(davis_root), "-q", "--grid", "speed=1,2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("annotator: error: --grid 'speed=1,2'") and "\n" not in err.strip()
+
+
+def test_correction_j_compares_a_result_with_the_painted_correction():
+    from annotator.core.diagnostics import correction_j
+    from annotator.core.propagation import labels_to_grid
+
+    truth = np.zeros((64, 64), np.uint8)
+    truth[8:40, 8:40] = 1
+    truth[40:60, 40:60] = 2
+    soft = labels_to_grid(truth, (0, 1, 2), (8, 8))
+    assert correction_j(soft, (0, 1, 2), truth) == 1.0
+    shifted = np.zeros_like(truth)
+    shifted[8:40, 24:56] = 1  # object 1 half off
+    shifted[40:60, 40:60] = 2
+    j = correction_j(labels_to_grid(shifted, (0, 1, 2), (8, 8)), (0, 1, 2), truth)
+    assert 0.2 < j < 0.5  # the worst object counts
+    # an object the person added in the correction is not held against the result
+    added = truth.copy()
+    added[0:8, 56:64] = 3
+    assert correction_j(soft, (0, 1, 2), added) == 1.0
