@@ -83,48 +83,75 @@ def _progress(total: int, desc: str, quiet: bool):
 # --------------------------------------------------------------------------------------------- propagate
 
 
-def _read_references(masks: Path, frame: int | None, expected_hw: tuple[int, int], num_frames: int):
-    from annotator.core.labels import read_mask, read_mask_folder, resize_labels
+def _job_settings(args: argparse.Namespace):
+    from annotator.core.batch import JobSettings
 
-    if masks.is_dir():
-        if frame is not None:
-            raise UsageError("--frame applies to a single mask file, not to a folder of masks")
-        refs = read_mask_folder(masks)
-    else:
-        refs = {frame or 0: read_mask(masks)}
-    for index, labels in refs.items():
-        if not 0 <= index < num_frames:
-            raise UsageError(f"mask for frame {index} but the video has {num_frames} frames")
-        if labels.shape != expected_hw:
-            raise UsageError(f"mask of frame {index} is {labels.shape[1]}x{labels.shape[0]} but the video is "
-                             f"{expected_hw[1]}x{expected_hw[0]}; masks must have the video's original size")
-    return refs
+    return JobSettings(params=_params(args), backbone=args.backbone, stage=args.stage, weights=args.weights,
+                       device=args.device, threads=args.threads, short_side=args.short_side or None,
+                       feature_cache=args.feature_cache, overwrite=args.overwrite)
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
-    from annotator.core.features import FeatureStore
-    from annotator.core.labels import write_mask
-    from annotator.core.pipeline import propagate_video
+    from annotator.core.batch import BatchJob, check_outputs, davis_jobs, list_jobs, run_job
+
+    settings = _job_settings(args)
+    out = Path(args.out)
+    source = Path(args.source) if args.source else None
+    if args.list:
+        if source is not None:
+            raise UsageError("give either a video (or DAVIS root) or --list, not both")
+        return _propagate_batch(args, list_jobs(args.list, out), settings)
+    if source is None:
+        raise UsageError("give a video, a frame folder, a DAVIS root or --list FILE")
+    if source.is_dir() and (source / "JPEGImages").is_dir():  # a whole DAVIS root
+        if args.masks:
+            raise UsageError("a DAVIS root brings its own masks (Annotations/): drop --masks")
+        return _propagate_batch(args, davis_jobs(source, out, args.resolution, args.sequences), settings)
+    if not args.masks:
+        raise UsageError("--masks is needed for a single video (a mask PNG or a folder of NNNNN.png)")
+    job = BatchJob(source.stem or source.name, source, Path(args.masks), out, mask_frame=args.frame)
+    check_outputs([job], args.overwrite)
     from annotator.core.video import open_video
 
-    params = _params(args)
-    out = Path(args.out)
-    if out.exists() and any(out.glob("*.png")) and not args.overwrite:
-        raise UsageError(f"{out} already holds masks; pass --overwrite to replace them")
-    with open_video(args.source) as video:
-        refs = _read_references(Path(args.masks), args.frame, video.hw, len(video))
-        backbone = _backbone(args)
-        store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
-        out.mkdir(parents=True, exist_ok=True)
-        for index, labels in refs.items():
-            write_mask(out / f"{index:05d}.png", labels)
-        todo = len(video) - len(refs)
-        with _progress(todo, video.name, args.quiet) as bar:
-            for result in propagate_video(store, refs, len(video), params, output_hw=video.hw, frames=video.frame):
-                write_mask(out / f"{result.index:05d}.png", result.labels)
-                bar.update(1)
+    with open_video(source) as video:
+        n = len(video)
+    with _progress(n - 1, source.name, args.quiet) as bar:
+        result = run_job(job, settings, on_frame=lambda _i: bar.update(1), backbone=_backbone(args))
     if not args.quiet:
-        print(f"wrote {len(video)} masks ({len(refs)} reference, {todo} propagated) to {out}")
+        print(f"wrote {result.frames} masks ({result.frames - result.propagated} reference, "
+              f"{result.propagated} propagated) to {out}")
+    return 0
+
+
+def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
+    """Many videos: one progress bar, a summary table (also ``OUT/summary.csv``), exit 1 if any failed."""
+    from annotator.core.batch import run_batch
+
+    with _progress(0, f"{len(jobs)} videos", args.quiet) as bar:
+        def total(frames: int) -> None:
+            bar.total = frames
+            bar.refresh()
+
+        def frame(name: str, _index: int) -> None:
+            bar.set_postfix_str(name, refresh=False)
+            bar.update(1)
+
+        results = run_batch(jobs, settings, workers=args.jobs, on_frame=frame, on_total=total)
+    rows = [{"video": r.name, "frames": r.frames, "seconds": r.seconds, "frames/s": r.fps,
+             "status": "ok" if r.ok else r.error} for r in results]
+    done = [r for r in results if r.ok]
+    seconds = sum(r.seconds for r in results)
+    rows.append({"video": "total", "frames": sum(r.frames for r in results), "seconds": seconds,
+                 "frames/s": sum(r.propagated for r in done) / seconds if seconds else float("nan"),
+                 "status": f"{len(done)}/{len(results)} ok"})
+    columns = ["video", "frames", "seconds", "frames/s", "status"]
+    print(_format_table(rows, columns))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    _write_csv(str(Path(args.out) / "summary.csv"), rows, columns)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(f"annotator: {len(failed)} of {len(results)} video(s) failed (see the status column)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -146,7 +173,8 @@ def _format_table(rows: list[dict], columns: Sequence[str]) -> str:
 
     cells = [[fmt(r[c]) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "| " + " | ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths))) + " |"  # noqa: E731
+    numeric = [i > 0 and all(isinstance(r[c], (int, float)) for r in rows) for i, c in enumerate(columns)]
+    line = lambda vals: "| " + " | ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths))) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(list(columns)), sep, *(line(r) for r in cells)])
 
@@ -286,11 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default=None, help="video, frame folder, DAVIS sequence or project")
     p.set_defaults(func=cmd_gui)
 
-    p = sub.add_parser("propagate", help="propagate masks through a video and write a DAVIS Annotations folder")
-    p.add_argument("source", help="video file (mp4/avi/mov/mkv), frame folder or DAVIS sequence folder")
-    p.add_argument("--masks", required=True, help="a mask PNG (frame 0, or --frame N) or a folder of NNNNN.png")
+    p = sub.add_parser("propagate", help="propagate masks through a video (or many) and write DAVIS Annotations folders",
+                       description="One video: --masks gives its reference mask(s) and --out receives NNNNN.png. "
+                                   "A DAVIS root (a folder with JPEGImages/ and Annotations/) or --list FILE "
+                                   "propagates every video into OUT/<name>/, --jobs at a time, with one progress "
+                                   "bar and a summary (OUT/summary.csv); one failing video does not stop the others.")
+    p.add_argument("source", nargs="?", default=None,
+                   help="video file (mp4/avi/mov/mkv), frame folder, DAVIS sequence folder, or a DAVIS root")
+    p.add_argument("--masks", default=None, help="a mask PNG (frame 0, or --frame N) or a folder of NNNNN.png")
     p.add_argument("--frame", type=int, default=None, help="frame index of a single mask file (default 0)")
-    p.add_argument("--out", required=True, help="output folder for NNNNN.png label maps")
+    p.add_argument("--out", required=True, help="output folder for NNNNN.png label maps (one sub-folder per video in a batch)")
+    p.add_argument("--list", default=None, metavar="FILE", help="batch: a text file with one 'VIDEO MASKS' per line")
+    p.add_argument("--jobs", type=int, default=1, help="batch: videos propagated side by side, each in its own "
+                   "process with its share of the CPU threads (or its own GPU) (default %(default)s)")
+    p.add_argument("--sequences", nargs="+", default=None, help="DAVIS root: only these sequences")
+    p.add_argument("--resolution", default="480p", help="DAVIS root: resolution folder (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace masks already in --out")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_factor_options(p)

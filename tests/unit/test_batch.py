@@ -1,0 +1,104 @@
+"""Batch propagation: a DAVIS root or a list of videos, in parallel, one broken video never stopping the rest."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from annotator.cli import main
+from annotator.core.batch import BatchJob, JobSettings, davis_jobs, list_jobs, run_batch
+from annotator.core.errors import UsageError
+from annotator.core.labels import read_mask_folder, write_mask
+from tests.synthetic import moving_objects_clip, write_frames
+
+FAST = ["--short-side", "0", "--stage", "s3", "-q"]
+
+
+def make_davis_root(root, names=("alpha", "beta"), n_frames=5):
+    """A tiny DAVIS root: JPEGImages/480p/<name> and a mask on every frame in Annotations/480p/<name>."""
+    truths = {}
+    for k, name in enumerate(names):
+        frames, truth = moving_objects_clip(n_frames=n_frames, hw=(64, 96), size=24, step=4, seed=k)
+        write_frames(root / "JPEGImages" / "480p" / name, frames)
+        ann = root / "Annotations" / "480p" / name
+        ann.mkdir(parents=True)
+        for t, lab in enumerate(truth):
+            write_mask(ann / f"{t:05d}.png", lab)
+        truths[name] = truth
+    return truths
+
+
+def test_davis_root_is_propagated_sequence_by_sequence_from_the_first_mask(tmp_path, capsys):
+    root = tmp_path / "davis"
+    truths = make_davis_root(root)
+    out = tmp_path / "out"
+    assert main(["propagate", str(root), "--out", str(out), "--jobs", "2", *FAST]) == 0
+    for name, truth in truths.items():
+        written = read_mask_folder(out / name)
+        assert sorted(written) == list(range(5))
+        np.testing.assert_array_equal(written[0], truth[0])
+        # only frame 0 was a reference (the semi-supervised protocol), the rest was propagated
+        assert not np.array_equal(written[4], truth[4]) or (written[4] == 1).sum() > 0
+        assert (written[4] == 1).sum() > 0.5 * (truth[4] == 1).sum()
+    # the same masks as one video at a time in this process
+    single = tmp_path / "single"
+    assert main(["propagate", str(root / "JPEGImages" / "480p" / "alpha"), "--masks",
+                 str(root / "Annotations" / "480p" / "alpha" / "00000.png"), "--out", str(single), *FAST]) == 0
+    batch, alone = read_mask_folder(out / "alpha"), read_mask_folder(single)
+    assert all(np.array_equal(batch[t], alone[t]) for t in range(5))
+    table = capsys.readouterr().out
+    assert "alpha" in table and "beta" in table and "2/2 ok" in table
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["video"] for r in rows] == ["alpha", "beta", "total"]
+    assert all(r["status"] == "ok" for r in rows[:2])
+
+
+def test_a_broken_video_fails_alone_and_the_exit_code_says_so(tmp_path, capsys):
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("good", "wrongsize"))
+    bad = root / "Annotations" / "480p" / "wrongsize" / "00000.png"
+    write_mask(bad, np.zeros((32, 32), np.uint8))
+    out = tmp_path / "out"
+    assert main(["propagate", str(root), "--out", str(out), *FAST]) == 1
+    assert len(read_mask_folder(out / "good")) == 5
+    rows = {r["video"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows["good"]["status"] == "ok"
+    assert "mask is 64x96 but 00000.png is 32x32" in rows["wrongsize"]["status"]
+    assert "1 of 2 video(s) failed" in capsys.readouterr().err
+    # nothing is overwritten without being asked, before any work starts
+    assert main(["propagate", str(root), "--out", str(out), *FAST]) == 2
+
+
+def test_a_list_of_videos_with_relative_paths_and_quoting(tmp_path):
+    frames, truth = moving_objects_clip(n_frames=4, hw=(64, 96), size=24, step=4)
+    write_frames(tmp_path / "clips" / "my clip", frames)
+    write_mask(tmp_path / "clips" / "first.png", truth[0])
+    listing = tmp_path / "videos.txt"
+    listing.write_text("# video masks\n'clips/my clip' clips/first.png\n\n'clips/my clip' clips/first.png  # again\n")
+    jobs = list_jobs(listing, tmp_path / "out")
+    assert [j.name for j in jobs] == ["my clip", "my clip-2"]
+    assert jobs[0].source == tmp_path / "clips" / "my clip"
+    seen = []
+    results = run_batch(jobs, JobSettings(short_side=None, stage="s3"), workers=1,
+                        on_frame=lambda name, i: seen.append((name, i)), on_total=lambda n: seen.append(("total", n)))
+    assert seen[0] == ("total", 6) and len(seen) == 7
+    assert all(r.ok and r.frames == 4 and r.propagated == 3 for r in results)
+    assert len(read_mask_folder(tmp_path / "out" / "my clip-2")) == 4
+
+
+def test_bad_batch_input_is_refused_with_a_clear_message(tmp_path):
+    with pytest.raises(UsageError, match="cannot read the video list"):
+        list_jobs(tmp_path / "missing.txt", tmp_path / "out")
+    (tmp_path / "bad.txt").write_text("only-one-field\n")
+    with pytest.raises(UsageError, match="bad.txt:1: expected 'VIDEO MASKS'"):
+        list_jobs(tmp_path / "bad.txt", tmp_path / "out")
+    (tmp_path / "davis" / "JPEGImages" / "480p").mkdir(parents=True)
+    with pytest.raises(UsageError):
+        davis_jobs(tmp_path / "davis", tmp_path / "out")
+    job = BatchJob("x", tmp_path / "nowhere.mp4", tmp_path / "m.png", tmp_path / "out" / "x")
+    [result] = run_batch([job], JobSettings(), workers=1)
+    assert not result.ok and "nowhere.mp4" in result.error
+    with pytest.raises(UsageError, match="--jobs"):
+        run_batch([job], JobSettings(), workers=0)
