@@ -170,6 +170,12 @@ def check_outputs(jobs: Sequence[BatchJob], overwrite: bool) -> None:
 
 _BACKBONES: dict[tuple, object] = {}  # per process: the backbone is loaded once for all its jobs
 
+# A streaming run reads each frame once forward (and once backward before the first reference) and
+# the context keeps its own features, so big caches buy nothing here; small ones keep memory flat
+# and let several jobs share a machine. (The GUI keeps larger ones: it re-propagates.)
+STREAM_FRAME_CACHE_BYTES = 64 * 2**20
+STREAM_FEATURE_CACHE_BYTES = 64 * 2**20
+
 
 def _backbone_for(settings: JobSettings, device: str):
     from annotator.core.backbones import load_backbone
@@ -190,10 +196,11 @@ def run_job(job: BatchJob, settings: JobSettings, on_frame: Callable[[int], None
     from annotator.core.video import open_video
 
     t0 = time.perf_counter()
-    with open_video(job.source) as video:
+    with open_video(job.source, cache_bytes=STREAM_FRAME_CACHE_BYTES) as video:
         refs = read_references(job.masks, job.mask_frame, video.hw, len(video), job.first_only)
         bb = backbone if backbone is not None else _backbone_for(settings, device or settings.device)
-        store = FeatureStore(video, bb, short_side=settings.short_side, disk_cache=settings.feature_cache)
+        store = FeatureStore(video, bb, short_side=settings.short_side, disk_cache=settings.feature_cache,
+                             max_bytes=STREAM_FEATURE_CACHE_BYTES)
         job.out.mkdir(parents=True, exist_ok=True)
         for index, labels in refs.items():
             write_mask(job.out / f"{index:05d}.png", labels)

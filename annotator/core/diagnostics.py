@@ -134,7 +134,7 @@ def frame_uncertainty(soft: torch.Tensor) -> float:
     if soft.shape[0] < 2:
         return 0.0
     soft = soft.float()
-    winner = soft.argmax(dim=0)  # (h, w)
+    winner = soft.max(dim=0).indices  # (h, w); argmax(dim=0) is slow on CPU
     worst = 0.0
     for j in range(1, soft.shape[0]):
         p = soft[j]
@@ -160,8 +160,8 @@ def correction_j(soft: torch.Tensor, label_ids: Sequence[int], corrected: np.nda
     grid_hw = tuple(soft.shape[1:])
     ids = tuple(int(i) for i in label_ids)
     extra = tuple(sorted(set(int(v) for v in np.unique(corrected)) - set(ids) - {0, VOID}))
-    truth = labels_to_grid(np.asarray(corrected), (*ids, *extra), grid_hw).argmax(dim=0)
-    result = soft.float().argmax(dim=0)
+    truth = labels_to_grid(np.asarray(corrected), (*ids, *extra), grid_hw).max(dim=0).indices
+    result = soft.float().max(dim=0).indices
     worst = 1.0
     for channel in range(1, len(ids)):  # an object the person added was not the propagation's to find
         a, b = result == channel, truth == channel

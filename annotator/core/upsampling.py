@@ -68,5 +68,7 @@ def upsample_soft(soft: torch.Tensor, output_hw: tuple[int, int], mode: Upsample
 def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tuple[int, int],
                    mode: UpsampleMode = "bilinear", frame: np.ndarray | None = None) -> np.ndarray:
     """Upsample soft labels (L, h, w) to ``output_hw`` and argmax them into a label map of object ids."""
-    channels = upsample_soft(soft, output_hw, mode, frame).argmax(dim=0).to(torch.uint8).cpu().numpy()  # (H, W)
+    # max().indices, not argmax(dim=0): same first-maximum rule, but torch's CPU argmax over the
+    # outer dimension is ~40x slower (68 vs 1.6 ms for 2 x 480 x 854, measured), a third of a frame
+    channels = upsample_soft(soft, output_hw, mode, frame).max(dim=0).indices.to(torch.uint8).cpu().numpy()  # (H, W)
     return np.asarray(label_ids, dtype=np.uint8)[channels]
