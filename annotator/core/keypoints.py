@@ -150,7 +150,8 @@ def propagate_keypoints(features: FeatureSource, references: Mapping[int, Keypoi
         return ContextFrame(index, feats, maps.to(feats.dtype), params.radius_for_references), float(maps.max())
 
     first, drawn_peak = reference_frame(start)
-    refs = [first]
+    behind = sorted((i for i in references if (i - start) * step < 0), key=lambda i: abs(i - start))
+    refs = [first, *(reference_frame(i)[0] for i in behind)]  # as for masks: every reference behind too
     recent: deque[ContextFrame] = deque(maxlen=params.context)
     for index in range(start + step, stop, step):
         if index in references:

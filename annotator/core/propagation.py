@@ -314,8 +314,9 @@ def propagate(
 
     ``features(i)`` returns the (C, h, w) feature map of frame i. ``references`` maps frame index
     to a label map painted by a person (any resolution; resized onto the feature grid). The run goes
-    forward when ``stop > start`` and backward otherwise. The context holds the references passed so
-    far (``start`` first) and the last ``params.context`` frames propagated in this run. A reference
+    forward when ``stop > start`` and backward otherwise. The context holds every reference behind
+    the run or passed so far (``start`` first, then the others behind it, nearest first) and the last
+    ``params.context`` frames propagated in this run. A reference
     frame met on the way ends the run when ``stop_at_next_reference``; otherwise it joins the
     context and is not yielded (propagation never overwrites a person's work). Memory is bounded
     by the context, not by the length of the video: consume the results as they come. When
@@ -344,7 +345,10 @@ def propagate(
         grid_labels = labels_to_grid(references[index], label_ids, tuple(feats.shape[1:]), feats.device)
         return ContextFrame(index, feats, grid_labels.to(feats.dtype), params.radius_for_references)
 
-    refs = [reference_frame(start)]
+    # every reference already behind the run (frame 0 and earlier corrections when going forward)
+    # is context too, as in CRW/DINO, where the first frame always stays in the context
+    behind = sorted((i for i in references if (i - start) * step < 0), key=lambda i: abs(i - start))
+    refs = [reference_frame(start), *(reference_frame(i) for i in behind)]
     recent: deque[ContextFrame] = deque(maxlen=params.context)
     cue = FlowCue(frames) if params.flow > 0 and frames is not None else None
     previous = references[start]  # label map of frame index - step, which the flow cue warps

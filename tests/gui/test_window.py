@@ -131,7 +131,7 @@ def test_bad_input_shows_one_line_and_the_app_keeps_running(qtbot, make_window, 
     frames, truth = square_clip(n=4)
     w = make_window(frames, {0: truth[0]})
     shown = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text: shown.append(text))
+    monkeypatch.setattr(QMessageBox, "open", lambda box: shown.append(box.text()))
     bogus = tmp_path / "notes.txt"
     bogus.write_text("not a video")
     assert not w.files.open_path(str(bogus))

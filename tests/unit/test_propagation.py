@@ -157,6 +157,23 @@ def test_context_holds_at_most_m_recent_frames():
     assert all(len(c) <= 3 for c in seen)
 
 
+def test_every_reference_behind_the_run_is_context_too():
+    """Frame 0 (and earlier corrections) stay in the context of a run from a later correction."""
+    seen: list[list[int]] = []
+
+    def spy(target, context, params):
+        seen.append([f.index for f in context])
+        return propagate_frame(target, context, params)
+
+    feats = FakeFeatures(10)
+    refs = {0: square_mask(64, 96, 8), 2: square_mask(64, 96, 24), 5: square_mask(64, 96, 48)}
+    list(propagate(feats, refs, 5, 8, PropagationParams(context=1), engine=spy))
+    assert seen == [[5, 2, 0], [5, 2, 0, 6]]
+    seen.clear()
+    list(propagate(feats, refs, 2, -1, PropagationParams(context=1), engine=spy, stop_at_next_reference=False))
+    assert seen == [[2, 5]]  # backward: the references after the start are behind the run (frame 0 is one)
+
+
 def test_bad_runs_give_clear_errors():
     feats = FakeFeatures(4)
     with pytest.raises(UsageError, match="frame 2 is not a reference"):
