@@ -1,11 +1,17 @@
 """Benchmark: the whole propagation pipeline on a real sequence, split by stage, naive vs tiled engine.
 
 Runs FeatureStore + propagate over the first N frames of a sequence (DAVIS frame folder or any
-video) at the working resolution, each engine in a fresh subprocess so its peak RSS is its own,
-and prints ms/frame for decode, features, propagation, upsampling/argmax, plus frames/s end to end
-and whether both engines produced identical label maps.
+video) at the working resolution, each (backbone, input size, engine) in a fresh subprocess so its
+peak RSS is its own, and prints ms/frame for decode, features, propagation, upsampling/argmax and
+mask writing, plus frames/s end to end, and whether both engines produced identical label maps.
 
     python bench/bench_pipeline.py ../shared/data/davis2016/JPEGImages/480p/dog-agility --frames 12
+    python bench/bench_pipeline.py SEQ --backbones lite0,resnet18,resnet50 --inputs 480p,1080p --frames 6
+
+``--inputs 1080p`` runs on a copy of the frames upscaled to 1920x1080 JPEGs (decode, resizing and
+mask writing at full size; the features stay at the working resolution). ResNets use ``--weights``
+when given, else randomly initialised torchvision weights saved to a local file (this machine has
+no internet: timings only, the labels are meaningless; the loading path is the local-weights one).
 """
 
 from __future__ import annotations
@@ -14,15 +20,18 @@ import argparse
 import hashlib
 import json
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from annotator.core.backbones import load_backbone
 from annotator.core.features import FeatureStore
-from annotator.core.labels import read_mask
+from annotator.core.labels import read_mask, write_mask
 from annotator.core.propagation import PropagationParams, propagate, propagate_frame, propagate_frame_naive
 from annotator.core.video import open_video
 
@@ -30,7 +39,14 @@ from annotator.core.video import open_video
 def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    backbone = load_backbone(args.backbone, stage=args.stage, device=args.device)
+    weights = args.weights
+    if args.backbone.startswith("resnet") and weights is None:
+        import torchvision
+
+        weights = str(Path(tempfile.mkdtemp()) / f"{args.backbone}-random.pth")
+        torch.save(getattr(torchvision.models, args.backbone)().state_dict(), weights)
+    backbone = load_backbone(args.backbone, stage=args.stage, device=args.device, weights=weights)
+    out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
     engine = propagate_frame if args.engine == "tiled" else propagate_frame_naive
     with open_video(args.source) as video:
         first = read_mask(args.mask) if args.mask else None
@@ -48,13 +64,28 @@ def run(args: argparse.Namespace) -> dict:
         for result in propagate(store, {0: first}, 0, n, PropagationParams(), output_hw=video.hw,
                                 engine=engine, timings=timings):
             digest.update(result.labels.tobytes())
+            t_write = time.perf_counter()
+            write_mask(out_dir / f"{result.index:05d}.png", result.labels)
+            timings["write"] = timings.get("write", 0.0) + time.perf_counter() - t_write
         seconds = time.perf_counter() - t0
     timings.update(store.timings)
     frames = n - 1
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"engine": args.engine, "frames": frames, "fps": frames / seconds, "rss_mib": rss,
             "ms": {k: 1000 * v / frames for k, v in timings.items()}, "digest": digest.hexdigest(),
-            "backbone": backbone.name, "grid": list(store(0).shape)}
+            "backbone": backbone.name, "grid": list(store(0).shape), "input": f"{video.hw[1]}x{video.hw[0]}"}
+
+
+def upscaled_copy(source: str, frames: int, hw: tuple[int, int] = (1080, 1920)) -> Path:
+    """The first frames of a video as JPEGs at 1920x1080 in a temporary folder (the caller deletes it)."""
+    import cv2
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-1080p-"))
+    with open_video(source) as video:
+        for i in range(min(frames, len(video))):
+            big = cv2.resize(video.frame(i), (hw[1], hw[0]), interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(folder / f"{i:05d}.jpg"), big[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return folder
 
 
 def main() -> None:
@@ -62,7 +93,10 @@ def main() -> None:
     p.add_argument("source", help="video file or frame folder")
     p.add_argument("--mask", default=None, help="label map of frame 0 (default: a centred box)")
     p.add_argument("--frames", type=int, default=12, help="frames to propagate (naive is slow: keep it small)")
-    p.add_argument("--backbone", default="lite0")
+    p.add_argument("--backbones", default="lite0", help="comma-separated: lite0, resnet18, resnet50")
+    p.add_argument("--backbone", default="lite0", help=argparse.SUPPRESS)
+    p.add_argument("--inputs", default="480p", help="comma-separated: 480p (the source as is), 1080p (upscaled copy)")
+    p.add_argument("--weights", default=None, help="local weights file for a ResNet (default: random, timing only)")
     p.add_argument("--stage", default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--short-side", type=int, default=480)
@@ -74,25 +108,44 @@ def main() -> None:
         print(json.dumps(run(args)))
         return
     results = []
-    for engine in args.engines.split(","):
-        child = [sys.executable, __file__, args.source, "--engine", engine, "--frames", str(args.frames),
-                 "--backbone", args.backbone, "--device", args.device, "--short-side", str(args.short_side)]
-        for opt in ("mask", "stage", "threads"):
-            if getattr(args, opt) is not None:
-                child += [f"--{opt}", str(getattr(args, opt))]
-        results.append(json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout))
+    inputs = args.inputs.split(",")
+    copies = {"1080p": upscaled_copy(args.source, args.frames)} if "1080p" in inputs else {}
+    try:
+        for backbone in args.backbones.split(","):
+            for size in inputs:
+                source = str(copies.get(size, args.source))
+                for engine in args.engines.split(","):
+                    child = [sys.executable, __file__, source, "--engine", engine, "--frames", str(args.frames),
+                             "--backbone", backbone, "--device", args.device, "--short-side", str(args.short_side)]
+                    for opt in ("stage", "threads", "weights"):
+                        if getattr(args, opt) is not None:
+                            child += [f"--{opt}", str(getattr(args, opt))]
+                    if args.mask is not None and size != "1080p":
+                        child += ["--mask", args.mask]
+                    done = subprocess.run(child, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        raise SystemExit(f"{backbone} {size} {engine} failed:\n{done.stderr[-3000:]}")
+                    results.append({**json.loads(done.stdout), "size": size})
+    finally:
+        for folder in copies.values():
+            shutil.rmtree(folder, ignore_errors=True)
     r0 = results[0]
-    print(f"{args.source}: {r0['frames']} frames propagated, backbone {r0['backbone']}, feature grid {r0['grid']}, "
+    print(f"{args.source}: {r0['frames']} frames propagated, feature grid {r0['grid']} (lite0), "
           f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}")
-    stages = ["decode", "features", "propagation", "upsample"]
-    print("| engine | " + " | ".join(f"{s} ms/frame" for s in stages) + " | frames/s | peak RSS MiB |")
-    print("|---" * (len(stages) + 3) + "|")
+    stages = ["decode", "features", "propagation", "upsample", "write"]
+    print("| backbone | input | engine | " + " | ".join(f"{s} ms/frame" for s in stages) + " | frames/s | peak RSS MiB |")
+    print("|---" * (len(stages) + 5) + "|")
     for r in results:
-        print(f"| {r['engine']} | " + " | ".join(f"{r['ms'].get(s, 0):.0f}" for s in stages)
+        print(f"| {r['backbone']} | {r['input']} | {r['engine']} | " + " | ".join(f"{r['ms'].get(s, 0):.0f}" for s in stages)
               + f" | {r['fps']:.2f} | {r['rss_mib']:.0f} |")
-    if len(results) > 1:
-        same = len({r["digest"] for r in results}) == 1
-        print(f"identical label maps: {same}; end-to-end speed-up {results[0]['fps'] / results[1]['fps']:.1f}x")
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["backbone"], r["size"]), []).append(r)
+    for (backbone, size), rs in groups.items():
+        if len(rs) > 1:
+            same = len({r["digest"] for r in rs}) == 1
+            print(f"{backbone} {size}: identical label maps: {same}; end-to-end speed-up "
+                  f"{rs[0]['fps'] / rs[1]['fps']:.1f}x ({rs[0]['engine']} vs {rs[1]['engine']})")
 
 
 if __name__ == "__main__":
