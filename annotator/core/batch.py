@@ -53,6 +53,7 @@ class JobSettings:
     stage: str | None = None
     weights: str | None = None
     device: str = "auto"
+    half: bool | None = None
     threads: int | None = None
     short_side: int | None = 480
     feature_cache: str | None = None
@@ -180,10 +181,10 @@ STREAM_FEATURE_CACHE_BYTES = 64 * 2**20
 def _backbone_for(settings: JobSettings, device: str):
     from annotator.core.backbones import load_backbone
 
-    key = (settings.backbone, settings.stage, settings.weights, device, settings.threads)
+    key = (settings.backbone, settings.stage, settings.weights, device, settings.half, settings.threads)
     if key not in _BACKBONES:
         _BACKBONES[key] = load_backbone(settings.backbone, device=device, stage=settings.stage,
-                                        weights=settings.weights, threads=settings.threads)
+                                        weights=settings.weights, threads=settings.threads, half=settings.half)
     return _BACKBONES[key]
 
 

@@ -9,6 +9,7 @@ import argparse
 import math
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -341,13 +342,17 @@ def test_auto_device_order(monkeypatch) -> None:
     assert device_mod.resolve_device("auto") == torch.device("cuda")
 
 
-def test_precision_and_threads() -> None:
+def test_precision_and_threads(monkeypatch) -> None:
     cpu = torch.device("cpu")
     assert device_mod.resolve_dtype(cpu) == torch.float32
     assert device_mod.resolve_dtype(torch.device("cuda")) == torch.float16
     assert device_mod.resolve_dtype(torch.device("cuda"), half=False) == torch.float32
-    with pytest.raises(UsageError):
-        device_mod.resolve_dtype(cpu, half=True)
+    with monkeypatch.context() as m:
+        m.setattr(device_mod, "cpu_has_bf16", lambda: False)
+        with pytest.raises(UsageError, match="AVX512-BF16"):
+            device_mod.resolve_dtype(cpu, half=True)
+        m.setattr(device_mod, "cpu_has_bf16", lambda: True)
+        assert device_mod.resolve_dtype(cpu, half=True) == torch.bfloat16
     before = torch.get_num_threads()
     try:
         backbone = load_backbone("lite0:s3", device="cpu", threads=2)
@@ -369,3 +374,14 @@ def test_available_backbones_and_cache_key(tmp_path, r18_state) -> None:
     b = load_backbone("lite0", device="cpu")
     assert isinstance(a, Backbone) and a.cache_key != b.cache_key
     assert str(path.resolve()) in a.cache_key
+
+
+def test_bfloat16_features_stay_close_to_float32() -> None:
+    """Half precision on the CPU (bfloat16) gives nearly the same unit feature vectors."""
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (1, 3, 64, 96), dtype=np.uint8))
+    fp32 = load_backbone("lite0:s4", device="cpu")(x)
+    model = load_backbone("lite0:s4", device="cpu").model
+    bf16 = Backbone(model, name="lite0:s4", channels=fp32.shape[1], device="cpu", dtype=torch.bfloat16)(x)
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape  # features leave as float32
+    cosine = (fp32 * bf16).sum(dim=1)
+    assert float(cosine.mean()) > 0.99 and float(cosine.min()) > 0.9
