@@ -239,17 +239,26 @@ def _eval_grid(args: argparse.Namespace, params: PropagationParams, names: list[
     """``eval --grid``: every combination of the swept factors, one row each (an ablation table)."""
     from annotator.core import davis
     from annotator.core.backbones import load_backbone
-    from annotator.core.experiments import dataset_means, evaluate_grid, grid_points, markdown_table, parse_grid
+    from annotator.core.experiments import (axis_points, dataset_means, evaluate_grid, grid_points, markdown_table,
+                                            parse_grid)
 
     grid = parse_grid(args.grid)
-    points = grid_points(grid)
+    if args.one_at_a_time:
+        from annotator.core.backbones.lite0 import DEFAULT_LITE0_STAGE
+
+        default_stage = DEFAULT_LITE0_STAGE if args.backbone.startswith("lite0") else "layer3"
+        base = {**dataclasses.asdict(params), "short_side": args.short_side, "backbone": args.backbone,
+                "stage": args.stage or default_stage}
+        points = axis_points(grid, base)
+    else:
+        points = grid_points(grid)
     load = lambda spec, stage: load_backbone(spec, device=args.device, stage=stage, weights=args.weights,  # noqa: E731
                                              threads=args.threads, half=args.half)
     total = len(points) * sum(len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) - 1 for n in names)
     with _progress(total, "grid", args.quiet) as bar:
         results = evaluate_grid(args.root, names, points, params, load_backbone=load, backbone=args.backbone,
                                 stage=args.stage, short_side=args.short_side, resolution=args.resolution,
-                                on_frame=lambda _i: bar.update(1))
+                                feature_cache=args.feature_cache, on_frame=lambda _i: bar.update(1))
     rows = [{**point, **dataset_means(records)} for point, records in zip(points, results)]
     columns = [*grid, "J", "F", "J&F", "frames/s"]
     print(f"grid over {len(names)} sequence(s), other factors: {params}")
@@ -345,8 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="write the table as CSV here")
     p.add_argument("--save-masks", default=None, help="write the propagated masks under this folder")
     p.add_argument("--grid", action="append", default=[], metavar="FACTOR=V1,V2,...",
-                   help="sweep a factor (m, k, tau, radius, radius_for_references, context_labels, short_side, "
-                        "backbone, stage); repeat for a grid; prints the ablation table (--csv writes it)")
+                   help="sweep a factor (m, k, tau, radius, radius_for_references, context_labels, upsample, flow, "
+                        "short_side, backbone, stage); repeat for a grid; prints the ablation table (--csv writes it)")
+    p.add_argument("--one-at-a-time", action="store_true",
+                   help="with --grid: vary one factor at a time around the other options' values (the paper's "
+                        "ablations) instead of every combination")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write per-frame metrics (CSV) and a plot of the curves (PNG) per sequence here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -24,6 +24,7 @@ __all__ = [
     "FACTORS",
     "RunRecord",
     "apply_point",
+    "axis_points",
     "compare_runs",
     "dataset_means",
     "evaluate_grid",
@@ -49,6 +50,12 @@ def _labels(text: str) -> str:
     return text
 
 
+def _upsample(text: str) -> str:
+    if text not in ("bilinear", "guided"):
+        raise ValueError(text)
+    return text
+
+
 FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "context": (("m", "context"), int),
     "topk": (("k", "topk", "top-k"), int),
@@ -56,6 +63,8 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "radius": (("r", "radius"), float),
     "radius_for_references": (("radius_for_references", "radius-for-references", "ref_radius"), _bool),
     "context_labels": (("context_labels", "context-labels"), _labels),
+    "upsample": (("upsample",), _upsample),
+    "flow": (("flow",), float),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
@@ -90,6 +99,21 @@ def grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
     """Every combination of the grid's values, the last factor varying fastest."""
     names = list(grid)
     return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def axis_points(grid: Mapping[str, Sequence], base: Mapping[str, object]) -> list[dict]:
+    """One factor at a time (the paper's ablations): the base point, then each factor's other values.
+
+    ``base`` holds the value of every grid factor in the reference settings; each point sets every
+    grid factor (the base value where it is not the one varied), so all rows fill every column.
+    """
+    first = {name: base[name] for name in grid}
+    points = [first]
+    for name, values in grid.items():
+        for value in values:
+            if value != first[name]:
+                points.append({**first, name: value})
+    return points
 
 
 def apply_point(params: PropagationParams, point: Mapping[str, object]) -> PropagationParams:
@@ -199,7 +223,8 @@ def dataset_means(records: Sequence[RunRecord]) -> dict[str, float]:
 def evaluate_grid(root: str | Path, names: Sequence[str], points: Sequence[Mapping[str, object]],
                   base_params: PropagationParams, *, load_backbone: Callable[[str, str | None], object],
                   backbone: str = "lite0", stage: str | None = None, short_side: int | None = 480,
-                  resolution: str = "480p", on_frame: Callable[[int], None] | None = None) -> list[list[RunRecord]]:
+                  resolution: str = "480p", on_frame: Callable[[int], None] | None = None,
+                  feature_cache: str | Path | None = None) -> list[list[RunRecord]]:
     """Propagate every DAVIS sequence of ``names`` from its first mask once per grid point and score it.
 
     Returns one list of :class:`RunRecord` (one per sequence) per point. Points that share the
@@ -231,7 +256,7 @@ def evaluate_grid(root: str | Path, names: Sequence[str], points: Sequence[Mappi
                 skey = (bkey, side)
                 store = stores.get(skey)
                 if store is None:
-                    store = stores[skey] = FeatureStore(video, backbones[bkey], short_side=side)
+                    store = stores[skey] = FeatureStore(video, backbones[bkey], short_side=side, disk_cache=feature_cache)
                 predictions = {first: gt[first]}
                 feature_time = sum(store.timings.values())
                 t0 = time.perf_counter()

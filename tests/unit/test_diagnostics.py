@@ -14,7 +14,7 @@ from annotator.cli import main
 from annotator.core.diagnostics import (ErrorKind, GroundTruthTracker, confidence_map, error_map, frame_scores,
                                         frame_uncertainty)
 from annotator.core.errors import MaskError, UsageError
-from annotator.core.experiments import RunRecord, compare_runs, grid_points, parse_grid
+from annotator.core.experiments import RunRecord, axis_points, compare_runs, grid_points, parse_grid
 from annotator.core.labels import write_mask_folder
 from annotator.core.metrics import evaluate_sequence
 from annotator.core.report import curves_png, metrics_csv_text, write_report
@@ -100,6 +100,14 @@ def test_grid_parsing_and_points():
             parse_grid(bad)
 
 
+def test_one_factor_at_a_time_points():
+    grid = parse_grid(["m=10,20,30", "k=5,10", "flow=0.5"])
+    points = axis_points(grid, {"context": 20, "topk": 10, "flow": 0.0, "temperature": 0.05})
+    assert points[0] == {"context": 20, "topk": 10, "flow": 0.0}  # the reference settings first
+    assert points[1:] == [{"context": 10, "topk": 10, "flow": 0.0}, {"context": 30, "topk": 10, "flow": 0.0},
+                          {"context": 20, "topk": 5, "flow": 0.0}, {"context": 20, "topk": 10, "flow": 0.5}]
+
+
 def test_compare_runs_on_common_frames():
     curves_a = {1: (np.array([1, 2, 3]), np.array([0.5, 0.5, 0.5]), np.array([0.5, 0.5, 0.5]))}
     curves_b = {1: (np.array([2, 3, 4]), np.array([0.7, 0.4, 1.0]), np.array([0.7, 0.4, 1.0]))}
@@ -149,6 +157,16 @@ def test_eval_grid_prints_an_ablation_table_and_csv(davis_root, tmp_path, capsys
     assert all(0 <= float(r["J&F"]) <= 1 and float(r["frames/s"]) > 0 for r in rows)
     assert float(rows[0]["J&F"]) != float(rows[1]["J&F"])
     assert (tmp_path / "rep" / "topk=10_temperature=0.05" / "alpha.png").is_file()
+
+
+def test_eval_grid_one_factor_at_a_time(davis_root, tmp_path):
+    out_csv = tmp_path / "axes.csv"
+    argv = ["eval", str(davis_root), "--short-side", "0", "--stage", "s3", "-q", "-k", "10", "--one-at-a-time",
+            "--grid", "k=1,10", "--grid", "m=1,20", "--csv", str(out_csv), "--feature-cache", str(tmp_path / "fc")]
+    assert main(argv) == 0
+    rows = [(r["topk"], r["context"]) for r in csv.DictReader(out_csv.open())]
+    assert rows == [("10", "20"), ("1", "20"), ("10", "1")]  # the reference first, then one change each
+    assert any((tmp_path / "fc").iterdir())  # the features went to the cache
 
 
 def test_eval_report_writes_csv_and_png_per_sequence(davis_root, tmp_path, capsys):
