@@ -158,6 +158,32 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
     return 0
 
 
+def cmd_keypoints(args: argparse.Namespace) -> int:
+    """``keypoints VIDEO --points refs.json --out tracks.json``: carry points through the video."""
+    from annotator.core.features import FeatureStore
+    from annotator.core.keypoints import keypoints_json_text, propagate_keypoints_video, read_keypoints_json
+    from annotator.core.video import open_video
+
+    params = _params(args)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    names, refs = read_keypoints_json(args.points)
+    with open_video(args.source) as video:
+        backbone = _backbone(args)
+        store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
+        results = []
+        with _progress(len(video) - len(refs), video.name, args.quiet) as bar:
+            for result in propagate_keypoints_video(store, refs, len(video), params, image_hw=video.hw,
+                                                    sigma=args.sigma):
+                results.append(result)
+                bar.update(1)
+        atomic_write_text(out, keypoints_json_text(names, refs, results, video.hw))
+    if not args.quiet:
+        print(f"wrote {len(names)} point(s) on {len(results) + len(refs)} frames to {out}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- eval
 
 
@@ -367,6 +393,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backbones", help="list the available backbones")
     p.set_defaults(func=cmd_backbones)
+
+    p = sub.add_parser("keypoints", help="propagate keypoints (e.g. a pose) through a video; JSON in, JSON out",
+                       description='Points are carried as Gaussian heat-map labels through the same propagation '
+                                   'as masks and read back at their peak. --points: {"FRAME": {"NAME": [x, y], ...}} '
+                                   '(pixels of the original video; every frame given is a reference). --out: every '
+                                   'frame\'s points with a confidence (the heat-map peak relative to a reference\'s).')
+    p.add_argument("source", help="video file, frame folder or DAVIS sequence folder")
+    p.add_argument("--points", required=True, help="JSON file of reference keypoints")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--sigma", type=float, default=1.0, help="heat-map width in feature cells (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_factor_options(p)
+    p.set_defaults(func=cmd_keypoints)
 
     p = sub.add_parser("export", help="write a project's masks as a DAVIS Annotations folder (original size)")
     p.add_argument("project", help="annotation project folder (with project.json)")

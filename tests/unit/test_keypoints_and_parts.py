@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -127,3 +129,32 @@ def test_soft_context_matches_hard_context_on_a_clean_clip(lite0, clip):
         out[mode] = np.median(list(point_errors(last.points, true_points(truth, 7)).values()))
     assert max(out.values()) < 8.0, out
     assert torch.is_tensor(last.heatmaps) and last.heatmaps.shape[0] == 10
+
+
+def test_keypoints_command_reads_json_and_writes_every_frame(tmp_path, clip, capsys):
+    import json
+
+    from annotator.cli import main
+    from tests.synthetic import write_frames
+
+    frames, truth = clip
+    folder = write_frames(tmp_path / "frames", frames)
+    first = {f"p{pid}": list(xy) for pid, xy in true_points(truth, 0).items()}
+    (tmp_path / "refs.json").write_text(json.dumps({"0": first}))
+    out = tmp_path / "tracks.json"
+    argv = ["keypoints", str(folder), "--points", str(tmp_path / "refs.json"), "--out", str(out),
+            "--short-side", "0", "-q"]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    assert data["image_size"] == [288, 192] and data["points"] == list(first)
+    assert sorted(int(f) for f in data["frames"]) == list(range(8))
+    assert data["frames"]["0"]["p10"] == {"x": first["p10"][0], "y": first["p10"][1], "confidence": 1.0,
+                                          "reference": True}
+    truth7 = {f"p{pid}": xy for pid, xy in true_points(truth, 7).items()}
+    last = data["frames"]["7"]
+    errors = [math.hypot(last[n]["x"] - truth7[n][0], last[n]["y"] - truth7[n][1]) for n in truth7]
+    assert np.median(errors) < 6.0 and last["p10"]["reference"] is False
+    assert main(argv) == 2 and "--overwrite" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"0": {"nose": [1, "a"]}}')
+    assert main(["keypoints", str(folder), "--points", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o.json")]) == 2
+    assert "point 'nose': expected [x, y] numbers" in capsys.readouterr().err
