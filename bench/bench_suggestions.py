@@ -63,17 +63,20 @@ class RunCache:
         got = self.values.setdefault(start, [])
         need = frame - start
         while len(got) < need:
-            live = self._live.get(start)
-            if live is None or live[1] < frame + 1:
-                # a new (or longer) run: it recomputes the frames already cached, which are identical
-                gen = propagate(self.store, {start: self.gt[start]}, start, stop, self.params,
+            live = self._live.pop(start, None)
+            if live is None:
+                # a run always goes towards the end of the video (its frames do not depend on where it
+                # will stop), so one generator serves every later, longer query from the same start;
+                # one evicted and needed again recomputes the frames already cached (identical ones)
+                gen = propagate(self.store, {start: self.gt[start]}, start, self.n, self.params,
                                 output_hw=self.output_hw, label_ids=self.label_ids)
                 for _ in range(len(got)):
                     next(gen)
                     self.propagated += 1
-                self._live[start] = live = (gen, stop)
-                while len(self._live) > 3:  # each live run holds its context: keep a few
-                    self._live.pop(next(iter(self._live)))
+                live = (gen, self.n)
+            self._live[start] = live  # most recently used last
+            while len(self._live) > 8:  # each live run holds its context (~50 MB at 480p): keep a few
+                self._live.pop(next(iter(self._live)))
             got.append(self._score(next(live[0])))
             self.propagated += 1
         return got[need - 1]
