@@ -51,6 +51,8 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--stage", default=None, help="feature stage(s) of the backbone, e.g. s5 or s4+s5 (lite0)")
     b.add_argument("--weights", default=None, help="local weights file for resnet18/resnet50 (no download)")
     b.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    b.add_argument("--flip", action="store_true",
+                   help="test-time augmentation: average the features of each frame and its mirror image (2x backbone time)")
     b.add_argument("--half", action=argparse.BooleanOptionalAction, default=None,
                    help="run the backbone in half precision: float16 on a GPU (the default there), bfloat16 on "
                         "a CPU with AVX512-BF16/AMX (about 3x faster features; off by default on the CPU)")
@@ -74,7 +76,7 @@ def _backbone(args: argparse.Namespace):
     from annotator.core.backbones import load_backbone
 
     return load_backbone(args.backbone, device=args.device, stage=args.stage, weights=args.weights,
-                         threads=args.threads, half=args.half)
+                         threads=args.threads, half=args.half, flip=args.flip)
 
 
 def _progress(total: int, desc: str, quiet: bool):
@@ -90,7 +92,8 @@ def _job_settings(args: argparse.Namespace):
     from annotator.core.batch import JobSettings
 
     return JobSettings(params=_params(args), backbone=args.backbone, stage=args.stage, weights=args.weights,
-                       device=args.device, half=args.half, threads=args.threads, short_side=args.short_side or None,
+                       device=args.device, half=args.half, flip=args.flip, threads=args.threads,
+                       short_side=args.short_side or None,
                        feature_cache=args.feature_cache, overwrite=args.overwrite)
 
 
@@ -279,7 +282,7 @@ def _eval_grid(args: argparse.Namespace, params: PropagationParams, names: list[
     else:
         points = grid_points(grid)
     load = lambda spec, stage: load_backbone(spec, device=args.device, stage=stage, weights=args.weights,  # noqa: E731
-                                             threads=args.threads, half=args.half)
+                                             threads=args.threads, half=args.half, flip=args.flip)
     total = len(points) * sum(len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) - 1 for n in names)
     with _progress(total, "grid", args.quiet) as bar:
         results = evaluate_grid(args.root, names, points, params, load_backbone=load, backbone=args.backbone,

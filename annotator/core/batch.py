@@ -54,6 +54,7 @@ class JobSettings:
     weights: str | None = None
     device: str = "auto"
     half: bool | None = None
+    flip: bool = False
     threads: int | None = None
     short_side: int | None = 480
     feature_cache: str | None = None
@@ -181,10 +182,11 @@ STREAM_FEATURE_CACHE_BYTES = 64 * 2**20
 def _backbone_for(settings: JobSettings, device: str):
     from annotator.core.backbones import load_backbone
 
-    key = (settings.backbone, settings.stage, settings.weights, device, settings.half, settings.threads)
+    key = (settings.backbone, settings.stage, settings.weights, device, settings.half, settings.flip, settings.threads)
     if key not in _BACKBONES:
         _BACKBONES[key] = load_backbone(settings.backbone, device=device, stage=settings.stage,
-                                        weights=settings.weights, threads=settings.threads, half=settings.half)
+                                        weights=settings.weights, threads=settings.threads, half=settings.half,
+                                        flip=settings.flip)
     return _BACKBONES[key]
 
 

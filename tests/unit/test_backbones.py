@@ -385,3 +385,17 @@ def test_bfloat16_features_stay_close_to_float32() -> None:
     assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape  # features leave as float32
     cosine = (fp32 * bf16).sum(dim=1)
     assert float(cosine.mean()) > 0.99 and float(cosine.min()) > 0.9
+
+
+def test_flip_augmentation_makes_features_mirror_equivariant() -> None:
+    """With --flip the features of a mirrored frame are the mirrored features (up to the padding offset)."""
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (1, 3, 64, 96), dtype=np.uint8))
+    plain = load_backbone("lite0:s4", device="cpu")
+    flip = load_backbone("lite0:s4", device="cpu", flip=True)
+    assert flip.name == "lite0:s4+flip" and flip.cache_key != plain.cache_key  # caches never mix them
+    a, b = flip(x), flip(x.flip(-1)).flip(-1)
+    assert torch.allclose(a.norm(dim=1), torch.ones(1, 8, 12), atol=1e-5)
+    cos_flip = float((a * b).sum(dim=1).mean())
+    p, q = plain(x), plain(x.flip(-1)).flip(-1)
+    cos_plain = float((p * q).sum(dim=1).mean())
+    assert cos_flip > 0.999 > cos_plain  # a single pass is not mirror-symmetric (TF padding, weights)

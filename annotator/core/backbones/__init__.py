@@ -73,8 +73,13 @@ class Backbone:
         dtype: torch.dtype = torch.float32,
         source: str = "",
         load_report: LoadReport | None = None,
+        flip: bool = False,
     ) -> None:
-        """``model`` maps float RGB 0..255 (B, 3, H, W) in ``dtype`` to (B, channels, H/8, W/8)."""
+        """``model`` maps float RGB 0..255 (B, 3, H, W) in ``dtype`` to (B, channels, H/8, W/8).
+
+        ``flip``: test-time augmentation, the features of the frame and of its mirror image (mirrored
+        back) are summed before normalising; twice the backbone time.
+        """
         device = torch.device(device)
         self.model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
         # NHWC is 15-20% faster for these convnets on CPU (oneDNN) and on CUDA tensor cores.
@@ -87,6 +92,9 @@ class Backbone:
         self.dtype = dtype
         self.source = source  # weights file or url, for cache keys and messages
         self.load_report = load_report  # ResNets: what loading kept and ignored; None for lite0
+        self.flip = flip
+        if flip:
+            self.name = f"{name}+flip"
 
     @property
     def cache_key(self) -> str:
@@ -109,6 +117,8 @@ class Backbone:
             if self._channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             feats = self.model(x)  # (B, C, ceil(H/8), ceil(W/8))
+            if self.flip:
+                feats = F.normalize(feats.float(), dim=1) + F.normalize(self.model(x.flip(-1)).float(), dim=1).flip(-1)
             return F.normalize(feats.float(), dim=1).contiguous()
 
     def __repr__(self) -> str:
@@ -165,13 +175,15 @@ def load_backbone(
     weights: str | os.PathLike | None = None,
     threads: int | None = None,
     half: bool | None = None,
+    flip: bool = False,
 ) -> Backbone:
     """Build the backbone named by ``spec`` on ``device`` (see the module docstring for specs).
 
     ``stage``: lite0 stage(s) (default ``DEFAULT_LITE0_STAGE``) or ResNet "layer3" (default) /
     "layer2"; may also be given in the spec (``lite0:s4``). ``weights``: a local weights file
     instead of the built-in/ImageNet ones. ``threads``: CPU threads (``torch.set_num_threads``),
-    only when given. ``half``: fp16 (default on CUDA only). Raises BackboneError for unknown
+    only when given. ``half``: fp16 (default on CUDA only; bfloat16 on a CPU that has it).
+    ``flip``: mirror test-time augmentation (see :class:`Backbone`). Raises BackboneError for unknown
     specs, devices, stages or unusable weights.
     """
     kind, rest = _split_spec(spec)
@@ -203,4 +215,4 @@ def load_backbone(
         choices = ", ".join(_DESCRIPTIONS)
         raise BackboneError(f"unknown backbone {spec!r}; choose one of: {choices}")
     return Backbone(model, name=name, channels=channels, device=torch_device, dtype=dtype,
-                    source=source, load_report=report)
+                    source=source, load_report=report, flip=flip)
