@@ -46,7 +46,7 @@ def load_backbone_for(settings: PropagationSettings):
 
     device = settings.device
     threads = compute_threads() if device in ("auto", "cpu") else None
-    return load_backbone(settings.backbone, device=device, threads=threads)
+    return load_backbone(settings.backbone, device=device, threads=threads, half=settings.half, flip=settings.flip)
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class _StoreReady:
     """First item of a run that had to build its feature store: handed back to the GUI thread."""
 
     key: tuple
+    backbone_key: tuple
     store: FeatureStore
 
 
@@ -162,7 +163,7 @@ class PropagationController(QObject):
         video = m.video
         key = self._store_key()
         store = self._stores.get(key)
-        backbone = self._backbones.get(settings.feature_key()[:2])
+        backbone = self._backbones.get(settings.backbone_key())
         factory = self._factory
 
         def job() -> Iterator[object]:
@@ -170,7 +171,7 @@ class PropagationController(QObject):
             if store is None:
                 bb = backbone if backbone is not None else factory(settings)
                 store = FeatureStore(video, bb, short_side=settings.short_side or None)
-                yield _StoreReady(key, store)
+                yield _StoreReady(key, settings.backbone_key(), store)
             yield from propagate(store, references, info.start, info.stop, params, output_hw=output_hw,
                                  label_ids=label_ids, stop_at_next_reference=not go_on,
                                  frames=video.frame)  # guided upsampling and the flow cue read frames
@@ -203,7 +204,7 @@ class PropagationController(QObject):
     def _on_result(self, item: object) -> None:
         if isinstance(item, _StoreReady):
             self._stores[item.key] = item.store
-            self._backbones[item.key[1:3]] = item.store.backbone
+            self._backbones[item.backbone_key] = item.store.backbone
             self.device_changed.emit(str(getattr(item.store.backbone, "device", "?")))
             self._t0 = time.perf_counter()  # frames/s counts propagation, not model loading
             return

@@ -17,6 +17,7 @@ from annotator.core.propagation import PropagationParams
 
 BACKBONES = ("lite0", "resnet18", "resnet50")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "float32", "half")
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,29 @@ class PropagationSettings:
     device: str = "auto"
     short_side: int = 480
     params: PropagationParams = field(default_factory=PropagationParams)
+    feature_precision: str = "auto"
+    """Backbone precision: "auto" (half on a GPU), "float32", or "half" (bfloat16 on a CPU that has it)."""
+    flip: bool = False
+    """Mirror test-time augmentation of the features (twice the backbone time)."""
 
-    def feature_key(self) -> tuple[str, str, int]:
+    @property
+    def half(self) -> bool | None:
+        return {"auto": None, "float32": False, "half": True}.get(self.feature_precision)
+
+    def backbone_key(self) -> tuple:
+        """What the loaded backbone depends on."""
+        return (self.backbone, self.device, self.feature_precision, self.flip)
+
+    def feature_key(self) -> tuple:
         """What cached features depend on (the factors do not change features)."""
-        return (self.backbone, self.device, self.short_side)
+        return (*self.backbone_key(), self.short_side)
 
     def save(self, qsettings: QSettings) -> None:
         qsettings.setValue("propagation/backbone", self.backbone)
         qsettings.setValue("propagation/device", self.device)
         qsettings.setValue("propagation/short_side", self.short_side)
+        qsettings.setValue("propagation/feature_precision", self.feature_precision)
+        qsettings.setValue("propagation/flip", self.flip)
         for name, value in asdict(self.params).items():
             qsettings.setValue(f"propagation/{name}", value)
 
@@ -55,8 +70,11 @@ class PropagationSettings:
             short_side = int(qsettings.value("propagation/short_side", defaults.short_side))
         except Exception:  # noqa: BLE001 - a corrupt settings file must not stop the app
             return defaults
+        precision = str(qsettings.value("propagation/feature_precision", defaults.feature_precision))
         return cls(str(qsettings.value("propagation/backbone", defaults.backbone)),
-                   str(qsettings.value("propagation/device", defaults.device)), short_side, p)
+                   str(qsettings.value("propagation/device", defaults.device)), short_side, p,
+                   precision if precision in PRECISIONS else defaults.feature_precision,
+                   qsettings.value("propagation/flip", False) in (True, "true", "1"))
 
 
 class SettingsDialog(QDialog):
@@ -65,6 +83,7 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: PropagationSettings, device_text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Propagation settings")
+        self._base = settings
         layout = QVBoxLayout(self)
 
         model_box = QGroupBox("Features")
@@ -88,6 +107,15 @@ class SettingsDialog(QDialog):
         self.short_side.setValue(settings.short_side)
         self.short_side.setToolTip("Frames are resized to this short side before feature extraction")
         form.addRow("Working resolution (short side)", self.short_side)
+        self.precision = QComboBox()
+        self.precision.addItems(PRECISIONS)
+        self.precision.setCurrentText(settings.feature_precision)
+        self.precision.setToolTip("auto: float16 on a GPU, float32 on the CPU; half: bfloat16 on a CPU with "
+                                  "AVX512-BF16/AMX (about 3x faster features)")
+        form.addRow("Backbone precision", self.precision)
+        self.flip = QCheckBox("Mirror augmentation (features of the frame and its mirror image; 2x time)")
+        self.flip.setChecked(settings.flip)
+        form.addRow("", self.flip)
         layout.addWidget(model_box)
 
         factors = QGroupBox("Propagation factors")
@@ -120,10 +148,14 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         reset = QPushButton("Restore defaults")
         buttons.addButton(reset, QDialogButtonBox.ButtonRole.ResetRole)
-        reset.clicked.connect(lambda: self._show(PropagationSettings()))
+        reset.clicked.connect(self._restore_defaults)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def _restore_defaults(self) -> None:
+        self._base = PropagationSettings()
+        self._show(self._base)
 
     @staticmethod
     def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
@@ -137,6 +169,8 @@ class SettingsDialog(QDialog):
         self.backbone.setCurrentText(s.backbone)
         self.device.setCurrentText(s.device)
         self.short_side.setValue(s.short_side)
+        self.precision.setCurrentText(s.feature_precision)
+        self.flip.setChecked(s.flip)
         self.context.setValue(s.params.context)
         self.topk.setValue(s.params.topk)
         self.temperature.setValue(s.params.temperature)
@@ -145,12 +179,14 @@ class SettingsDialog(QDialog):
         self.context_labels.setCurrentText(s.params.context_labels)
 
     def settings(self) -> PropagationSettings:
-        params = replace(PropagationParams(), context=self.context.value(), topk=self.topk.value(),
+        # factors this dialog does not show (upsampling, matmul precision, flow) are kept as they were
+        params = replace(self._base.params, context=self.context.value(), topk=self.topk.value(),
                          temperature=self.temperature.value(), radius=self.radius.value(),
                          radius_for_references=self.radius_refs.isChecked(),
                          context_labels=self.context_labels.currentText())
         return PropagationSettings(self.backbone.currentText().strip() or "lite0", self.device.currentText(),
-                                   self.short_side.value(), params)
+                                   self.short_side.value(), params, self.precision.currentText(),
+                                   self.flip.isChecked())
 
 
 def device_text(backbone: str, device: str) -> str:

@@ -192,8 +192,11 @@ def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
     dialog.topk.setValue(3)
     dialog.short_side.setValue(320)
     dialog.backbone.setCurrentText("resnet18")
+    dialog.precision.setCurrentText("half")
+    dialog.flip.setChecked(True)
     s = dialog.settings()
     assert (s.params.context, s.params.topk, s.short_side, s.backbone) == (5, 3, 320, "resnet18")
+    assert (s.half, s.flip) == (True, True) and s.backbone_key() != PropagationSettings().backbone_key()
     s.save(qsettings)
     assert PropagationSettings.load(qsettings) == s
 
