@@ -38,7 +38,7 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
                    help="compare with the whole of each reference frame, not only inside the radius")
     g.add_argument("--upsample", choices=UPSAMPLE_MODES, default=_DEFAULTS.upsample,
                    help="soft labels to image size: bilinear, or guided by the frame's edges (default %(default)s)")
-    g.add_argument("--precision", choices=("float32", "bfloat16"), default=_DEFAULTS.precision,
+    g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=_DEFAULTS.precision,
                    help="dtype of the affinity matmuls; bfloat16 is faster on CPUs with AVX512-BF16 (default %(default)s)")
     g.add_argument("--context-labels", choices=("soft", "hard"), default=_DEFAULTS.context_labels,
                    help="labels propagated frames bring to the context (default %(default)s)")
@@ -54,8 +54,9 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--flip", action="store_true",
                    help="test-time augmentation: average the features of each frame and its mirror image (2x backbone time)")
     b.add_argument("--half", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the backbone in half precision: float16 on a GPU (the default there), bfloat16 on "
-                        "a CPU with AVX512-BF16/AMX (about 3x faster features; off by default on the CPU)")
+                   help="run the backbone in half precision: float16 on a GPU, bfloat16 on a CPU with "
+                        "AVX512-BF16/AMX (about 3x faster features there); default: on where it exists, "
+                        "--no-half forces float32")
     b.add_argument("--threads", type=int, default=None, help="CPU threads for the backbone and propagation")
     b.add_argument("--feature-cache", default=None, metavar="DIR",
                    help="keep features on disk here (fp16), so later runs on the same video skip the backbone")

@@ -3,7 +3,9 @@
 Runs FeatureStore + propagate over the first N frames of a sequence (DAVIS frame folder or any
 video) at the working resolution, each (backbone, input size, engine) in a fresh subprocess so its
 peak RSS is its own, and prints ms/frame for decode, features, propagation, upsampling/argmax and
-mask writing, plus frames/s end to end, and whether both engines produced identical label maps.
+mask writing, plus frames/s end to end, and whether the tiled and naive engines (both float32)
+produced identical label maps. ``default`` is the tiled engine with the default settings (bfloat16
+features and matmuls on a CPU that has them).
 
     python bench/bench_pipeline.py ../shared/data/davis2016/JPEGImages/480p/dog-agility --frames 12
     python bench/bench_pipeline.py SEQ --backbones lite0,resnet18,resnet50 --inputs 480p,1080p --frames 6
@@ -45,9 +47,14 @@ def run(args: argparse.Namespace) -> dict:
 
         weights = str(Path(tempfile.mkdtemp()) / f"{args.backbone}-random.pth")
         torch.save(getattr(torchvision.models, args.backbone)().state_dict(), weights)
-    backbone = load_backbone(args.backbone, stage=args.stage, device=args.device, weights=weights)
+    # "tiled" and "naive" run in float32 throughout, so their labels can be compared bit for bit;
+    # "default" is what the app and the command line do (half precision where the device has it)
+    exact = args.engine in ("tiled", "naive")
+    backbone = load_backbone(args.backbone, stage=args.stage, device=args.device, weights=weights,
+                             half=False if exact else None)
+    params = PropagationParams(precision="float32") if exact else PropagationParams()
     out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
-    engine = propagate_frame if args.engine == "tiled" else propagate_frame_naive
+    engine = propagate_frame_naive if args.engine == "naive" else propagate_frame
     with open_video(args.source) as video:
         first = read_mask(args.mask) if args.mask else None
         store = FeatureStore(video, backbone, short_side=args.short_side or None)
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> dict:
         digest = hashlib.sha256()
         n = min(args.frames, len(video))
         t0 = time.perf_counter()
-        for result in propagate(store, {0: first}, 0, n, PropagationParams(), output_hw=video.hw,
+        for result in propagate(store, {0: first}, 0, n, params, output_hw=video.hw,
                                 engine=engine, timings=timings):
             digest.update(result.labels.tobytes())
             t_write = time.perf_counter()
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> dict:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"engine": args.engine, "frames": frames, "fps": frames / seconds, "rss_mib": rss,
             "ms": {k: 1000 * v / frames for k, v in timings.items()}, "digest": digest.hexdigest(),
-            "backbone": backbone.name, "grid": list(store(0).shape), "input": f"{video.hw[1]}x{video.hw[0]}"}
+            "backbone": backbone.name + ("+bf16" if backbone.dtype == torch.bfloat16 else ""), "grid": list(store(0).shape), "input": f"{video.hw[1]}x{video.hw[0]}"}
 
 
 def upscaled_copy(source: str, frames: int, hw: tuple[int, int] = (1080, 1920)) -> Path:
@@ -101,7 +108,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--engines", default="tiled,naive")
+    p.add_argument("--engines", default="default,tiled,naive",
+                   help="default (the app's settings: half precision where the device has it), tiled and naive "
+                        "(both float32, compared bit for bit)")
     p.add_argument("--engine", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.engine:
@@ -140,7 +149,8 @@ def main() -> None:
               + f" | {r['fps']:.2f} | {r['rss_mib']:.0f} |")
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        groups.setdefault((r["backbone"], r["size"]), []).append(r)
+        if r["engine"] in ("tiled", "naive"):
+            groups.setdefault((r["backbone"].replace("+bf16", ""), r["size"]), []).append(r)
     for (backbone, size), rs in groups.items():
         if len(rs) > 1:
             same = len({r["digest"] for r in rs}) == 1

@@ -36,7 +36,8 @@ from annotator.core.labels import VOID
 from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
 
 ContextLabels = Literal["soft", "hard"]
-Precision = Literal["float32", "bfloat16"]
+Precision = Literal["auto", "float32", "bfloat16"]
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,10 @@ class PropagationParams:
     """Labels a propagated frame brings to the context: its soft labels or its one-hot argmax."""
     upsample: UpsampleMode = "bilinear"
     """How soft labels reach image size: bilinear (CRW, DINO) or guided by the frame's edges."""
-    precision: Precision = "float32"
-    """Dtype of the affinity matmuls: bfloat16 halves their cost on CPUs with AVX512-BF16 but can
-    change near-tied top-k choices, so it is opt-in (see bench/bench_pipeline.py --precision)."""
+    precision: Precision = "auto"
+    """Dtype of the affinity matmuls. "auto" is bfloat16 on a CPU that computes it natively
+    (AVX512-BF16/AMX) and float32 elsewhere: on ../shared/data/davis2016 bfloat16 (with bfloat16
+    features) gave the same mean J&F as float32, 0.762 (bench/RESULTS.md), at 1.3x the matmul speed."""
     tile: int = 12
     """Side of the target tiles of the local-window engine (speed only; results do not change)."""
     flow: float = 0.0
@@ -80,8 +82,8 @@ class PropagationParams:
             raise UsageError(f"tile must be >= 1, got {self.tile}")
         if self.upsample not in UPSAMPLE_MODES:
             raise UsageError(f"upsampling must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
-        if self.precision not in ("float32", "bfloat16"):
-            raise UsageError(f"precision must be float32 or bfloat16, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.context_labels not in ("soft", "hard"):
             raise UsageError(f"context labels must be 'soft' or 'hard', got {self.context_labels!r}")
         if not 0 <= self.flow <= 1:
@@ -250,6 +252,15 @@ def _global_topk(cells: torch.Tensor, frame: ContextFrame, k: int) -> tuple[torc
     return values, labels[idx]  # (P, k), (P, k, L)
 
 
+def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """What ``PropagationParams.precision`` means on ``device`` ("auto": see the field's docstring)."""
+    if precision == "auto":
+        from annotator.core.backbones.device import cpu_has_bf16
+
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else torch.float32
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+
 def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
                     ) -> torch.Tensor:
     """Soft labels (L, h, w) of a target feature map (C, h, w) from its context (local-window engine)."""
@@ -257,7 +268,7 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
         raise UsageError("propagation needs at least one context frame")
     _, h, w = target.shape
     layout = _layout((h, w), params.tile, float(params.radius), target.device)
-    if params.precision == "bfloat16" and target.dtype == torch.float32:
+    if matmul_dtype(params.precision, target.device) == torch.bfloat16 and target.dtype == torch.float32:
         target = target.to(torch.bfloat16)
     tiles = layout.tiles(target)  # (n, T*T, C)
     values, labels = [], []

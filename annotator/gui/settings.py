@@ -29,7 +29,7 @@ class PropagationSettings:
     short_side: int = 480
     params: PropagationParams = field(default_factory=PropagationParams)
     feature_precision: str = "auto"
-    """Backbone precision: "auto" (half on a GPU), "float32", or "half" (bfloat16 on a CPU that has it)."""
+    """Backbone precision: "auto" (half where the device has it), "float32", or "half"."""
     flip: bool = False
     """Mirror test-time augmentation of the features (twice the backbone time)."""
 
@@ -110,8 +110,9 @@ class SettingsDialog(QDialog):
         self.precision = QComboBox()
         self.precision.addItems(PRECISIONS)
         self.precision.setCurrentText(settings.feature_precision)
-        self.precision.setToolTip("auto: float16 on a GPU, float32 on the CPU; half: bfloat16 on a CPU with "
-                                  "AVX512-BF16/AMX (about 3x faster features)")
+        self.precision.setToolTip("auto: half precision where the device computes it (float16 on a GPU, "
+                                  "bfloat16 on a CPU with AVX512-BF16/AMX: about 3x faster features, same "
+                                  "J&F on DAVIS); float32: always full precision")
         form.addRow("Backbone precision", self.precision)
         self.flip = QCheckBox("Mirror augmentation (features of the frame and its mirror image; 2x time)")
         self.flip.setChecked(settings.flip)

@@ -22,6 +22,13 @@ from annotator.core.backbones.resnet import IMAGENET_MEAN, IMAGENET_STD, imagene
 from annotator.core.errors import BackboneError, UsageError
 
 
+@pytest.fixture(autouse=True)
+def float32_cpu(monkeypatch):
+    """These tests check weights and numerics in float32: make the CPU look like one without bfloat16
+    (on one with it, the default would be bfloat16); the precision tests set it as they need."""
+    monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: False)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     # Two OpenMP threads on a shared, busy CPU can wait a scheduler tick per op; one is steadier.
@@ -344,15 +351,16 @@ def test_auto_device_order(monkeypatch) -> None:
 
 def test_precision_and_threads(monkeypatch) -> None:
     cpu = torch.device("cpu")
-    assert device_mod.resolve_dtype(cpu) == torch.float32
+    assert device_mod.resolve_dtype(cpu) == torch.float32  # (this module's CPU has no bf16: see the fixture)
+    assert device_mod.resolve_dtype(cpu, half=False) == torch.float32
     assert device_mod.resolve_dtype(torch.device("cuda")) == torch.float16
     assert device_mod.resolve_dtype(torch.device("cuda"), half=False) == torch.float32
+    with pytest.raises(UsageError, match="AVX512-BF16"):
+        device_mod.resolve_dtype(cpu, half=True)
     with monkeypatch.context() as m:
-        m.setattr(device_mod, "cpu_has_bf16", lambda: False)
-        with pytest.raises(UsageError, match="AVX512-BF16"):
-            device_mod.resolve_dtype(cpu, half=True)
         m.setattr(device_mod, "cpu_has_bf16", lambda: True)
         assert device_mod.resolve_dtype(cpu, half=True) == torch.bfloat16
+        assert device_mod.resolve_dtype(cpu) == torch.bfloat16  # on by default where the CPU has it
     before = torch.get_num_threads()
     try:
         backbone = load_backbone("lite0:s3", device="cpu", threads=2)

@@ -45,7 +45,7 @@ def random_context(n: int, h: int, w: int, n_labels: int, local: list[bool], see
 def test_tiled_engine_equals_naive_reference(h, w, radius, tile, topk, local):
     context = random_context(len(local), h, w, 4, local, seed=h * w)
     target = random_features(1, 16, h, w, seed=99)[0]
-    params = PropagationParams(radius=radius, tile=tile, topk=topk, temperature=0.07)
+    params = PropagationParams(radius=radius, tile=tile, topk=topk, temperature=0.07, precision="float32")
     tiled = propagate_frame(target, context, params)
     naive = propagate_frame_naive(target, context, params)
     assert tiled.shape == (4, h, w)
@@ -74,9 +74,9 @@ def test_radius_restricts_where_labels_come_from():
 def test_temperature_sharpens_weights():
     context = random_context(2, 8, 8, 3, [True, True], seed=5)
     target = random_features(1, 16, 8, 8, seed=6)[0]
-    cold = propagate_frame(target, context, PropagationParams(temperature=1e-5))
-    hot = propagate_frame(target, context, PropagationParams(temperature=10.0))
-    top1 = propagate_frame(target, context, PropagationParams(topk=1))
+    cold = propagate_frame(target, context, PropagationParams(temperature=1e-5, precision="float32"))
+    hot = propagate_frame(target, context, PropagationParams(temperature=10.0, precision="float32"))
+    top1 = propagate_frame(target, context, PropagationParams(topk=1, precision="float32"))
     torch.testing.assert_close(cold, top1, atol=1e-3, rtol=0)
     # a high temperature averages the k labels: farther from any single context label
     assert hot.max(0).values.mean() < cold.max(0).values.mean()

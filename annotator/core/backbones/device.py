@@ -1,13 +1,14 @@
 """Choosing the torch device, precision and CPU thread count a backbone runs with.
 
-``auto`` prefers CUDA, then Apple's MPS, then the CPU. Half precision (fp16) is the default on
-CUDA only: on the CPU fp16 convolutions are slow or unsupported and MPS gains little; a CPU with
-native bfloat16 runs ``half`` as bfloat16.
+``auto`` prefers CUDA, then Apple's MPS, then the CPU. Half precision is the default on
+CUDA and for CPUs with native bfloat16 (where ``half`` means bfloat16); fp16 convolutions on the
+CPU are slow or unsupported and MPS gains little.
 Nothing here runs at import time.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 import torch
@@ -54,6 +55,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device("cuda", index) if index is not None else torch.device("cuda")
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 convolutions pay off.
 
@@ -68,14 +70,15 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_dtype(device: torch.device, half: bool | None = None) -> torch.dtype:
-    """The precision a backbone runs in: half precision when ``half`` (default: on CUDA only), else float32.
+    """The precision a backbone runs in: half precision when ``half``, else float32.
 
     Half is float16 on GPUs and bfloat16 on a CPU that computes it natively (measured on an
-    AVX512-BF16 CPU: lite0 at 480p 203 -> 62 ms/frame, features' cosine to float32 0.999).
-    Raises UsageError when half precision is asked for on a CPU without bf16 support.
+    AVX512-BF16 CPU: lite0 at 480p 203 -> 62 ms/frame, features' cosine to float32 0.999, the same
+    mean J&F on ../shared/data/davis2016). By default (``half=None``) it is on for CUDA and for such
+    CPUs. Raises UsageError when half precision is asked for on a CPU without bf16 support.
     """
     if half is None:
-        half = device.type == "cuda"
+        half = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
     if half and device.type == "cpu":
         if not cpu_has_bf16():
             raise UsageError("half precision on the CPU needs AVX512-BF16 or AMX, which this CPU lacks; "
