@@ -205,13 +205,14 @@ def main() -> None:
     p.add_argument("--backbone", default="lite0")
     p.add_argument("--short-side", type=int, default=480, help="working resolution of the features (masks are scored at full size)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--float32", action="store_true", help="float32 backbone and matmuls (default: half where the CPU has it)")
     args = p.parse_args()
 
     names = davis.list_sequences(args.root)
     if args.sequences:
         names = [n for n in names if n in args.sequences]
-    backbone = load_backbone(args.backbone, device="cpu", threads=args.threads)
-    params = PropagationParams()
+    backbone = load_backbone(args.backbone, device="cpu", threads=args.threads, half=False if args.float32 else None)
+    params = PropagationParams(precision="float32") if args.float32 else PropagationParams()
     runners = strategies(args.strategies)
     print(f"backbone {backbone.name}, features at short side {args.short_side}, {params}", flush=True)
     results: dict[float, list[dict]] = {g: [] for g in args.goal}
