@@ -193,12 +193,9 @@ def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, 
     """Every frame that has no reference keypoints, as :func:`annotator.core.pipeline.propagate_video` does
     for masks: forward from the earliest reference to the end (later references join the context),
     then backward from it to frame 0."""
-    if not references:
-        raise UsageError("no keypoints given: place them on at least one frame")
-    outside = sorted(i for i in references if not 0 <= i < num_frames)
-    if outside:
-        raise UsageError(f"keypoints are given for frame {outside[0]} but the video has {num_frames} frames")
-    first = min(references)
+    from annotator.core.pipeline import first_reference
+
+    first = first_reference(references, num_frames, "keypoints")
     for stop in (num_frames, -1):
         yield from propagate_keypoints(features, references, first, stop, params, image_hw=image_hw,
                                        sigma=sigma, stop_at_next_reference=False)

@@ -15,6 +15,19 @@ from annotator.core.errors import UsageError
 from annotator.core.propagation import FeatureSource, FrameResult, PropagationParams, label_ids_of, propagate
 
 
+def first_reference(references: Mapping[int, object], num_frames: int, what: str) -> int:
+    """The earliest reference frame, after checking there is one and that all lie inside the video.
+
+    ``what`` names a reference in messages ("a mask", "keypoints").
+    """
+    if not references:
+        raise UsageError(f"no reference given: at least one frame needs {what}")
+    outside = sorted(i for i in references if not 0 <= i < num_frames)
+    if outside:
+        raise UsageError(f"{what} is given for frame {outside[0]} but the video has {num_frames} frames")
+    return min(references)
+
+
 def propagate_video(
     features: FeatureSource,
     references: Mapping[int, np.ndarray],
@@ -32,12 +45,7 @@ def propagate_video(
     ``engine`` replaces the local-window engine (benchmarks pass the naive one); ``timings`` and
     ``frames`` are passed on to :func:`propagate`.
     """
-    if not references:
-        raise UsageError("no reference mask given: at least one frame needs a painted mask")
-    outside = sorted(i for i in references if not 0 <= i < num_frames)
-    if outside:
-        raise UsageError(f"a mask is given for frame {outside[0]} but the video has {num_frames} frames")
-    first = min(references)
+    first = first_reference(references, num_frames, "a mask")
     if label_ids is None:
         label_ids = label_ids_of(list(references.values()))
     if output_hw is None:
