@@ -28,12 +28,9 @@ Frames without an uncertainty (references, frames not propagated yet) are never 
 video (a thin object is uncertain along its whole outline even when it is right). Every
 correction of a propagated frame shows the truth for one frame: the J between what propagation
 gave there and what the person painted. A :class:`Calibration` collects those (uncertainty, J)
-pairs and estimates the error as ``1 - J = u + b``: within a video the error follows the
-uncertainty one for one (on ../shared/data/davis2016 the per-frame correlation of ``u`` and
-``1 - J`` along a run is 0.83-0.99 on 8 of 10 sequences, with slopes 0.8-1.3), while the offset
-``b`` is the video's own (from -0.1 to +0.05). ``b`` is the mean offset of the corrections,
-pulled towards 0 (the uncalibrated estimate) while there are few. The ``"target"`` rule uses it
-when given. No ground truth is involved: only what the person did.
+pairs and turns uncertainty into an estimated error ``1 - J = a * u``, with ``a`` fitted by least
+squares and pulled towards 1 (the uncalibrated estimate) while there are few pairs. The
+``"target"`` rule uses it when given. No ground truth is involved: only what the person did.
 """
 
 from __future__ import annotations
@@ -55,16 +52,16 @@ __all__ = ["Calibration", "DEFAULT_RULE", "DEFAULT_TARGET", "RULES", "Rule", "se
 class Calibration:
     """Uncertainty -> estimated J, learnt from the corrections a person made (see the module docstring).
 
-    ``prior_weight`` is how many corrections the prior offset 0 counts as; the offset is kept
-    within ``[-0.3, 0.3]`` so a few odd corrections never make every frame (or none) look below
-    the target.
+    ``prior_weight`` is how many corrections the prior ``a = 1`` counts as, each at uncertainty
+    ``prior_uncertainty``; the scale is kept within ``[0.25, 4]`` so a few odd corrections never make
+    every frame (or none) look below the target.
     """
 
-    def __init__(self, prior_weight: float = 1.0) -> None:
-        if prior_weight <= 0:
-            raise UsageError("calibration prior weight must be > 0")
+    def __init__(self, prior_weight: float = 1.0, prior_uncertainty: float = 0.1) -> None:
+        if prior_weight <= 0 or prior_uncertainty <= 0:
+            raise UsageError("calibration prior weight and uncertainty must be > 0")
         self.pairs: list[tuple[float, float]] = []
-        self._prior_weight = prior_weight
+        self._prior = prior_weight * prior_uncertainty * prior_uncertainty
 
     def add(self, uncertainty: float, j: float) -> None:
         """Record one corrected frame: its uncertainty before the correction and the J of what it showed."""
@@ -75,13 +72,14 @@ class Calibration:
         self.pairs.append((max(float(uncertainty), 0.0), float(j)))
 
     @property
-    def offset(self) -> float:
-        """``b`` in ``1 - J = u + b``."""
-        total = sum((1.0 - j) - u for u, j in self.pairs)
-        return min(0.3, max(-0.3, total / (len(self.pairs) + self._prior_weight)))
+    def scale(self) -> float:
+        """``a`` in ``1 - J = a * u``."""
+        num = self._prior + sum(u * (1.0 - j) for u, j in self.pairs)
+        den = self._prior + sum(u * u for u, _ in self.pairs)
+        return min(4.0, max(0.25, num / den))
 
     def estimate_j(self, uncertainty: float) -> float:
-        return 1.0 - (uncertainty + self.offset)
+        return 1.0 - self.scale * uncertainty
 
     def __len__(self) -> int:
         return len(self.pairs)

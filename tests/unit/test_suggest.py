@@ -62,21 +62,21 @@ def test_calibration_learns_how_much_error_an_uncertainty_means():
     from annotator.core.suggest import Calibration
 
     cal = Calibration()
-    assert cal.offset == 0.0 and cal.estimate_j(0.2) == pytest.approx(0.8)
-    # corrections keep showing 0.1 less error than the uncertainty says (a thin, blurry object)
-    for u in (0.2, 0.25, 0.3, 0.35):
-        cal.add(u, 1.0 - (u - 0.1))
-    assert cal.offset == pytest.approx(-0.1 * 4 / 5)  # pulled towards 0 by the prior
-    assert cal.estimate_j(0.3) == pytest.approx(1 - (0.3 + cal.offset))
+    assert cal.scale == 1.0 and cal.estimate_j(0.2) == pytest.approx(0.8)
+    # corrections keep showing twice the error the uncertainty says
+    for u in (0.1, 0.15, 0.2, 0.25):
+        cal.add(u, 1.0 - 2 * u)
+    assert 1.8 < cal.scale < 2.0  # pulled slightly towards the prior 1
+    assert cal.estimate_j(0.1) == pytest.approx(1 - cal.scale * 0.1)
     cal.add(float("nan"), 0.5)  # nothing learnt from a frame without an uncertainty
     assert len(cal) == 4
     with pytest.raises(UsageError):
         cal.add(0.1, 1.5)
-    # the offset stays within bounds whatever the corrections say
+    # the scale stays within bounds whatever the corrections say
     wild = Calibration()
     for _ in range(10):
-        wild.add(0.0, 0.0)
-    assert wild.offset == 0.3
+        wild.add(0.01, 0.0)
+    assert wild.scale == 4.0
 
 
 def test_target_rule_uses_the_calibration():
@@ -85,7 +85,6 @@ def test_target_rule_uses_the_calibration():
     u = ramp(0, 20)  # 1 - u drops below 0.7 at frame 6
     cal = Calibration()
     for x in (0.1, 0.2, 0.3):
-        cal.add(x, 1.0 - (x + 0.2))  # the propagation is 0.2 more wrong than it thinks
+        cal.add(x, 1.0 - 2 * x)  # the propagation is twice as wrong as it thinks
     assert suggest_frame(u, [0], rule="target", target=0.7) == 6
-    assert cal.offset == pytest.approx(0.15)
-    assert suggest_frame(u, [0], rule="target", target=0.7, calibration=cal) == 3  # 1 - (0.2 + 0.15) < 0.7
+    assert suggest_frame(u, [0], rule="target", target=0.7, calibration=cal) == 3
