@@ -186,7 +186,6 @@ def pck(predicted: Mapping[int, Point], truth: Mapping[int, Point], threshold_px
     return sum(e <= threshold_px for e in errors.values()) / len(errors)
 
 
-
 def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, Keypoints], num_frames: int,
                               params: PropagationParams = PropagationParams(), *, image_hw: tuple[int, int],
                               sigma: float = DEFAULT_SIGMA) -> Iterator[KeypointResult]:
@@ -196,6 +195,11 @@ def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, 
     from annotator.core.pipeline import first_reference
 
     first = first_reference(references, num_frames, "keypoints")
+    extra = {f: sorted(set(p) - set(references[first])) for f, p in references.items()}
+    late = next(((f, ids) for f, ids in sorted(extra.items()) if ids), None)
+    if late is not None:  # a run carries the points of its start frame: a later one would be lost
+        raise UsageError(f"frame {late[0]} places point(s) {late[1]} that the first frame with keypoints "
+                         f"({first}) does not: place every point on frame {first} (later frames may omit some)")
     for stop in (num_frames, -1):
         yield from propagate_keypoints(features, references, first, stop, params, image_hw=image_hw,
                                        sigma=sigma, stop_at_next_reference=False)

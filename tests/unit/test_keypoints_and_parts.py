@@ -158,3 +158,15 @@ def test_keypoints_command_reads_json_and_writes_every_frame(tmp_path, clip, cap
     (tmp_path / "bad.json").write_text('{"0": {"nose": [1, "a"]}}')
     assert main(["keypoints", str(folder), "--points", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o.json")]) == 2
     assert "point 'nose': expected [x, y] numbers" in capsys.readouterr().err
+
+
+def test_a_point_first_placed_on_a_later_reference_is_refused(lite0, clip):
+    from annotator.core.keypoints import propagate_keypoints_video
+
+    frames, truth = clip
+    store = FeatureStore(ArrayVideo(np.stack(frames)), lite0, short_side=None)
+    refs = {0: {1: (40.0, 40.0)}, 3: {1: (50.0, 40.0), 2: (60.0, 60.0)}}
+    with pytest.raises(UsageError, match=r"frame 3 places point\(s\) \[2\]"):
+        next(propagate_keypoints_video(store, refs, 8, image_hw=(192, 288)))
+    fewer = {0: {1: (40.0, 40.0), 2: (60.0, 60.0)}, 3: {1: (50.0, 40.0)}}  # an occluded point may be left out
+    assert len(list(propagate_keypoints_video(store, fewer, 8, image_hw=(192, 288)))) == 6
