@@ -34,8 +34,10 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
                    help="softmax temperature (default %(default)s)")
     g.add_argument("-r", "--radius", type=float, default=_DEFAULTS.radius,
                    help="spatial radius in feature cells (default %(default)s)")
-    g.add_argument("--global-references", action="store_true",
-                   help="compare with the whole of each reference frame, not only inside the radius")
+    g.add_argument("--global-references", action=argparse.BooleanOptionalAction,
+                   default=not _DEFAULTS.radius_for_references,
+                   help="compare with the whole of each reference frame, not only inside the radius "
+                        "(default: on, chosen by measurement; --no-global-references is CRW's setting)")
     g.add_argument("--upsample", choices=UPSAMPLE_MODES, default=_DEFAULTS.upsample,
                    help="soft labels to image size: bilinear, or guided by the frame's edges (default %(default)s)")
     g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=_DEFAULTS.precision,

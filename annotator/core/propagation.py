@@ -52,8 +52,10 @@ class PropagationParams:
     """tau: softmax temperature applied to the kept affinities."""
     radius: float = 12.0
     """Spatial radius in feature cells; a context cell counts when its distance is <= radius."""
-    radius_for_references: bool = True
-    """Whether reference frames are also restricted to the radius (False: whole frame)."""
+    radius_for_references: bool = False
+    """Whether reference frames are also restricted to the radius (False: whole frame). Off by
+    measurement: comparing the first frame over its whole extent gave +0.020 mean J&F on
+    ../shared/data/davis2016 at about the same speed (bench/RESULTS.md, factor sweep)."""
     context_labels: ContextLabels = "soft"
     """Labels a propagated frame brings to the context: its soft labels or its one-hot argmax."""
     upsample: UpsampleMode = "bilinear"

@@ -65,7 +65,7 @@ def test_flow_keeps_a_fast_object_that_features_alone_lose():
     features = [colour_features(f) for f in frames]
 
     def run(weight: float) -> float:
-        params = PropagationParams(radius=1.0, flow=weight)
+        params = PropagationParams(radius=1.0, radius_for_references=True, flow=weight)
         return mean_iou(propagate(features.__getitem__, {0: labels[0]}, 0, len(frames), params,
                                   frames=frames.__getitem__), labels)
 
