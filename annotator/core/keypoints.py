@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from annotator.core.errors import UsageError
-from annotator.core.propagation import ContextFrame, FeatureSource, PropagationParams, propagate_frame
+from annotator.core.propagation import (ContextFrame, FeatureSource, PropagationParams, propagate_frame,
+                                        references_behind)
 
 Point = tuple[float, float]
 Keypoints = Mapping[int, Point]
@@ -152,8 +153,7 @@ def propagate_keypoints(features: FeatureSource, references: Mapping[int, Keypoi
         return ContextFrame(index, feats, maps.to(feats.dtype), params.radius_for_references), float(maps.max())
 
     first, drawn_peak = reference_frame(start)
-    behind = sorted((i for i in references if (i - start) * step < 0), key=lambda i: abs(i - start))
-    refs = [first, *(reference_frame(i)[0] for i in behind)]  # as for masks: every reference behind too
+    refs = [first, *(reference_frame(i)[0] for i in references_behind(references, start, step))]
     recent: deque[ContextFrame] = deque(maxlen=params.context)
     for index in range(start + step, stop, step):
         if index in references:

@@ -22,7 +22,7 @@ import functools
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -309,6 +309,15 @@ def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame],
 FeatureSource = Callable[[int], torch.Tensor]
 
 
+def references_behind(references: Iterable[int], start: int, step: int) -> list[int]:
+    """The reference frames behind a run from ``start`` going ``step`` (+1/-1), nearest first.
+
+    They are context too (frame 0 and earlier corrections when going forward), as in CRW/DINO,
+    where the first frame always stays in the context.
+    """
+    return sorted((i for i in references if (i - start) * step < 0), key=lambda i: abs(i - start))
+
+
 def propagate(
     features: FeatureSource,
     references: Mapping[int, np.ndarray],
@@ -358,10 +367,7 @@ def propagate(
         grid_labels = labels_to_grid(references[index], label_ids, tuple(feats.shape[1:]), feats.device)
         return ContextFrame(index, feats, grid_labels.to(feats.dtype), params.radius_for_references)
 
-    # every reference already behind the run (frame 0 and earlier corrections when going forward)
-    # is context too, as in CRW/DINO, where the first frame always stays in the context
-    behind = sorted((i for i in references if (i - start) * step < 0), key=lambda i: abs(i - start))
-    refs = [reference_frame(start), *(reference_frame(i) for i in behind)]
+    refs = [reference_frame(start), *(reference_frame(i) for i in references_behind(references, start, step))]
     recent: deque[ContextFrame] = deque(maxlen=params.context)
     cue = FlowCue(frames) if params.flow > 0 and frames is not None else None
     previous = references[start]  # label map of frame index - step, which the flow cue warps

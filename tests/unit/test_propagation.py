@@ -142,13 +142,19 @@ def test_run_backward_and_output_size():
     assert set(np.unique(results[-1].labels)) <= {0, 2}
 
 
-def test_context_holds_at_most_m_recent_frames():
+def context_spy():
+    """An engine that records the frame indices of each context it is given, and the list it fills."""
     seen: list[list[int]] = []
 
     def spy(target, context, params):
         seen.append([f.index for f in context])
         return propagate_frame(target, context, params)
 
+    return spy, seen
+
+
+def test_context_holds_at_most_m_recent_frames():
+    spy, seen = context_spy()
     feats = FakeFeatures(8)
     list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 8, PropagationParams(context=2), engine=spy))
     assert seen[0] == [0]
@@ -159,12 +165,7 @@ def test_context_holds_at_most_m_recent_frames():
 
 def test_every_reference_behind_the_run_is_context_too():
     """Frame 0 (and earlier corrections) stay in the context of a run from a later correction."""
-    seen: list[list[int]] = []
-
-    def spy(target, context, params):
-        seen.append([f.index for f in context])
-        return propagate_frame(target, context, params)
-
+    spy, seen = context_spy()
     feats = FakeFeatures(10)
     refs = {0: square_mask(64, 96, 8), 2: square_mask(64, 96, 24), 5: square_mask(64, 96, 48)}
     list(propagate(feats, refs, 5, 8, PropagationParams(context=1), engine=spy))
