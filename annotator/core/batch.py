@@ -136,15 +136,17 @@ def list_jobs(list_file: str | Path, out: str | Path) -> list[BatchJob]:
 def read_references(masks: Path, frame: int | None, expected_hw: tuple[int, int], num_frames: int,
                     first_only: bool = False) -> dict[int, np.ndarray]:
     """Reference label maps from a mask file or folder, checked against the video's size and length."""
-    from annotator.core.labels import read_mask, read_mask_folder
+    from annotator.core.labels import mask_files, read_mask, read_mask_folder
 
     if masks.is_dir():
         if frame is not None:
             raise UsageError("--frame applies to a single mask file, not to a folder of masks")
-        refs = read_mask_folder(masks)
-        if first_only and refs:
-            first = min(refs)
-            refs = {first: refs[first]}
+        if first_only:  # only that mask is read: a broken later one (DAVIS has some) does not matter
+            files = mask_files(masks)
+            first = min(files)
+            refs = {first: read_mask(files[first])}
+        else:
+            refs = read_mask_folder(masks)
     else:
         refs = {frame or 0: read_mask(masks)}
     if not refs:

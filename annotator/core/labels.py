@@ -154,18 +154,9 @@ def read_mask(
     return labels
 
 
-def read_mask_folder(
-    folder: str | os.PathLike[str],
-    *,
-    expected_hw: tuple[int, int] | None = None,
-    max_id: int | None = None,
-) -> dict[int, np.ndarray]:
-    """Read every ``NNNNN.png`` of a folder into ``{frame index: label map}``.
-
-    The frame index is the number in the file name (``00005.png`` is frame 5). Hidden files
-    (names starting with ".") and subfolders are skipped; any other file is an error, as is
-    an empty folder, two names for one frame, or masks of different sizes.
-    """
+def mask_files(folder: str | os.PathLike[str]) -> dict[int, Path]:
+    """``{frame index: path}`` of the ``NNNNN.png`` masks of a folder, checked as :func:`read_mask_folder`
+    does (nothing is read: a caller that needs one mask reads only that one)."""
     root = Path(folder)
     if not root.is_dir():
         raise MaskError(f"mask folder not found: {root}")
@@ -189,6 +180,22 @@ def read_mask_folder(
     if not found:
         hint = f" (it has subfolders such as {subfolders[0]!r}: pick one)" if subfolders else ""
         raise MaskError(f"no mask PNGs in {root}{hint}")
+    return found
+
+
+def read_mask_folder(
+    folder: str | os.PathLike[str],
+    *,
+    expected_hw: tuple[int, int] | None = None,
+    max_id: int | None = None,
+) -> dict[int, np.ndarray]:
+    """Read every ``NNNNN.png`` of a folder into ``{frame index: label map}``.
+
+    The frame index is the number in the file name (``00005.png`` is frame 5). Hidden files
+    (names starting with ".") and subfolders are skipped; any other file is an error, as is
+    an empty folder, two names for one frame, or masks of different sizes.
+    """
+    found = mask_files(folder)
     masks: dict[int, np.ndarray] = {}
     for index in sorted(found):
         labels = read_mask(found[index], expected_hw=expected_hw, max_id=max_id)

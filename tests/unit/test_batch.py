@@ -65,10 +65,19 @@ def test_a_broken_video_fails_alone_and_the_exit_code_says_so(tmp_path, capsys):
     assert len(read_mask_folder(out / "good")) == 5
     rows = {r["video"]: r for r in csv.DictReader((out / "summary.csv").open())}
     assert rows["good"]["status"] == "ok"
-    assert "mask is 64x96 but 00000.png is 32x32" in rows["wrongsize"]["status"]
+    assert "mask of frame 0 is 32x32 but the video is 96x64" in rows["wrongsize"]["status"]
     assert "1 of 2 video(s) failed" in capsys.readouterr().err
     # nothing is overwritten without being asked, before any work starts
     assert main(["propagate", str(root), "--out", str(out), *FAST]) == 2
+
+
+def test_a_davis_root_run_reads_only_the_first_mask(tmp_path):
+    """A broken later mask (../shared/data/multi/judo has one 853 px wide) does not stop a run from frame 0."""
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("alpha",))
+    write_mask(root / "Annotations" / "480p" / "alpha" / "00003.png", np.zeros((64, 95), np.uint8))
+    [result] = run_batch(davis_jobs(root, tmp_path / "out"), JobSettings(short_side=None, stage="s3"))
+    assert result.ok and result.frames == 5 and result.propagated == 4
 
 
 def test_a_list_of_videos_with_relative_paths_and_quoting(tmp_path):
