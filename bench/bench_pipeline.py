@@ -5,7 +5,9 @@ video) at the working resolution, each (backbone, input size, engine) in a fresh
 peak RSS is its own, and prints ms/frame for decode, features, propagation, upsampling/argmax and
 mask writing, plus frames/s end to end, and whether the tiled and naive engines (both float32)
 produced identical label maps. ``default`` is the tiled engine with the default settings (bfloat16
-features and matmuls on a CPU that has them).
+features and matmuls on a CPU that has them); ``ahead`` is ``default`` with the feature store's
+read-ahead (the backbone of frame t+1 in a background thread during the propagation of frame t;
+``--ahead-threads`` sets torch's threads for that run, shared by both threads).
 
     python bench/bench_pipeline.py ../shared/data/davis2016/JPEGImages/480p/dog-agility --frames 12
     python bench/bench_pipeline.py SEQ --backbones lite0,resnet18,resnet50 --inputs 480p,1080p --frames 6
@@ -39,8 +41,9 @@ from annotator.core.video import open_video
 
 
 def run(args: argparse.Namespace) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.ahead_threads if args.engine == "ahead" and args.ahead_threads else args.threads
+    if threads:
+        torch.set_num_threads(threads)
     weights = args.weights
     if args.backbone.startswith("resnet") and weights is None:
         import torchvision
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> dict:
     engine = propagate_frame_naive if args.engine == "naive" else propagate_frame
     with open_video(args.source) as video:
         first = read_mask(args.mask) if args.mask else None
-        store = FeatureStore(video, backbone, short_side=args.short_side or None)
+        store = FeatureStore(video, backbone, short_side=args.short_side or None, read_ahead=args.engine == "ahead")
         if first is None:  # no mask given: a centred box, enough for timing
             import numpy as np
 
@@ -75,12 +78,13 @@ def run(args: argparse.Namespace) -> dict:
             write_mask(out_dir / f"{result.index:05d}.png", result.labels)
             timings["write"] = timings.get("write", 0.0) + time.perf_counter() - t_write
         seconds = time.perf_counter() - t0
+        store.close()
     timings.update(store.timings)
     frames = n - 1
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"engine": args.engine, "frames": frames, "fps": frames / seconds, "rss_mib": rss,
             "ms": {k: 1000 * v / frames for k, v in timings.items()}, "digest": digest.hexdigest(),
-            "backbone": backbone.name + ("+bf16" if backbone.dtype == torch.bfloat16 else ""), "grid": list(store(0).shape), "input": f"{video.hw[1]}x{video.hw[0]}"}
+            "threads": torch.get_num_threads(), "backbone": backbone.name + ("+bf16" if backbone.dtype == torch.bfloat16 else ""), "grid": list(store(0).shape), "input": f"{video.hw[1]}x{video.hw[0]}"}
 
 
 def upscaled_copy(source: str, frames: int, hw: tuple[int, int] = (1080, 1920)) -> Path:
@@ -109,8 +113,9 @@ def main() -> None:
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--engines", default="default,tiled,naive",
-                   help="default (the app's settings: half precision where the device has it), tiled and naive "
-                        "(both float32, compared bit for bit)")
+                   help="default (the app's settings: half precision where the device has it), ahead (default with "
+                        "feature read-ahead), tiled and naive (both float32, compared bit for bit)")
+    p.add_argument("--ahead-threads", type=int, default=None, help="torch threads of the 'ahead' run (default --threads)")
     p.add_argument("--engine", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.engine:
@@ -126,9 +131,9 @@ def main() -> None:
                 for engine in args.engines.split(","):
                     child = [sys.executable, __file__, source, "--engine", engine, "--frames", str(args.frames),
                              "--backbone", backbone, "--device", args.device, "--short-side", str(args.short_side)]
-                    for opt in ("stage", "threads", "weights"):
+                    for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
-                            child += [f"--{opt}", str(getattr(args, opt))]
+                            child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
                     if args.mask is not None and size != "1080p":
                         child += ["--mask", args.mask]
                     done = subprocess.run(child, capture_output=True, text=True)
@@ -142,15 +147,24 @@ def main() -> None:
     print(f"{args.source}: {r0['frames']} frames propagated, feature grid {r0['grid']} (lite0), "
           f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
-    print("| backbone | input | engine | " + " | ".join(f"{s} ms/frame" for s in stages) + " | frames/s | peak RSS MiB |")
-    print("|---" * (len(stages) + 5) + "|")
+    print("| backbone | input | engine | threads | " + " | ".join(f"{s} ms/frame" for s in stages)
+          + " | frames/s | peak RSS MiB |")
+    print("|---" * (len(stages) + 6) + "|")
     for r in results:
-        print(f"| {r['backbone']} | {r['input']} | {r['engine']} | " + " | ".join(f"{r['ms'].get(s, 0):.0f}" for s in stages)
-              + f" | {r['fps']:.2f} | {r['rss_mib']:.0f} |")
+        print(f"| {r['backbone']} | {r['input']} | {r['engine']} | {r['threads']} | "
+              + " | ".join(f"{r['ms'].get(s, 0):.0f}" for s in stages) + f" | {r['fps']:.2f} | {r['rss_mib']:.0f} |")
+    print("(with read-ahead the decode and features columns are the background thread's time, overlapped)")
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         if r["engine"] in ("tiled", "naive"):
             groups.setdefault((r["backbone"].replace("+bf16", ""), r["size"]), []).append(r)
+    for r in results:
+        if r["engine"] == "ahead":
+            base = next((d for d in results if d["engine"] == "default" and d["backbone"] == r["backbone"]
+                         and d["size"] == r["size"]), None)
+            if base is not None:
+                print(f"{r['backbone']} {r['size']}: read-ahead labels identical to default: "
+                      f"{base['digest'] == r['digest']}; speed-up {r['fps'] / base['fps']:.2f}x")
     for (backbone, size), rs in groups.items():
         if len(rs) > 1:
             same = len({r["digest"] for r in rs}) == 1

@@ -5,13 +5,19 @@ a memory cache bounded in bytes (least recently used out first), so only frames 
 the budget are decoded and run through the backbone again (or read back from the optional disk
 cache, :mod:`annotator.core.feature_cache`). Frames are computed in small batches in the direction
 of travel, which is what a propagation run asks for next.
+
+With ``read_ahead=True`` the next batch in the direction of travel is computed in a background
+thread while the caller works on the current frame, so decoding and the backbone of frame t+1
+overlap the propagation of frame t (torch and OpenCV release the GIL while they compute).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +31,8 @@ class FeatureStore:
     """Callable ``store(i) -> (C, h, w)`` feature map of frame i on the backbone's device."""
 
     def __init__(self, video: VideoSource, backbone, *, short_side: int | None = 480,
-                 max_bytes: int = 1 << 30, batch_size: int = 4, disk_cache: str | Path | None = None) -> None:
+                 max_bytes: int = 1 << 30, batch_size: int = 4, disk_cache: str | Path | None = None,
+                 read_ahead: bool = False) -> None:
         self.video = video
         self.backbone = backbone
         self.working_hw: tuple[int, int] = working_hw(video.hw, short_side)
@@ -40,6 +47,12 @@ class FeatureStore:
         """How many frames went through the backbone (tests use it to prove reuse)."""
         self._disk_folder = disk_cache
         self._disk: DiskFeatureCache | None = None
+        # One lock for the cache's bookkeeping (held briefly), one for computing (held while the
+        # backbone runs), so a cache hit never waits for a background batch to finish.
+        self._cache_lock = threading.Lock()
+        self._compute_lock = threading.Lock()
+        self._ahead: ThreadPoolExecutor | None = ThreadPoolExecutor(1, "feature-read-ahead") if read_ahead else None
+        self._ahead_job: Future | None = None
 
     @property
     def key(self) -> str:
@@ -51,26 +64,70 @@ class FeatureStore:
         return len(self.video)
 
     def __call__(self, index: int) -> torch.Tensor:
-        if index in self._cache:
-            self._cache.move_to_end(index)
-            self._last = index
-            return self._cache[index]
         step = -1 if self._last is not None and index < self._last else 1
+        self._last = index
+        feats = self._cached(index)
+        if feats is None:
+            with self._compute_lock:
+                feats = self._cached(index)  # the read-ahead may have computed it meanwhile
+                if feats is None:
+                    self._compute(self._batch_from(index, step))
+                    feats = self._cached(index)
+        if self._ahead is not None:
+            self._read_ahead(index + step, step)
+        assert feats is not None
+        return feats
+
+    def _cached(self, index: int) -> torch.Tensor | None:
+        with self._cache_lock:
+            feats = self._cache.get(index)
+            if feats is not None:
+                self._cache.move_to_end(index)
+            return feats
+
+    def _batch_from(self, index: int, step: int) -> list[int]:
+        """``index`` and up to batch_size - 1 uncached frames after it in the direction of travel."""
         batch = [index]
         for j in range(index + step, index + step * self.batch_size, step):
             if 0 <= j < len(self.video) and j not in self._cache:
                 batch.append(j)
             else:
                 break
-        self._compute(batch)
-        self._last = index
-        return self._cache[index]
+        return batch
+
+    def _read_ahead(self, index: int, step: int) -> None:
+        """Start computing, in the background, the first uncached batch within a batch of ``index``
+        in the direction of travel, unless a read-ahead is still running."""
+        if self._ahead_job is not None and not self._ahead_job.done():
+            return
+        ahead = (j for j in range(index, index + step * self.batch_size, step) if 0 <= j < len(self.video))
+        index = next((j for j in ahead if j not in self._cache), -1)
+        if index < 0:
+            return
+
+        def job() -> None:
+            try:
+                with self._compute_lock:
+                    if index not in self._cache:
+                        self._compute(self._batch_from(index, step))
+            except Exception:  # noqa: BLE001 - not lost: the caller computes the frame itself and gets the error
+                pass
+
+        assert self._ahead is not None
+        self._ahead_job = self._ahead.submit(job)
 
     def prefetch(self, indices: Iterable[int]) -> None:
         """Compute the features of ``indices`` that are not cached yet, in batches."""
-        missing = [i for i in indices if i not in self._cache]
-        for k in range(0, len(missing), self.batch_size):
-            self._compute(missing[k:k + self.batch_size])
+        with self._compute_lock:
+            missing = [i for i in indices if i not in self._cache]
+            for k in range(0, len(missing), self.batch_size):
+                self._compute(missing[k:k + self.batch_size])
+
+    def close(self) -> None:
+        """Stop the read-ahead thread (waits for a batch in progress)."""
+        if self._ahead is not None:
+            self._ahead.shutdown(wait=True)
+            self._ahead = None
 
     def frame_tensor(self, index: int) -> torch.Tensor:
         """(3, H, W) uint8 RGB frame at the working resolution."""
@@ -87,8 +144,9 @@ class FeatureStore:
         return self._disk
 
     def _remember(self, index: int, feats: torch.Tensor) -> None:
-        self._cache[index] = feats
-        self._bytes += feats.numel() * feats.element_size()
+        with self._cache_lock:
+            self._cache[index] = feats
+            self._bytes += feats.numel() * feats.element_size()
 
     def _compute(self, indices: list[int]) -> None:
         disk = self._disk_cache(None)
@@ -115,11 +173,13 @@ class FeatureStore:
                     disk.put(i, f)
             if disk is not None:
                 disk.flush()
-        while self._bytes > self.max_bytes and len(self._cache) > self.batch_size:
-            _, old = self._cache.popitem(last=False)
-            self._bytes -= old.numel() * old.element_size()
+        with self._cache_lock:
+            while self._bytes > self.max_bytes and len(self._cache) > self.batch_size:
+                _, old = self._cache.popitem(last=False)
+                self._bytes -= old.numel() * old.element_size()
 
     def clear(self) -> None:
         """Forget every cached feature map (e.g. after changing the backbone's settings)."""
-        self._cache.clear()
-        self._bytes = 0
+        with self._compute_lock, self._cache_lock:
+            self._cache.clear()
+            self._bytes = 0

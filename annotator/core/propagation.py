@@ -100,8 +100,8 @@ class ContextFrame:
     features: torch.Tensor
     labels: torch.Tensor
     local: bool
-    padded: dict = field(default_factory=dict, compare=False, repr=False)
-    """Window-ready copies of features and labels per tile layout, made once per context frame."""
+    windows: dict = field(default_factory=dict, compare=False, repr=False)
+    """The context windows of features and labels for one tile layout, gathered once per context frame."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,13 @@ class _TileLayout:
         inside = self.windows(torch.ones((1, self.h, self.w), device=device)) > 0  # (n, S*S, 1)
         allowed = in_radius[None] & inside.transpose(1, 2)  # (n, T*T, S*S)
         self.bias = torch.zeros(allowed.shape, device=device).masked_fill_(~allowed, float("-inf"))
+        self._bias_by_dtype: dict[torch.dtype, torch.Tensor] = {torch.float32: self.bias}
+
+    def bias_as(self, dtype: torch.dtype) -> torch.Tensor:
+        """The bias in ``dtype``, converted once (it is as large as every tile's affinities)."""
+        if dtype not in self._bias_by_dtype:
+            self._bias_by_dtype[dtype] = self.bias.to(dtype)
+        return self._bias_by_dtype[dtype]
 
     def tiles(self, x: torch.Tensor) -> torch.Tensor:
         """(D, h, w) -> (n, T*T, D) cells of each tile."""
@@ -233,14 +240,15 @@ def _local_topk(tiles: torch.Tensor, frame: ContextFrame, layout: _TileLayout, k
     """
     n_labels = frame.labels.shape[0]
     key = (layout.half, layout.rows * layout.tile, layout.cols * layout.tile, tiles.dtype)
-    if key not in frame.padded:
-        frame.padded.clear()
-        frame.padded[key] = (layout.padded(frame.features.to(tiles.dtype)), layout.padded(frame.labels.to(tiles.dtype)))
-    padded_features, padded_labels = frame.padded[key]
-    ctx = layout.windows(frame.features, padded_features)  # (n, S*S, C)
-    affinity = torch.baddbmm(layout.bias.to(tiles.dtype), tiles, ctx.transpose(1, 2))  # (n, T*T, S*S)
+    if key not in frame.windows:
+        # A context frame serves up to m targets: its windows are gathered once, not once per target.
+        frame.windows.clear()
+        features = frame.features.to(tiles.dtype)
+        frame.windows[key] = (layout.windows(features).contiguous(),
+                             layout.windows(frame.labels.to(tiles.dtype)).contiguous())
+    ctx, labels = frame.windows[key]  # (n, S*S, C), (n, S*S, L)
+    affinity = torch.baddbmm(layout.bias_as(tiles.dtype), tiles, ctx.transpose(1, 2))  # (n, T*T, S*S)
     values, idx = affinity.topk(min(k, affinity.shape[2]), dim=2)  # (n, T*T, k)
-    labels = layout.windows(frame.labels, padded_labels)  # (n, S*S, L)
     picked = torch.gather(labels, 1, idx.reshape(idx.shape[0], -1, 1).expand(-1, -1, n_labels))  # (n, T*T*k, L)
     return values.reshape(-1, values.shape[2]), picked.reshape(-1, values.shape[2], n_labels)
 
