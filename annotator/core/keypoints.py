@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 
 from annotator.core.errors import UsageError
+from annotator.core.points import Point, check_point_inside
 from annotator.core.propagation import (ContextFrame, FeatureSource, PropagationParams, propagate_frame,
                                         references_behind)
 
-Point = tuple[float, float]
 Keypoints = Mapping[int, Point]
 
 DEFAULT_SIGMA = 1.0  # feature cells (8 px at stride 8)
@@ -79,11 +79,8 @@ def keypoint_heatmaps(points: Keypoints, point_ids: Sequence[int], image_hw: tup
     for j, pid in enumerate(point_ids):
         if pid not in points:
             continue
-        x, y = points[pid]
-        ih, iw = image_hw
-        if not (-0.5 <= x <= iw - 0.5 and -0.5 <= y <= ih - 0.5):
-            raise UsageError(f"keypoint {pid} at ({x:.1f}, {y:.1f}) is outside the {iw}x{ih} frame")
-        gx, gy = _to_grid((x, y), image_hw, grid_hw)
+        check_point_inside(f"keypoint {pid}", points[pid], image_hw)
+        gx, gy = _to_grid(points[pid], image_hw, grid_hw)
         out[j] = torch.exp(-((xs - gx) ** 2 + (ys - gy) ** 2) / (2 * sigma * sigma))
     return out
 
