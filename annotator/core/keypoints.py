@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -36,7 +37,7 @@ Keypoints = Mapping[int, Point]
 
 DEFAULT_SIGMA = 1.0  # feature cells (8 px at stride 8)
 
-__all__ = ["DEFAULT_SIGMA", "KeypointResult", "Keypoints", "heatmap_peaks", "keypoint_heatmaps", "keypoints_json_text",
+__all__ = ["DEFAULT_SIGMA", "KeypointResult", "Keypoints", "PropagatedFrame", "heatmap_peaks", "keypoint_heatmaps", "keypoints_json_text",
            "pck", "point_errors", "propagate_keypoints", "propagate_keypoints_video", "read_keypoints_json"]
 
 
@@ -237,10 +238,23 @@ def read_keypoints_json(path: str | Path) -> tuple[list[str], dict[int, dict[int
     return names, out
 
 
+class PropagatedFrame(Protocol):
+    """What the JSON export needs of a propagated frame: a :class:`KeypointResult`, or points a project kept."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def points(self) -> Mapping[int, Point]: ...
+
+    @property
+    def confidence(self) -> Mapping[int, float]: ...
+
+
 def keypoints_json_text(names: Sequence[str], references: Mapping[int, Keypoints],
-                        results: Iterable[KeypointResult], image_hw: tuple[int, int]) -> str:
+                        results: Iterable[PropagatedFrame], image_hw: tuple[int, int]) -> str:
     """Every frame's points as JSON: ``{"image_size": [w, h], "points": names, "frames": {FRAME: {NAME:
-    {"x", "y", "confidence", "reference"}}}}`` (references have confidence 1)."""
+    {"x", "y", "confidence", "reference"}}}}`` (references have confidence 1). Point id j is ``names[j - 1]``."""
     frames: dict[int, dict[str, dict]] = {}
     for frame, points in references.items():
         frames[frame] = {names[pid - 1]: {"x": round(x, 2), "y": round(y, 2), "confidence": 1.0, "reference": True}
