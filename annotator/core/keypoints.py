@@ -186,17 +186,19 @@ def pck(predicted: Mapping[int, Point], truth: Mapping[int, Point], threshold_px
 
 def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, Keypoints], num_frames: int,
                               params: PropagationParams = PropagationParams(), *, image_hw: tuple[int, int],
-                              sigma: float = DEFAULT_SIGMA) -> Iterator[KeypointResult]:
+                              sigma: float = DEFAULT_SIGMA, point_names: Mapping[int, str] | None = None
+                              ) -> Iterator[KeypointResult]:
     """Every frame that has no reference keypoints, as :func:`annotator.core.pipeline.propagate_video` does
     for masks: forward from the earliest reference to the end (later references join the context),
-    then backward from it to frame 0."""
+    then backward from it to frame 0. ``point_names`` names the points in messages (else their ids)."""
     from annotator.core.pipeline import first_reference
 
     first = first_reference(references, num_frames, "keypoints")
     extra = {f: sorted(set(p) - set(references[first])) for f, p in references.items()}
     late = next(((f, ids) for f, ids in sorted(extra.items()) if ids), None)
     if late is not None:  # a run carries the points of its start frame: a later one would be lost
-        raise UsageError(f"frame {late[0]} places point(s) {late[1]} that the first frame with keypoints "
+        named = [point_names.get(i, i) for i in late[1]] if point_names else late[1]
+        raise UsageError(f"frame {late[0]} places point(s) {named} that the first frame with keypoints "
                          f"({first}) does not: place every point on frame {first} (later frames may omit some)")
     for stop in (num_frames, -1):
         yield from propagate_keypoints(features, references, first, stop, params, image_hw=image_hw,
