@@ -53,8 +53,11 @@ class PointMarker(QGraphicsItem):
         self._font = QFont()
         self._font.setPointSizeF(8.5)
         self._font.setBold(selected)
-        label = keypoint.name if reference else f"{keypoint.name} {confidence:.0%}"
+        # the confidence goes in the tooltip: beside close points, longer labels would overlap
+        label = keypoint.name
         self._label = label
+        self.setToolTip(f"{keypoint.name}: placed" if reference else f"{keypoint.name}: propagated, "
+                        f"confidence {confidence:.0%}")
         metrics = QFontMetricsF(self._font)
         self._label_pos = QPointF(MARKER_RADIUS + 4, metrics.ascent() / 2 - 1)
         width = metrics.horizontalAdvance(label)

@@ -99,6 +99,9 @@ class MainWindow(QMainWindow):
         dock.setWidget(panel)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        objects_dock = self.objects.parentWidget()
+        # the objects list gets most of the height, the keypoints list enough for a pose's names
+        self.resizeDocks([objects_dock, dock], [500, 320], Qt.Orientation.Vertical)
         # picking a keypoint in the list means "place it next"
         panel.keypoint_chosen.connect(lambda _k: self.canvas.set_tool(Tool.KEYPOINT))
         panel.propagate_requested.connect(lambda: self._guard(self.propagate_keypoints))
