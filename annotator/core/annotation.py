@@ -537,7 +537,10 @@ class AnnotationModel:
         return self._set_frame_points(frame, FramePoints(points, reference=True))
 
     def delete_point(self, frame: int, keypoint_id: int) -> PointsChange | None:
-        """Remove a keypoint from ``frame`` (None if it was not there); the frame's other points become its reference."""
+        """Remove a keypoint from ``frame`` (None if it was not there).
+
+        The frame's other points become its reference (a person looked at this frame).
+        """
         self._check_frame(frame)
         self.keypoint(keypoint_id)
         old = self._points.get(frame)

@@ -37,8 +37,9 @@ Keypoints = Mapping[int, Point]
 
 DEFAULT_SIGMA = 1.0  # feature cells (8 px at stride 8)
 
-__all__ = ["DEFAULT_SIGMA", "KeypointResult", "Keypoints", "PropagatedFrame", "heatmap_peaks", "keypoint_heatmaps", "keypoints_json_text",
-           "pck", "point_errors", "propagate_keypoints", "propagate_keypoints_video", "read_keypoints_json"]
+__all__ = ["DEFAULT_SIGMA", "KeypointResult", "Keypoints", "PropagatedFrame", "heatmap_peaks", "keypoint_heatmaps",
+           "keypoints_json_text", "pck", "point_errors", "propagate_keypoints", "propagate_keypoints_video",
+           "read_keypoints_json"]
 
 
 @dataclass(frozen=True)

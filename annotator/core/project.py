@@ -227,7 +227,8 @@ def read_project(folder: str | os.PathLike[str], *, locate_video: LocateVideo | 
                                    f"{data.video.hw[1]}x{data.video.hw[0]}")
             last = max([*data.states, *data.points], default=-1)
             if last >= len(video):
-                raise ProjectError(f"the project has an annotation for frame {last} but {path.name} has {len(video)} frames")
+                raise ProjectError(f"the project has an annotation for frame {last} but {path.name} "
+                                   f"has {len(video)} frames")
             labels = _read_masks(folder, data)
         except BaseException:
             video.close()

@@ -4,8 +4,9 @@ A :class:`Change` is one frame's edit: the bounding box of the pixels that chang
 new pixels inside it, and the frame's old and new state. An :class:`ObjectChange` is an object
 added, edited or removed; a :class:`KeypointChange` the same for a keypoint name. A
 :class:`PointsChange` is one frame's keypoints before and after an edit (a frame holds a handful
-of points, so whole-frame snapshots cost nothing and make undo exact). A :class:`Step` groups the changes of one user action (a brush
-stroke, a fill, a deletion, a whole propagation run) and is undone or redone as a unit.
+of points, so whole-frame snapshots cost nothing and make undo exact). A :class:`Step` groups
+the changes of one user action (a brush stroke, a fill, a deletion, a point drag, a whole
+propagation run) and is undone or redone as a unit.
 
 Actions are recorded in transactions: ``txn = history.begin("Brush")``, ``txn.add(change)`` for
 every edit the model reports, then ``history.commit(txn)`` or ``history.abort(txn)`` (which puts
