@@ -326,12 +326,13 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``export PROJECT --out DIR``: a project's label maps as DAVIS masks at the video's original size."""
+    """``export PROJECT --out DIR [--keypoints FILE]``: a project's label maps as DAVIS masks at the video's
+    original size, and its keypoints as the JSON ``annotator keypoints`` writes."""
     import numpy as np
 
     from annotator.core.labels import write_mask
     from annotator.core.project import read_project
-    from annotator.core.export import davis_paths  # the same layout as the GUI's export
+    from annotator.core.export import davis_paths, keypoints_export_text  # the same as the GUI's exports
 
     content = read_project(args.project, with_video=False)  # the masks are enough: no video needed
     video = content.data.video
@@ -339,12 +340,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     folder, _ = davis_paths(args.out, name)
     if folder.is_dir() and any(folder.glob("*.png")) and not args.overwrite:
         raise UsageError(f"{folder} already holds masks; pass --overwrite to replace them")
+    if args.keypoints is not None:
+        if Path(args.keypoints).exists() and not args.overwrite:
+            raise UsageError(f"{args.keypoints} exists; pass --overwrite to replace it")
+        # checked before any mask is written: a project without keypoints fails without side effects
+        keypoints_text = keypoints_export_text(content.data.keypoints, content.data.points, video.hw)
     folder.mkdir(parents=True, exist_ok=True)
     empty = np.zeros(video.hw, np.uint8)
     for i in range(video.frames):
         write_mask(folder / f"{i:05d}.png", content.labels.get(i, empty))
     if not args.quiet:
         print(f"wrote {video.frames} masks ({len(content.labels)} labelled) of {video.hw[1]}x{video.hw[0]} to {folder}")
+    if args.keypoints is not None:
+        atomic_write_text(args.keypoints, keypoints_text)
+        if not args.quiet:
+            print(f"wrote {len(content.data.keypoints)} keypoint(s) on {len(content.data.points)} frames "
+                  f"to {args.keypoints}")
     return 0
 
 
@@ -418,7 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", help="annotation project folder (with project.json)")
     p.add_argument("--out", required=True, help="DAVIS root to write Annotations/480p/<name>/NNNNN.png under")
     p.add_argument("--name", default=None, help="sequence name (default: the video's name)")
-    p.add_argument("--overwrite", action="store_true", help="replace masks already there")
+    p.add_argument("--keypoints", default=None, metavar="FILE",
+                   help="also write the project's keypoints to this JSON file (the format of 'annotator keypoints')")
+    p.add_argument("--overwrite", action="store_true", help="replace masks (and --keypoints) already there")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=cmd_export)
     return parser

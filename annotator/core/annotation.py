@@ -8,20 +8,29 @@ the :class:`~annotator.core.undo.Change` it made so that the caller can record i
 Label maps are kept at the video's ORIGINAL resolution (what is exported); a frame without one is
 empty. Painting on a frame turns it into a reference frame: a person's work, never overwritten by
 propagation.
+
+Keypoints live beside the masks, with the same rules: named keypoints (like objects), and per
+frame either reference points (placed by a person) or propagated points with a confidence.
+Placing, moving or deleting a point makes its frame a keypoint reference (the frame's other
+propagated points are accepted with it, as painting accepts the rest of a propagated mask); a
+propagation run replaces propagated points and never touches a reference's. Keypoint reference
+frames are independent of mask reference frames.
 """
 
 from __future__ import annotations
 
+import colorsys
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from annotator.core.errors import UsageError
 from annotator.core.labels import DAVIS_PALETTE, MAX_OBJECT_ID, VOID
-from annotator.core.undo import Box, Change, History, ObjectChange
+from annotator.core.points import Point, check_point_inside
+from annotator.core.undo import Box, Change, History, KeypointChange, ObjectChange, PointsChange
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.core.video import VideoSource
@@ -66,6 +75,9 @@ class ModelEvents:
         self.frame_state_changed = Event("frame_state_changed")  # (frame, FrameState)
         self.current_frame_changed = Event("current_frame_changed")  # (frame)
         self.active_object_changed = Event("active_object_changed")  # (object id or None)
+        self.keypoints_changed = Event("keypoints_changed")  # () names, colours, added or removed
+        self.points_changed = Event("points_changed")  # (frame) its points or whether it is a reference
+        self.active_keypoint_changed = Event("active_keypoint_changed")  # (keypoint id or None)
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,40 @@ class ObjectInfo:
     name: str
     color: tuple[int, int, int]
     visible: bool = True
+
+
+@dataclass(frozen=True)
+class KeypointInfo:
+    """One named keypoint (e.g. "left wrist"): its id in the frames' points, name and display colour."""
+
+    id: int
+    name: str
+    color: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class FramePoints:
+    """The keypoints of one frame. Never modified: an edit replaces the whole value (see PointsChange)."""
+
+    points: Mapping[int, Point]
+    """Keypoint id -> (x, y) in pixels of the original video."""
+    reference: bool
+    """Placed (or accepted) by a person; else propagated."""
+    confidence: Mapping[int, float] = field(default_factory=dict)
+    """Keypoint id -> confidence of a propagated point (empty for a reference: a person is sure)."""
+
+    def confidence_of(self, keypoint_id: int) -> float:
+        return 1.0 if self.reference else float(self.confidence.get(keypoint_id, 0.0))
+
+
+MAX_KEYPOINT_ID = 999
+
+
+def keypoint_color(keypoint_id: int) -> tuple[int, int, int]:
+    """A bright colour per keypoint, neighbours far apart in hue (golden-ratio steps), unlike the dark mask palette."""
+    hue = (keypoint_id * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 1.0)
+    return round(r * 255), round(g * 255), round(b * 255)
 
 
 def palette_color(object_id: int) -> tuple[int, int, int]:
@@ -106,6 +152,9 @@ class AnnotationModel:
         self._ids_in_frame: dict[int, frozenset[int]] = {}  # lazily recomputed per frame
         self._current = 0
         self._active: int | None = None
+        self._keypoints: dict[int, KeypointInfo] = {}
+        self._points: dict[int, FramePoints] = {}
+        self._active_keypoint: int | None = None
         if video is not None:
             self.set_video(video)
 
@@ -120,6 +169,9 @@ class AnnotationModel:
         self._objects.clear()
         self._current = 0
         self._active = None
+        self._keypoints.clear()
+        self._points.clear()
+        self._active_keypoint = None
         for frame, labels in sorted((references or {}).items()):
             self._check_frame(frame)
             labels = self._check_labels(labels)
@@ -133,6 +185,8 @@ class AnnotationModel:
         self.events.video_changed.emit()
         self.events.objects_changed.emit()
         self.events.active_object_changed.emit(self._active)
+        self.events.keypoints_changed.emit()
+        self.events.active_keypoint_changed.emit(None)
         self.events.current_frame_changed.emit(0)
 
     @property
@@ -359,6 +413,195 @@ class AnnotationModel:
             self.events.labels_changed.emit(frame, change.box)
         if state is not old_state:
             self.events.frame_state_changed.emit(frame, state)
+
+    # ---- keypoint names ------------------------------------------------------------------------
+
+    @property
+    def keypoints(self) -> list[KeypointInfo]:
+        """Keypoints in id order."""
+        return [self._keypoints[i] for i in sorted(self._keypoints)]
+
+    def keypoint(self, keypoint_id: int) -> KeypointInfo:
+        try:
+            return self._keypoints[keypoint_id]
+        except KeyError:
+            raise UsageError(f"there is no keypoint {keypoint_id}: add it first") from None
+
+    @property
+    def active_keypoint(self) -> int | None:
+        """The keypoint a click places."""
+        return self._active_keypoint
+
+    def set_active_keypoint(self, keypoint_id: int | None) -> None:
+        if keypoint_id is not None:
+            self.keypoint(keypoint_id)
+        if keypoint_id != self._active_keypoint:
+            self._active_keypoint = keypoint_id
+            self.events.active_keypoint_changed.emit(keypoint_id)
+
+    def add_keypoint(self, name: str | None = None, color: tuple[int, int, int] | None = None, *,
+                     keypoint_id: int | None = None) -> KeypointChange:
+        """Add a keypoint (lowest free id unless given) and make it active; names are unique."""
+        if keypoint_id is None:
+            keypoint_id = next((i for i in range(1, MAX_KEYPOINT_ID + 1) if i not in self._keypoints), None)
+            if keypoint_id is None:
+                raise UsageError(f"at most {MAX_KEYPOINT_ID} keypoints can be annotated")
+        elif keypoint_id in self._keypoints or not 1 <= keypoint_id <= MAX_KEYPOINT_ID:
+            raise UsageError(f"keypoint id {keypoint_id} is taken or outside 1..{MAX_KEYPOINT_ID}")
+        name = self._free_keypoint_name(name or f"point {keypoint_id}")
+        info = KeypointInfo(int(keypoint_id), name, tuple(color) if color else keypoint_color(keypoint_id))
+        change = KeypointChange(None, info)
+        self.apply_keypoint_change(change, undo=False)
+        self.set_active_keypoint(info.id)
+        return change
+
+    def update_keypoint(self, keypoint_id: int, *, name: str | None = None,
+                        color: tuple[int, int, int] | None = None) -> KeypointChange | None:
+        """Rename or recolour a keypoint; a name another keypoint has is refused (exports key points by name)."""
+        old = self.keypoint(keypoint_id)
+        if name is not None:
+            name = name.strip()
+            if not name:
+                raise UsageError("a keypoint needs a name")
+            if any(k.name == name and k.id != keypoint_id for k in self._keypoints.values()):
+                raise UsageError(f"there is already a keypoint named {name!r}")
+        new = replace(old, name=old.name if name is None else name,
+                      color=old.color if color is None else tuple(int(c) for c in color))
+        if new == old:
+            return None
+        change = KeypointChange(old, new)
+        self.apply_keypoint_change(change, undo=False)
+        return change
+
+    def remove_keypoint(self, keypoint_id: int) -> list[PointsChange | KeypointChange]:
+        """Delete a keypoint from every frame and forget it; the changes, in order, for the history."""
+        info = self.keypoint(keypoint_id)
+        changes: list[PointsChange | KeypointChange] = []
+        for frame in sorted(self._points):
+            old = self._points[frame]
+            if keypoint_id in old.points:
+                changes.append(self._set_frame_points(frame, self._without(old, keypoint_id)))
+        change = KeypointChange(info, None)
+        self.apply_keypoint_change(change, undo=False)
+        changes.append(change)
+        if self._active_keypoint is None and self._keypoints:
+            self.set_active_keypoint(min(self._keypoints))
+        return changes
+
+    def apply_keypoint_change(self, change: KeypointChange, *, undo: bool) -> None:
+        """Put a keypoint as it was (undo) or as it became (redo); emits ``keypoints_changed``."""
+        before, after = (change.after, change.before) if undo else (change.before, change.after)
+        if before is not None:
+            self._keypoints.pop(before.id, None)
+        if after is not None:
+            self._keypoints[after.id] = after
+        if self._active_keypoint is not None and self._active_keypoint not in self._keypoints:
+            self._active_keypoint = None
+            self.events.active_keypoint_changed.emit(None)
+        self.events.keypoints_changed.emit()
+
+    def _free_keypoint_name(self, name: str) -> str:
+        taken = {k.name for k in self._keypoints.values()}
+        if name not in taken:
+            return name
+        return next(f"{name} {n}" for n in range(2, MAX_KEYPOINT_ID + 2) if f"{name} {n}" not in taken)
+
+    # ---- points of frames ------------------------------------------------------------------------
+
+    def frame_points(self, frame: int) -> FramePoints | None:
+        """The keypoints of ``frame`` (None when it has none)."""
+        self._check_frame(frame)
+        return self._points.get(frame)
+
+    def is_keypoint_reference(self, frame: int) -> bool:
+        fp = self._points.get(frame)
+        return fp is not None and fp.reference
+
+    def keypoint_references(self) -> dict[int, dict[int, Point]]:
+        """Frame -> keypoint id -> (x, y) of every keypoint reference frame (copies: what a run starts from)."""
+        return {f: dict(fp.points) for f, fp in sorted(self._points.items()) if fp.reference}
+
+    def all_frame_points(self) -> dict[int, FramePoints]:
+        """Frame -> its keypoints, every frame that has some (values are immutable)."""
+        return dict(sorted(self._points.items()))
+
+    def place_point(self, frame: int, keypoint_id: int, point: Point) -> PointsChange | None:
+        """Put keypoint ``keypoint_id`` at ``point`` on ``frame`` (place or move); the frame becomes a reference."""
+        self._check_frame(frame)
+        info = self.keypoint(keypoint_id)
+        point = (float(point[0]), float(point[1]))
+        check_point_inside(f"keypoint {info.name!r}", point, self.hw)
+        old = self._points.get(frame)
+        points = dict(old.points) if old is not None else {}
+        points[keypoint_id] = point
+        return self._set_frame_points(frame, FramePoints(points, reference=True))
+
+    def delete_point(self, frame: int, keypoint_id: int) -> PointsChange | None:
+        """Remove a keypoint from ``frame`` (None if it was not there).
+
+        The frame's other points become its reference (a person looked at this frame).
+        """
+        self._check_frame(frame)
+        self.keypoint(keypoint_id)
+        old = self._points.get(frame)
+        if old is None or keypoint_id not in old.points:
+            return None
+        return self._set_frame_points(frame, self._without(old, keypoint_id, reference=True))
+
+    def set_propagated_points(self, frame: int, points: Mapping[int, Point],
+                              confidence: Mapping[int, float]) -> PointsChange | None:
+        """A propagation result for ``frame``; ignored (None) on a keypoint reference, a person's work."""
+        self._check_frame(frame)
+        if self.is_keypoint_reference(frame):
+            return None
+        unknown = sorted(set(points) - set(self._keypoints))
+        if unknown:
+            raise UsageError(f"there is no keypoint {unknown[0]}: add it first")
+        for i, p in points.items():
+            check_point_inside(f"keypoint {self._keypoints[i].name!r}", p, self.hw)
+        clean = {int(i): (float(p[0]), float(p[1])) for i, p in points.items()}
+        return self._set_frame_points(frame, FramePoints(clean, reference=False,
+                                                         confidence={int(i): float(confidence.get(i, 0.0))
+                                                                     for i in clean}) if clean else None)
+
+    def load_keypoints(self, keypoints: Iterable[KeypointInfo], frame_points: Mapping[int, FramePoints]) -> None:
+        """Replace every keypoint and point at once (opening a project); not an edit: no history."""
+        for frame in frame_points:
+            self._check_frame(frame)
+        self._keypoints = {k.id: k for k in keypoints}
+        self._points = {f: fp for f, fp in frame_points.items() if fp.points or fp.reference}
+        self._active_keypoint = min(self._keypoints) if self._keypoints else None
+        self.events.keypoints_changed.emit()
+        self.events.active_keypoint_changed.emit(self._active_keypoint)
+        for frame in sorted(self._points):
+            self.events.points_changed.emit(frame)
+
+    def apply_points_change(self, change: PointsChange, *, undo: bool) -> None:
+        """Put a frame's points as they were (undo) or became (redo); emits ``points_changed``."""
+        value = change.before if undo else change.after
+        if value is None:
+            self._points.pop(change.frame, None)
+        else:
+            self._points[change.frame] = value
+        self.events.points_changed.emit(change.frame)
+
+    def _set_frame_points(self, frame: int, new: FramePoints | None) -> PointsChange | None:
+        old = self._points.get(frame)
+        if new == old:
+            return None
+        change = PointsChange(frame, old, new)
+        self.apply_points_change(change, undo=False)
+        return change
+
+    @staticmethod
+    def _without(old: FramePoints, keypoint_id: int, *, reference: bool | None = None) -> FramePoints | None:
+        """``old`` less one point; None when none is left (a frame without points is no reference)."""
+        points = {i: p for i, p in old.points.items() if i != keypoint_id}
+        if not points:
+            return None
+        keep_reference = old.reference if reference is None else reference
+        confidence = {} if keep_reference else {i: c for i, c in old.confidence.items() if i in points}
+        return FramePoints(points, keep_reference, confidence)
 
     # ---- statistics ---------------------------------------------------------------------------
 

@@ -1,22 +1,26 @@
-"""Exports: DAVIS-layout label maps (and optionally frames), and a quick overlay video for review.
+"""Exports: DAVIS-layout label maps (and optionally frames), a quick overlay video for review, keypoints JSON.
 
 Each export is a generator over frames (it yields the index of each frame written), so the GUI
 runs it in its background worker with a progress bar; its inputs (the label maps) are captured
-on the GUI thread by :func:`snapshot_labels` before the job starts. Qt-free on purpose.
+on the GUI thread by :func:`snapshot_labels` before the job starts. Keypoints are a few numbers
+per frame: :func:`write_keypoints_json` writes them at once, in the command line's
+``annotator keypoints`` format. Qt-free on purpose.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from annotator.core import davis
-from annotator.core.annotation import AnnotationModel
-from annotator.core.errors import SaveError
+from annotator.core.annotation import AnnotationModel, FramePoints, KeypointInfo
+from annotator.core.atomic import atomic_write_text
+from annotator.core.errors import SaveError, UsageError
 from annotator.core.labels import DAVIS_PALETTE, write_mask
 from annotator.core.video import VideoSource
 
@@ -95,3 +99,34 @@ def export_overlay_video(video: VideoSource, labels: Mapping[int, np.ndarray], p
         raise
     writer.release()
     os.replace(tmp, path)
+
+
+class _StoredFrame(NamedTuple):
+    index: int
+    points: dict
+    confidence: dict
+
+
+def keypoints_export_text(keypoints: Sequence[KeypointInfo], frame_points: Mapping[int, FramePoints],
+                          image_hw: tuple[int, int]) -> str:
+    """The keypoints of every frame as the JSON of ``annotator keypoints`` (see
+    :func:`annotator.core.keypoints.keypoints_json_text`, which writes it)."""
+    from annotator.core.keypoints import keypoints_json_text  # torch: only when keypoints are exported
+
+    if not any(fp.points for fp in frame_points.values()):
+        raise UsageError("there are no keypoints to export: place some first (Keypoint tool)")
+    # the JSON names points by position in the list of names: ids become 1..N in id order
+    ordered = sorted(keypoints, key=lambda k: k.id)
+    renumber = {k.id: j + 1 for j, k in enumerate(ordered)}
+    references = {f: {renumber[i]: p for i, p in fp.points.items()} for f, fp in frame_points.items() if fp.reference}
+    propagated = [_StoredFrame(f, {renumber[i]: p for i, p in fp.points.items()},
+                               {renumber[i]: fp.confidence_of(i) for i in fp.points})
+                  for f, fp in frame_points.items() if not fp.reference]
+    return keypoints_json_text([k.name for k in ordered], references, propagated, image_hw)
+
+
+def write_keypoints_json(model: AnnotationModel, path: str | os.PathLike[str]) -> int:
+    """Write the model's keypoints to ``path`` atomically; returns the number of frames with points."""
+    frame_points = model.all_frame_points()
+    atomic_write_text(path, keypoints_export_text(model.keypoints, frame_points, model.hw))
+    return len(frame_points)

@@ -24,20 +24,22 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
 from annotator.core.errors import UsageError
+from annotator.core.points import Point, check_point_inside
 from annotator.core.propagation import (ContextFrame, FeatureSource, PropagationParams, propagate_frame,
                                         references_behind)
 
-Point = tuple[float, float]
 Keypoints = Mapping[int, Point]
 
 DEFAULT_SIGMA = 1.0  # feature cells (8 px at stride 8)
 
-__all__ = ["DEFAULT_SIGMA", "KeypointResult", "Keypoints", "heatmap_peaks", "keypoint_heatmaps", "keypoints_json_text",
-           "pck", "point_errors", "propagate_keypoints", "propagate_keypoints_video", "read_keypoints_json"]
+__all__ = ["DEFAULT_SIGMA", "KeypointResult", "Keypoints", "PropagatedFrame", "heatmap_peaks", "keypoint_heatmaps",
+           "keypoints_json_text", "pck", "point_errors", "propagate_keypoints", "propagate_keypoints_video",
+           "read_keypoints_json"]
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,8 @@ def keypoint_heatmaps(points: Keypoints, point_ids: Sequence[int], image_hw: tup
     for j, pid in enumerate(point_ids):
         if pid not in points:
             continue
-        x, y = points[pid]
-        ih, iw = image_hw
-        if not (-0.5 <= x <= iw - 0.5 and -0.5 <= y <= ih - 0.5):
-            raise UsageError(f"keypoint {pid} at ({x:.1f}, {y:.1f}) is outside the {iw}x{ih} frame")
-        gx, gy = _to_grid((x, y), image_hw, grid_hw)
+        check_point_inside(f"keypoint {pid}", points[pid], image_hw)
+        gx, gy = _to_grid(points[pid], image_hw, grid_hw)
         out[j] = torch.exp(-((xs - gx) ** 2 + (ys - gy) ** 2) / (2 * sigma * sigma))
     return out
 
@@ -188,17 +187,19 @@ def pck(predicted: Mapping[int, Point], truth: Mapping[int, Point], threshold_px
 
 def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, Keypoints], num_frames: int,
                               params: PropagationParams = PropagationParams(), *, image_hw: tuple[int, int],
-                              sigma: float = DEFAULT_SIGMA) -> Iterator[KeypointResult]:
+                              sigma: float = DEFAULT_SIGMA, point_names: Mapping[int, str] | None = None
+                              ) -> Iterator[KeypointResult]:
     """Every frame that has no reference keypoints, as :func:`annotator.core.pipeline.propagate_video` does
     for masks: forward from the earliest reference to the end (later references join the context),
-    then backward from it to frame 0."""
+    then backward from it to frame 0. ``point_names`` names the points in messages (else their ids)."""
     from annotator.core.pipeline import first_reference
 
     first = first_reference(references, num_frames, "keypoints")
     extra = {f: sorted(set(p) - set(references[first])) for f, p in references.items()}
     late = next(((f, ids) for f, ids in sorted(extra.items()) if ids), None)
     if late is not None:  # a run carries the points of its start frame: a later one would be lost
-        raise UsageError(f"frame {late[0]} places point(s) {late[1]} that the first frame with keypoints "
+        named = [point_names.get(i, i) for i in late[1]] if point_names else late[1]
+        raise UsageError(f"frame {late[0]} places point(s) {named} that the first frame with keypoints "
                          f"({first}) does not: place every point on frame {first} (later frames may omit some)")
     for stop in (num_frames, -1):
         yield from propagate_keypoints(features, references, first, stop, params, image_hw=image_hw,
@@ -240,10 +241,23 @@ def read_keypoints_json(path: str | Path) -> tuple[list[str], dict[int, dict[int
     return names, out
 
 
+class PropagatedFrame(Protocol):
+    """What the JSON export needs of a propagated frame: a :class:`KeypointResult`, or points a project kept."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def points(self) -> Mapping[int, Point]: ...
+
+    @property
+    def confidence(self) -> Mapping[int, float]: ...
+
+
 def keypoints_json_text(names: Sequence[str], references: Mapping[int, Keypoints],
-                        results: Iterable[KeypointResult], image_hw: tuple[int, int]) -> str:
+                        results: Iterable[PropagatedFrame], image_hw: tuple[int, int]) -> str:
     """Every frame's points as JSON: ``{"image_size": [w, h], "points": names, "frames": {FRAME: {NAME:
-    {"x", "y", "confidence", "reference"}}}}`` (references have confidence 1)."""
+    {"x", "y", "confidence", "reference"}}}}`` (references have confidence 1). Point id j is ``names[j - 1]``."""
     frames: dict[int, dict[str, dict]] = {}
     for frame, points in references.items():
         frames[frame] = {names[pid - 1]: {"x": round(x, 2), "y": round(y, 2), "confidence": 1.0, "reference": True}

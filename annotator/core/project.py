@@ -1,6 +1,6 @@
 """Annotation projects on disk: a folder with a versioned ``project.json`` and DAVIS mask PNGs.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     <project>/project.json         the index: video, objects, frame states; written LAST
     <project>/masks/00000.png      label map of every stored frame (DAVIS indexed PNG)
@@ -8,8 +8,10 @@ Layout (format version 1)::
 
 ``project.json`` holds the video's path relative to the project and absolute, its size, frame
 count and content hash (:func:`annotator.core.video.hash_video`), the objects (id, name, colour,
-visibility), which frames are references, propagated, or labelled without a state, the
-propagation settings last used, timestamps and a save counter (``generation``).
+visibility), which frames are references, propagated, or labelled without a state, the keypoints
+(names) and every frame's points (a few numbers per frame: they live in ``project.json`` itself and
+so are saved atomically with it), the propagation settings last used, timestamps and a save
+counter (``generation``).
 
 Why ``.pending``: several PNGs and one JSON cannot be replaced in one atomic step. A save writes
 the changed masks (each atomically) into ``.pending/<gen>/``, then ``project.json`` naming them as
@@ -95,31 +97,40 @@ class ChangeTracker:
         self.model = model
         self.frames: set[int] = set()
         self.meta_changed = False
+        self.points_changed = False
         self.everything = False
-        # objects as last saved: opening a video announces objects too, which is no edit
+        # objects and keypoints as last saved: opening a video announces them too, which is no edit
         self._saved_objects = model.objects
+        self._saved_keypoints = model.keypoints
         self.base: tuple[Path, int] | None = (Path(base[0]).absolute(), int(base[1])) if base else None
         ev = model.events
         ev.labels_changed.connect(self._on_frame)
         ev.frame_state_changed.connect(self._on_frame)
         ev.objects_changed.connect(self._on_meta)
+        ev.keypoints_changed.connect(self._on_meta)
+        ev.points_changed.connect(self._on_points)
         ev.video_changed.connect(self._on_video)
 
     @property
     def dirty(self) -> bool:
-        return bool(self.frames) or self.meta_changed or self.everything
+        return bool(self.frames) or self.meta_changed or self.points_changed or self.everything
 
     def _on_frame(self, frame: int, *_args: object) -> None:
         self.frames.add(int(frame))
 
     def _on_meta(self) -> None:
-        self.meta_changed = self.model.objects != self._saved_objects
+        self.meta_changed = (self.model.objects != self._saved_objects
+                             or self.model.keypoints != self._saved_keypoints)
+
+    def _on_points(self, _frame: int) -> None:
+        self.points_changed = True  # points are in project.json, which every save rewrites whole
 
     def _on_video(self) -> None:
         self.base = None
         self.frames.clear()
-        self.meta_changed = self.everything = False
+        self.meta_changed = self.points_changed = self.everything = False
         self._saved_objects = self.model.objects
+        self._saved_keypoints = self.model.keypoints
 
     def mark_all(self) -> None:
         """Everything is unsaved: the next save writes every frame."""
@@ -129,8 +140,9 @@ class ChangeTracker:
 
     def saved(self, folder: Path, generation: int) -> None:
         self.frames.clear()
-        self.meta_changed = self.everything = False
+        self.meta_changed = self.points_changed = self.everything = False
         self._saved_objects = self.model.objects
+        self._saved_keypoints = self.model.keypoints
         self.base = (Path(folder).absolute(), int(generation))
 
     def close(self) -> None:
@@ -138,6 +150,8 @@ class ChangeTracker:
         ev.labels_changed.disconnect(self._on_frame)
         ev.frame_state_changed.disconnect(self._on_frame)
         ev.objects_changed.disconnect(self._on_meta)
+        ev.keypoints_changed.disconnect(self._on_meta)
+        ev.points_changed.disconnect(self._on_points)
         ev.video_changed.disconnect(self._on_video)
 
 
@@ -211,9 +225,10 @@ def read_project(folder: str | os.PathLike[str], *, locate_video: LocateVideo | 
             if tuple(video.hw) != data.video.hw:
                 raise ProjectError(f"{path} is {video.hw[1]}x{video.hw[0]} but the project's masks are "
                                    f"{data.video.hw[1]}x{data.video.hw[0]}")
-            last = max(data.states, default=-1)
+            last = max([*data.states, *data.points], default=-1)
             if last >= len(video):
-                raise ProjectError(f"the project has a mask for frame {last} but {path.name} has {len(video)} frames")
+                raise ProjectError(f"the project has an annotation for frame {last} but {path.name} "
+                                   f"has {len(video)} frames")
             labels = _read_masks(folder, data)
         except BaseException:
             video.close()
@@ -248,6 +263,7 @@ def apply_project(model: AnnotationModel, content: ProjectContent) -> None:
         state = data.states[i]
         if state is not FrameState.REFERENCE:
             model.set_labels(i, lab, state)
+    model.load_keypoints(data.keypoints, data.points)
     model.history.clear()
     model.set_active_object(data.objects[0].id if data.objects else (model.objects[0].id if model.objects else None))
 

@@ -11,20 +11,23 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from annotator.core.annotation import AnnotationModel, FrameState, ObjectInfo, palette_color
+from annotator.core.annotation import (MAX_KEYPOINT_ID, AnnotationModel, FramePoints, FrameState, KeypointInfo,
+                                       ObjectInfo, keypoint_color, palette_color)
 from annotator.core.errors import ProjectError
 from annotator.core.labels import MAX_OBJECT_ID
+from annotator.core.points import point_inside
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "PROJECT_FILE", "ProjectData", "VideoRecord", "migrate",
            "parse_project", "project_json_text"]
 
 FORMAT_NAME = "annotator-project"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""1: masks, objects, frame states. 2: also keypoints (names) and the points of each frame."""
 PROJECT_FILE = "project.json"
 
 
@@ -55,6 +58,9 @@ class ProjectData:
     generation: int = 0
     pending: tuple[int, ...] = ()
     version: int = FORMAT_VERSION
+    keypoints: tuple[KeypointInfo, ...] = ()
+    points: dict[int, FramePoints] = field(default_factory=dict)
+    """Every frame with keypoints: reference points, or propagated points with their confidence."""
 
 
 def _now() -> str:
@@ -81,7 +87,14 @@ def migrate(data: dict[str, Any], where: str = PROJECT_FILE) -> dict[str, Any]:
                            f"{FORMAT_VERSION}); update annotator")
     if version == 0:
         data = _migrate_v0(data, where)
+    if data.get("version") == 1:
+        data = _migrate_v1(data)
     return data
+
+
+def _migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no keypoints: a project without any."""
+    return {**old, "version": 2, "keypoints": [], "points": {"reference": {}, "propagated": {}}}
 
 
 def _migrate_v0(old: dict[str, Any], where: str) -> dict[str, Any]:
@@ -186,7 +199,74 @@ def parse_project(raw: bytes, where: str = PROJECT_FILE) -> ProjectData:
         if stamp is not None and not isinstance(stamp, str):
             raise ProjectError(f"{where}: '{name}' must be a string or null")
     generation = _int(data.get("generation", 0), "generation", where)
-    return ProjectData(video, objects, states, propagation, created, modified, generation, tuple(pending))
+    keypoints = _parse_keypoints(data.get("keypoints", []), where)
+    points = _parse_points(data.get("points", {}), {k.id for k in keypoints}, (h, w), frames, where)
+    return ProjectData(video, objects, states, propagation, created, modified, generation, tuple(pending),
+                       keypoints=keypoints, points=points)
+
+
+def _parse_keypoints(raw: Any, where: str) -> tuple[KeypointInfo, ...]:
+    if not isinstance(raw, list):
+        raise ProjectError(f"{where}: 'keypoints' must be a list")
+    keypoints: dict[int, KeypointInfo] = {}
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise ProjectError(f"{where}: a keypoint entry must be an object, got {_short(entry)}")
+        i = _int(entry.get("id"), "keypoint id", where, 1, MAX_KEYPOINT_ID)
+        if i in keypoints:
+            raise ProjectError(f"{where}: keypoint id {i} is listed twice")
+        name = _str(entry.get("name"), f"name of keypoint {i}", where)
+        if not name.strip() or any(k.name == name for k in keypoints.values()):
+            raise ProjectError(f"{where}: keypoint {i} needs a name of its own, got {_short(name)}")
+        colour = entry.get("color", list(keypoint_color(i)))
+        if not isinstance(colour, list) or len(colour) != 3:
+            raise ProjectError(f"{where}: colour of keypoint {i} must be [r, g, b], got {_short(colour)}")
+        rgb = tuple(_int(c, f"colour of keypoint {i}", where, 0, 255) for c in colour)
+        keypoints[i] = KeypointInfo(i, name, rgb)  # type: ignore[arg-type]
+    return tuple(keypoints[i] for i in sorted(keypoints))
+
+
+def _number(value: Any, what: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        raise ProjectError(f"{where}: {what} must be a finite number, got {_short(value)}")
+    return float(value)
+
+
+def _parse_points(raw: Any, keypoint_ids: set[int], hw: tuple[int, int], num_frames: int,
+                  where: str) -> dict[int, FramePoints]:
+    """``{"reference": {FRAME: {ID: [x, y]}}, "propagated": {FRAME: {ID: [x, y, confidence]}}}``."""
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{where}: 'points' must be an object")
+    out: dict[int, FramePoints] = {}
+    for kind, reference in (("reference", True), ("propagated", False)):
+        frames = raw.get(kind, {})
+        if not isinstance(frames, dict):
+            raise ProjectError(f"{where}: points.{kind} must be an object of frames")
+        for frame_key, entries in frames.items():
+            if not str(frame_key).isdigit():
+                raise ProjectError(f"{where}: points.{kind}: {_short(frame_key)} is not a frame index")
+            frame = _int(int(frame_key), f"a frame in points.{kind}", where, 0, num_frames - 1)
+            if frame in out:
+                raise ProjectError(f"{where}: frame {frame} is listed twice in 'points'")
+            if not isinstance(entries, dict) or not entries:
+                raise ProjectError(f"{where}: points.{kind}.{frame} must be a non-empty object of points")
+            points, confidence = {}, {}
+            for key, value in entries.items():
+                what = f"point {key} of frame {frame}"
+                if not str(key).isdigit() or int(key) not in keypoint_ids:
+                    raise ProjectError(f"{where}: {what} is no keypoint listed in 'keypoints'")
+                size = 2 if reference else 3
+                if not isinstance(value, list) or len(value) != size:
+                    shape = "[x, y]" if reference else "[x, y, confidence]"
+                    raise ProjectError(f"{where}: {what} must be {shape}, got {_short(value)}")
+                x, y = _number(value[0], f"x of {what}", where), _number(value[1], f"y of {what}", where)
+                if not point_inside((x, y), hw):
+                    raise ProjectError(f"{where}: {what} at ({x:.1f}, {y:.1f}) is outside the {hw[1]}x{hw[0]} frame")
+                points[int(key)] = (x, y)
+                if not reference:
+                    confidence[int(key)] = _number(value[2], f"confidence of {what}", where)
+            out[frame] = FramePoints(points, reference, confidence)
+    return dict(sorted(out.items()))
 
 
 def _parse_objects(raw: Any, where: str) -> tuple[ObjectInfo, ...]:
@@ -209,6 +289,16 @@ def _parse_objects(raw: Any, where: str) -> tuple[ObjectInfo, ...]:
             raise ProjectError(f"{where}: 'visible' of object {i} must be true or false")
         objects[i] = ObjectInfo(i, name, rgb, visible)  # type: ignore[arg-type]
     return tuple(objects[i] for i in sorted(objects))
+
+
+def _points_json(frame_points: Mapping[int, FramePoints]) -> dict[str, dict]:
+    # a hundredth of a pixel and 1e-4 of confidence are below anything a person or the engine resolves
+    out: dict[str, dict] = {"reference": {}, "propagated": {}}
+    for frame, fp in frame_points.items():
+        entries = {str(i): [round(x, 2), round(y, 2)] + ([] if fp.reference else [round(fp.confidence_of(i), 4)])
+                   for i, (x, y) in sorted(fp.points.items())}
+        out["reference" if fp.reference else "propagated"][str(frame)] = entries
+    return out
 
 
 def project_json_text(model: AnnotationModel, folder: Path, video_hash: str, generation: int, pending: Iterable[int],
@@ -236,6 +326,8 @@ def project_json_text(model: AnnotationModel, folder: Path, video_hash: str, gen
                    "unmarked": by_state[FrameState.EMPTY]},
         "propagation": dict(propagation) if propagation is not None else None,
         "pending": sorted(pending),
+        "keypoints": [{"id": k.id, "name": k.name, "color": list(k.color)} for k in model.keypoints],
+        "points": _points_json(model.all_frame_points()),
     }
     # one line per top-level key: readable, and frame lists stay one line each however long
     lines = [f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()]

@@ -2,8 +2,11 @@
 
 A :class:`Change` is one frame's edit: the bounding box of the pixels that changed, the old and
 new pixels inside it, and the frame's old and new state. An :class:`ObjectChange` is an object
-added, edited or removed. A :class:`Step` groups the changes of one user action (a brush
-stroke, a fill, a deletion, a whole propagation run) and is undone or redone as a unit.
+added, edited or removed; a :class:`KeypointChange` the same for a keypoint name. A
+:class:`PointsChange` is one frame's keypoints before and after an edit (a frame holds a handful
+of points, so whole-frame snapshots cost nothing and make undo exact). A :class:`Step` groups
+the changes of one user action (a brush stroke, a fill, a deletion, a point drag, a whole
+propagation run) and is undone or redone as a unit.
 
 Actions are recorded in transactions: ``txn = history.begin("Brush")``, ``txn.add(change)`` for
 every edit the model reports, then ``history.commit(txn)`` or ``history.abort(txn)`` (which puts
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from annotator.core.annotation import FrameState, ObjectInfo
+    from annotator.core.annotation import FramePoints, FrameState, KeypointInfo, ObjectInfo
 
 Box = tuple[int, int, int, int]
 """(y0, x0, y1, x1), end exclusive, in pixels of the original resolution."""
@@ -50,12 +53,42 @@ class ObjectChange:
     after: ObjectInfo | None
 
 
+@dataclass(frozen=True)
+class KeypointChange:
+    """A keypoint name before and after an edit; ``None`` before = added, ``None`` after = removed."""
+
+    before: KeypointInfo | None
+    after: KeypointInfo | None
+
+
+@dataclass(frozen=True)
+class PointsChange:
+    """The keypoints of one frame before and after an edit (``None``: the frame had / has none)."""
+
+    frame: int
+    before: FramePoints | None
+    after: FramePoints | None
+
+
+AnyChange = Change | ObjectChange | KeypointChange | PointsChange
+_EDITS = (Change, PointsChange)
+"""Changes of one frame's annotation; the others define what the annotation is made of."""
+
+
 class Applier(Protocol):
     """What the history needs from the model to put changes back."""
 
     def apply_change(self, change: Change, *, undo: bool) -> None: ...
 
     def apply_object_change(self, change: ObjectChange, *, undo: bool) -> None: ...
+
+    def apply_keypoint_change(self, change: KeypointChange, *, undo: bool) -> None: ...
+
+    def apply_points_change(self, change: PointsChange, *, undo: bool) -> None: ...
+
+
+_APPLY_METHOD = {Change: "apply_change", ObjectChange: "apply_object_change",
+                 KeypointChange: "apply_keypoint_change", PointsChange: "apply_points_change"}
 
 
 def union_box(a: Box | None, b: Box) -> Box:
@@ -70,7 +103,7 @@ class Step:
     """Everything one user action changed, in the order it happened."""
 
     name: str
-    changes: list[Change | ObjectChange] = field(default_factory=list)
+    changes: list[AnyChange] = field(default_factory=list)
 
     @property
     def frames(self) -> set[int]:
@@ -86,10 +119,10 @@ class Transaction:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.changes: list[Change | ObjectChange] = []
+        self.changes: list[AnyChange] = []
         self.closed = False
 
-    def add(self, change: Change | ObjectChange | None) -> None:
+    def add(self, change: AnyChange | None) -> None:
         """Record one change (``None``, for an edit that changed nothing, is ignored)."""
         if change is None:
             return
@@ -101,41 +134,55 @@ class Transaction:
         return bool(self.changes)
 
 
-def _squash(changes: list[Change | ObjectChange]) -> list[Change | ObjectChange]:
-    """Merge the pixel changes of each frame into one over their union box (a stroke is many dabs).
+def _squash(changes: list[AnyChange]) -> list[AnyChange]:
+    """Merge the edits of each frame into one: a stroke is many dabs, a point drag many moves.
 
-    The old pixels of the union are rebuilt from the newest pixels by putting back each change's
-    old pixels, newest first; object changes keep their place at the front or back.
+    Pixel changes of a frame merge over their union box: the old pixels of the union are rebuilt
+    from the newest pixels by putting back each change's old pixels, newest first. Point changes
+    of a frame merge into the first one's before and the last one's after. Object and keypoint
+    definitions keep their place at the front (added before the edits that use them) or back
+    (removed after the edits that erase them).
     """
-    pixel = [c for c in changes if isinstance(c, Change)]
-    objects_first = [c for c in changes[: next((i for i, c in enumerate(changes) if isinstance(c, Change)), len(changes))]]
-    objects_last = [c for c in changes[len(objects_first):] if isinstance(c, ObjectChange)]
+    first_edit = next((i for i, c in enumerate(changes) if isinstance(c, _EDITS)), len(changes))
+    definitions_first = changes[:first_edit]
+    definitions_last = [c for c in changes[first_edit:] if not isinstance(c, _EDITS)]
     by_frame: dict[int, list[Change]] = {}
-    for c in pixel:
-        by_frame.setdefault(c.frame, []).append(c)
-    merged: list[Change | ObjectChange] = list(objects_first)
+    points_by_frame: dict[int, list[PointsChange]] = {}
+    for c in changes:
+        if isinstance(c, Change):
+            by_frame.setdefault(c.frame, []).append(c)
+        elif isinstance(c, PointsChange):
+            points_by_frame.setdefault(c.frame, []).append(c)
+    merged: list[AnyChange] = list(definitions_first)
     for frame, group in by_frame.items():
         if len(group) == 1:
             merged.append(group[0])
             continue
-        box: Box | None = None
-        for c in group:
-            box = union_box(box, c.box)
-        assert box is not None
-        y0, x0, y1, x1 = box
-        new = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        for c in group:  # oldest first: later pixels win
-            new[c.box[0] - y0:c.box[2] - y0, c.box[1] - x0:c.box[3] - x0] = c.new
-        old = new.copy()
-        for c in reversed(group):
-            old[c.box[0] - y0:c.box[2] - y0, c.box[1] - x0:c.box[3] - x0] = c.old
-        # pixels of the union no change touched: the same before and after (filled from the model)
-        touched = np.zeros(new.shape, dtype=bool)
-        for c in group:
-            touched[c.box[0] - y0:c.box[2] - y0, c.box[1] - x0:c.box[3] - x0] = True
-        merged.append(_PendingChange(frame, box, old, new, touched, group[0].old_state, group[-1].new_state))
-    merged.extend(objects_last)
+        merged.append(_merge_pixels(frame, group))
+    for frame, point_group in points_by_frame.items():
+        if point_group[0].before != point_group[-1].after:  # a drag back to where it began is no step
+            merged.append(PointsChange(frame, point_group[0].before, point_group[-1].after))
+    merged.extend(definitions_last)
     return merged
+
+
+def _merge_pixels(frame: int, group: list[Change]) -> _PendingChange:
+    box: Box | None = None
+    for c in group:
+        box = union_box(box, c.box)
+    assert box is not None
+    y0, x0, y1, x1 = box
+    new = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    for c in group:  # oldest first: later pixels win
+        new[c.box[0] - y0:c.box[2] - y0, c.box[1] - x0:c.box[3] - x0] = c.new
+    old = new.copy()
+    for c in reversed(group):
+        old[c.box[0] - y0:c.box[2] - y0, c.box[1] - x0:c.box[3] - x0] = c.old
+    # pixels of the union no change touched: the same before and after (filled from the model)
+    touched = np.zeros(new.shape, dtype=bool)
+    for c in group:
+        touched[c.box[0] - y0:c.box[2] - y0, c.box[1] - x0:c.box[3] - x0] = True
+    return _PendingChange(frame, box, old, new, touched, group[0].old_state, group[-1].new_state)
 
 
 @dataclass(frozen=True)
@@ -186,7 +233,7 @@ class History:
         txn.closed = True
         if not txn.changes:
             return None
-        changes: list[Change | ObjectChange] = []
+        changes: list[AnyChange] = []
         for c in _squash(txn.changes):
             if isinstance(c, _PendingChange):
                 current = self._read(c.frame, c.box)
@@ -194,6 +241,8 @@ class History:
                 new = np.where(c.touched, c.new, current)
                 c = Change(c.frame, c.box, old, new, c.old_state, c.new_state)
             changes.append(c)
+        if not changes:
+            return None
         step = Step(txn.name, changes)
         self.undo_stack.append(step)
         self.redo_stack.clear()
@@ -209,7 +258,7 @@ class History:
         self._apply(txn.changes, undo=True)
         txn.changes.clear()
 
-    def push(self, name: str, changes: list[Change | ObjectChange | None]) -> Step | None:
+    def push(self, name: str, changes: list[AnyChange | None]) -> Step | None:
         """Record an action that is already complete (one call: begin, add each, commit)."""
         txn = self.begin(name)
         for c in changes:
@@ -257,13 +306,10 @@ class History:
         self.redo_stack.clear()
         self._emit()
 
-    def _apply(self, changes: list[Change | ObjectChange], *, undo: bool) -> None:
+    def _apply(self, changes: list[AnyChange], *, undo: bool) -> None:
         ordered = reversed(changes) if undo else iter(changes)
         for c in ordered:
-            if isinstance(c, Change):
-                self.model.apply_change(c, undo=undo)
-            else:
-                self.model.apply_object_change(c, undo=undo)
+            getattr(self.model, _APPLY_METHOD[type(c)])(c, undo=undo)
 
     def _trim(self) -> None:
         total = sum(s.nbytes for s in self.undo_stack)

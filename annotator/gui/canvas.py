@@ -1,8 +1,9 @@
-"""The canvas: the current frame with its label overlay, zoom and pan, and the painting tools.
+"""The canvas: the current frame with its label overlay and keypoints, zoom and pan, and the tools.
 
-The canvas listens to the model (current frame, labels, objects) and writes back only through the
-model's setters, recording each action in the model's history: a stroke is one transaction from
-mouse press to release, aborted if the view loses the mouse in between.
+The canvas listens to the model (current frame, labels, objects, keypoints) and writes back only
+through the model's setters, recording each action in the model's history: a stroke, and a
+keypoint placed or dragged, is one transaction from mouse press to release, aborted if the view
+loses the mouse in between.
 Scene coordinates are image pixels of the original resolution.
 """
 
@@ -15,16 +16,19 @@ from PySide6.QtWidgets import (QFrame, QGraphicsEllipseItem, QGraphicsPathItem, 
                                QGraphicsScene, QGraphicsView, QWidget)
 
 from annotator.core.annotation import AnnotationModel
+from annotator.core.points import clamp_to_frame
 from annotator.core.undo import Transaction
+from annotator.gui.keypoints_overlay import KeypointsLayer, point_from_scene, scene_from_point
 from annotator.gui.overlay import OverlayItem, color_table
 from annotator.gui.tools import MAX_BRUSH, MIN_BRUSH, Tool, fill_mask, polygon_mask, segment_mask
 
 ZOOM_STEP = 1.25
 MIN_ZOOM, MAX_ZOOM = 0.05, 64.0
+POINT_HIT_RADIUS = 9.0  # screen pixels: a point is grabbed within this distance of its centre
 
 
 class Canvas(QGraphicsView):
-    """Frame + overlay view with brush, eraser, fill, polygon and erase-object tools."""
+    """Frame + overlay + keypoints view with brush, eraser, fill, polygon, erase-object and keypoint tools."""
 
     tool_changed = Signal(object)
     brush_size_changed = Signal(int)
@@ -57,7 +61,9 @@ class Canvas(QGraphicsView):
         self._cursor_item.setVisible(False)
         self._poly_item = QGraphicsPathItem()
         self._poly_item.setPen(QPen(QColor(255, 255, 0), 0, Qt.PenStyle.DashLine))
-        for z, item in enumerate((self._frame_item, self._overlay, self._poly_item, self._cursor_item)):
+        self._keypoints_layer = KeypointsLayer()
+        for z, item in enumerate((self._frame_item, self._overlay, self._poly_item, self._keypoints_layer,
+                                  self._cursor_item)):
             item.setZValue(z)
             self.scene().addItem(item)
 
@@ -71,6 +77,9 @@ class Canvas(QGraphicsView):
         self._space_down = False
         self._pan_last = QPointF()
         self._polygon: list[tuple[float, float]] = []
+        self._drag: Transaction | None = None  # a keypoint being placed or moved
+        self._drag_point: int | None = None
+        self._drag_placed_new = False
         self._fit_on_show = True
         self.viewport().setCursor(Qt.CursorShape.CrossCursor)
 
@@ -79,6 +88,9 @@ class Canvas(QGraphicsView):
         ev.current_frame_changed.connect(lambda f: self.show_frame(f))
         ev.labels_changed.connect(self._on_labels_changed)
         ev.objects_changed.connect(self._on_objects_changed)
+        ev.points_changed.connect(lambda f: self.refresh_points() if f == self._shown_frame else None)
+        ev.keypoints_changed.connect(self.refresh_points)
+        ev.active_keypoint_changed.connect(lambda _k: self.refresh_points())
 
     # ---- display -------------------------------------------------------------------------------
 
@@ -86,11 +98,16 @@ class Canvas(QGraphicsView):
     def overlay(self) -> OverlayItem:
         return self._overlay
 
+    @property
+    def keypoints_layer(self) -> KeypointsLayer:
+        return self._keypoints_layer
+
     def show_frame(self, frame: int, force: bool = False) -> None:
         """Display ``frame`` of the model's video with its labels."""
         if self.model.video is None or (frame == self._shown_frame and not force):
             return
         self._end_stroke(commit=True)
+        self._end_drag(commit=True)
         self._cancel_polygon()
         rgb = np.ascontiguousarray(self.model.video.frame(frame))
         h, w = rgb.shape[:2]
@@ -98,6 +115,7 @@ class Canvas(QGraphicsView):
         self._frame_item.setPixmap(QPixmap.fromImage(image))  # fromImage copies: rgb may go
         self._overlay.set_labels(self.model.labels(frame))
         self._shown_frame = frame
+        self.refresh_points()
         # room around the image so that any part of it can be panned to the centre
         margin = max(w, h)
         self.scene().setSceneRect(QRectF(-margin, -margin, w + 2 * margin, h + 2 * margin))
@@ -116,6 +134,15 @@ class Canvas(QGraphicsView):
     def _on_objects_changed(self) -> None:
         self._overlay.lut = color_table(self.model.objects)
         self._overlay.refresh()
+
+    def refresh_points(self) -> None:
+        """Redraw the keypoints of the shown frame."""
+        m = self.model
+        if m.video is None or not 0 <= self._shown_frame < m.num_frames:
+            self._keypoints_layer.show_points(None, {}, None)
+            return
+        self._keypoints_layer.show_points(m.frame_points(self._shown_frame), {k.id: k for k in m.keypoints},
+                                          m.active_keypoint)
 
     def set_overlay_opacity(self, opacity: float) -> None:
         self._overlay.setOpacity(max(0.0, min(1.0, opacity)))
@@ -185,6 +212,7 @@ class Canvas(QGraphicsView):
     def set_tool(self, tool: Tool) -> None:
         if tool is not self.tool:
             self._end_stroke(commit=True)
+            self._end_drag(commit=True)
             self._cancel_polygon()
             self.tool = tool
             self._update_cursor_item()
@@ -264,6 +292,90 @@ class Canvas(QGraphicsView):
         labels = self.model.labels(self._shown_frame)
         self.model.history.push("Erase object", [self.model.paint(self._shown_frame, labels == active, 0)])
 
+    # ---- keypoints -------------------------------------------------------------------------------
+
+    def point_at(self, view_pos: QPointF) -> int | None:
+        """The keypoint of the shown frame nearest ``view_pos`` within POINT_HIT_RADIUS screen pixels."""
+        fp = self.model.frame_points(self._shown_frame) if self._shown_frame >= 0 else None
+        if fp is None:
+            return None
+        best, best_d2 = None, POINT_HIT_RADIUS ** 2
+        for keypoint_id, point in fp.points.items():
+            d = QPointF(self.mapFromScene(scene_from_point(point))) - view_pos
+            d2 = d.x() ** 2 + d.y() ** 2
+            if d2 <= best_d2:
+                best, best_d2 = keypoint_id, d2
+        return best
+
+    def _active_keypoint_id(self) -> int:
+        """The keypoint a click places, creating the first one when there is none yet (one undo step)."""
+        if self.model.active_keypoint is None:
+            self.model.history.push("Add keypoint", [self.model.add_keypoint()])
+        return int(self.model.active_keypoint)
+
+    def _press_keypoint(self, view_pos: QPointF, button: Qt.MouseButton) -> None:
+        m, frame = self.model, self._shown_frame
+        hit = self.point_at(view_pos)
+        if button == Qt.MouseButton.RightButton:
+            if hit is not None:
+                m.history.push(f"Delete {m.keypoint(hit).name}", [m.delete_point(frame, hit)])
+            return
+        point = point_from_scene(self.mapToScene(view_pos.toPoint()))
+        if hit is None and not self._inside(point[0] + 0.5, point[1] + 0.5):
+            return
+        keypoint_id = hit if hit is not None else self._active_keypoint_id()
+        m.set_active_keypoint(keypoint_id)
+        name = m.keypoint(keypoint_id).name
+        self._drag = m.history.begin(f"Move {name}" if hit is not None else f"Place {name}")
+        self._drag_point = keypoint_id
+        fp = m.frame_points(frame)
+        self._drag_placed_new = fp is None or keypoint_id not in fp.points
+        if hit is None:
+            self._drag.add(m.place_point(frame, keypoint_id, point))
+
+    def _move_keypoint(self, view_pos: QPointF) -> None:
+        if self._drag is None or self._drag_point is None:
+            return
+        point = clamp_to_frame(point_from_scene(self.mapToScene(view_pos.toPoint())), self.model.hw)
+        self._drag.add(self.model.place_point(self._shown_frame, self._drag_point, point))
+
+    def _end_drag(self, commit: bool) -> None:
+        if self._drag is None:
+            return
+        txn, self._drag = self._drag, None
+        placed_new, self._drag_placed_new = self._drag_placed_new, False
+        self._drag_point = None
+        if not commit:
+            self.model.history.abort(txn)
+            return
+        self.model.history.commit(txn)
+        if placed_new:
+            self._select_next_unplaced_keypoint()
+
+    def _select_next_unplaced_keypoint(self) -> None:
+        """After placing a point, the next keypoint not yet on this frame: a pose is placed click after click."""
+        m = self.model
+        fp = m.frame_points(self._shown_frame)
+        placed = set(fp.points) if fp is not None else set()
+        ids = [k.id for k in m.keypoints]
+        current = m.active_keypoint
+        after = [i for i in ids if current is None or i > current] + [i for i in ids if current is not None and i < current]
+        nxt = next((i for i in after if i not in placed), None)
+        if nxt is not None:
+            m.set_active_keypoint(nxt)
+
+    def delete_active_point(self) -> None:
+        """Delete the selected keypoint from the shown frame (one undo step)."""
+        m = self.model
+        keypoint_id = m.active_keypoint
+        if keypoint_id is None or self._shown_frame < 0:
+            return
+        change = m.delete_point(self._shown_frame, keypoint_id)
+        if change is None:
+            self.message.emit(f"{m.keypoint(keypoint_id).name} is not on this frame")
+            return
+        m.history.push(f"Delete {m.keypoint(keypoint_id).name}", [change])
+
     # ---- polygon ---------------------------------------------------------------------------------
 
     def _add_polygon_point(self, x: float, y: float) -> None:
@@ -291,10 +403,11 @@ class Canvas(QGraphicsView):
             self.model.history.push("Polygon", [self.model.paint(self._shown_frame, mask, value, origin=origin)])
 
     def cancel_interaction(self) -> bool:
-        """Abort the stroke or polygon in progress (Esc); False when there was none."""
-        busy = bool(self._polygon) or self._stroke is not None
+        """Abort the stroke, polygon or keypoint drag in progress (Esc); False when there was none."""
+        busy = bool(self._polygon) or self._stroke is not None or self._drag is not None
         self._cancel_polygon()
         self._end_stroke(commit=False)
+        self._end_drag(commit=False)
         return busy
 
     def _cancel_polygon(self) -> None:
@@ -320,7 +433,9 @@ class Canvas(QGraphicsView):
             return
         x, y = self._image_point(event.position())
         tool = self.tool
-        if button == Qt.MouseButton.LeftButton or (button == Qt.MouseButton.RightButton and tool is Tool.BRUSH):
+        if tool is Tool.KEYPOINT and button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            self._press_keypoint(event.position(), button)
+        elif button == Qt.MouseButton.LeftButton or (button == Qt.MouseButton.RightButton and tool is Tool.BRUSH):
             if tool in (Tool.BRUSH, Tool.ERASER):
                 erase = tool is Tool.ERASER or button == Qt.MouseButton.RightButton
                 self._begin_stroke((x, y), erase)
@@ -350,6 +465,8 @@ class Canvas(QGraphicsView):
         if self._stroke is not None and self._last_point is not None:
             self._paint_segment(self._last_point, (x, y))
             self._last_point = (x, y)
+        elif self._drag is not None:
+            self._move_keypoint(event.position())
         elif self._polygon:
             self._update_polygon_item((x, y))
         if self.model.video is not None and self._inside(x, y):
@@ -364,6 +481,8 @@ class Canvas(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space_down else Qt.CursorShape.CrossCursor)
         elif self._stroke is not None:
             self._end_stroke(commit=True)
+        elif self._drag is not None:
+            self._end_drag(commit=True)
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
@@ -388,7 +507,7 @@ class Canvas(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._polygon:
             self.close_polygon()
-        elif key == Qt.Key.Key_Escape and (self._polygon or self._stroke is not None):
+        elif key == Qt.Key.Key_Escape and (self._polygon or self._stroke is not None or self._drag is not None):
             self.cancel_interaction()
         elif key == Qt.Key.Key_Backspace and self._polygon:
             self._polygon.pop()

@@ -375,6 +375,9 @@ class DiagnosticsController(QObject):
         self._corrected.clear()
 
     def _on_run_started(self, info) -> None:
+        if info.kind != "masks":  # keypoint runs have no label maps to score
+            self._run = None
+            return
         self.learn_from_corrections()
         s = self.propagation.settings
         self.factors_panel.show_settings(s)

@@ -1,7 +1,8 @@
 """File handling of the main window: open (dialog, recent files, drag and drop), import a mask, export.
 
 Exports run in the GUI's background worker with the status-bar progress bar; what they need (the
-label maps) is copied on the GUI thread first. Bad input shows a one-line message and the app
+label maps) is copied on the GUI thread first. The keypoints JSON is a few numbers per frame and
+is written at once. Bad input shows a one-line message and the app
 keeps running.
 """
 
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog
 
 from annotator.core.annotation import FrameState
 from annotator.core.errors import AnnotatorError
-from annotator.core.export import export_davis, export_overlay_video, snapshot_labels
+from annotator.core.export import export_davis, export_overlay_video, snapshot_labels, write_keypoints_json
 from annotator.gui.opening import Opened, open_sample, open_source, read_single_mask
 from annotator.gui.overlay import color_table
 from annotator.gui.worker import GeneratorWorker
@@ -205,6 +206,21 @@ class FileActions:
         opacity = self.window.canvas.overlay_opacity()
         return self._run("Writing overlay video", lambda: export_overlay_video(video, labels, path, colors, opacity),
                          len(video), f"Wrote {path}")
+
+    def export_keypoints_dialog(self) -> None:
+        m = self.model
+        if m.video is None:
+            return
+        folder = Path(str(self.window.qsettings.value("export_dir", str(Path.home()))))
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export keypoints", str(folder / f"{m.video.name}-keypoints.json"),
+                                              "JSON (*.json)")
+        if path:
+            self.export_keypoints(path)
+
+    def export_keypoints(self, path: str) -> None:
+        """Write every frame's keypoints to ``path`` (the format of ``annotator keypoints``)."""
+        frames = write_keypoints_json(self.model, path)
+        self.window.statusBar().showMessage(f"Wrote the keypoints of {frames} frame(s) to {path}", 6000)
 
     def _run(self, title: str, make_job, total: int, done_text: str) -> GeneratorWorker:
         if self._job is not None:

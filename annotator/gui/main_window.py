@@ -1,4 +1,4 @@
-"""The main window: canvas in the middle, objects on the right, timeline and progress at the bottom.
+"""The main window: canvas in the middle, objects and keypoints on the right, timeline and progress at the bottom.
 
 It wires widgets to the model and the propagation controller; it holds no annotation state of its
 own. Layout and actions are built by small ``_setup_*`` methods; file handling (open, export,
@@ -19,6 +19,7 @@ from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.errors import AnnotatorError
 from annotator.gui.canvas import Canvas
 from annotator.gui.files import FileActions
+from annotator.gui.keypoints_panel import KeypointsPanel
 from annotator.gui.objects_panel import ObjectsPanel
 from annotator.gui.propagation import BackboneFactory, PropagationController, load_backbone_for
 from annotator.gui.settings import PropagationSettings, SettingsDialog, device_text
@@ -43,6 +44,7 @@ class ToolWidgets(NamedTuple):
 TOOLBAR_TEXT = {
     "open": "Open", "export": "Export", "undo": "Undo", "redo": "Redo", "tool_brush": "Brush",
     "tool_eraser": "Eraser", "tool_fill": "Fill", "tool_polygon": "Polygon", "tool_erase_object": "Erase object",
+    "tool_keypoint": "Keypoint",
     "outline": "Outline", "toggle_overlay": "Masks", "propagate_forward": "Propagate ▶",
     "propagate_backward": "◀ Propagate", "mark_reference": "Accept frame", "settings": "Settings",
 }
@@ -65,6 +67,7 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas(self.model)
         self.setCentralWidget(self.canvas)
         self.objects = self._setup_objects_dock()
+        self.keypoints = self._setup_keypoints_dock()
         self.timeline = self._setup_timeline_dock()
         self.status = self._setup_status()
         self.actions_by_name = self._setup_actions()
@@ -87,6 +90,22 @@ class MainWindow(QMainWindow):
         dock.setWidget(panel)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        return panel
+
+    def _setup_keypoints_dock(self) -> KeypointsPanel:
+        panel = KeypointsPanel(self.model)
+        dock = QDockWidget("Keypoints", self)
+        dock.setObjectName("keypoints")
+        dock.setWidget(panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        objects_dock = self.objects.parentWidget()
+        # the objects list gets most of the height, the keypoints list enough for a pose's names
+        self.resizeDocks([objects_dock, dock], [500, 320], Qt.Orientation.Vertical)
+        # picking a keypoint in the list means "place it next"
+        panel.keypoint_chosen.connect(lambda _k: self.canvas.set_tool(Tool.KEYPOINT))
+        panel.propagate_requested.connect(lambda: self._guard(self.propagate_keypoints))
+        panel.error.connect(self.show_error)
         return panel
 
     def _setup_timeline_dock(self) -> Timeline:
@@ -127,6 +146,7 @@ class MainWindow(QMainWindow):
             "import_mask": lambda: self.files.import_mask_dialog(),
             "export": lambda: self.files.export_dialog(),
             "export_video": lambda: self.files.export_video_dialog(),
+            "export_keypoints": lambda: self.files.export_keypoints_dialog(),
             "quit": self.close,
             "undo": self.undo, "redo": self.redo,
             "mark_reference": self.mark_reference,
@@ -136,6 +156,9 @@ class MainWindow(QMainWindow):
             "tool_brush": lambda: c.set_tool(Tool.BRUSH), "tool_eraser": lambda: c.set_tool(Tool.ERASER),
             "tool_fill": lambda: c.set_tool(Tool.FILL), "tool_polygon": lambda: c.set_tool(Tool.POLYGON),
             "tool_erase_object": lambda: c.set_tool(Tool.ERASE_OBJECT),
+            "tool_keypoint": lambda: c.set_tool(Tool.KEYPOINT),
+            "add_keypoint": self.keypoints.add_keypoint, "delete_point": c.delete_active_point,
+            "propagate_keypoints": self.propagate_keypoints,
             "brush_smaller": c.shrink_brush, "brush_larger": c.grow_brush,
             "add_object": self.objects.add_object,
             "rename_object": lambda: self.objects.rename(m.active_object),
@@ -174,7 +197,8 @@ class MainWindow(QMainWindow):
         actions["outline"].toggled.connect(c.set_outline)
         group = QActionGroup(self)
         for name, tool in (("tool_brush", Tool.BRUSH), ("tool_eraser", Tool.ERASER), ("tool_fill", Tool.FILL),
-                           ("tool_polygon", Tool.POLYGON), ("tool_erase_object", Tool.ERASE_OBJECT)):
+                           ("tool_polygon", Tool.POLYGON), ("tool_erase_object", Tool.ERASE_OBJECT),
+                           ("tool_keypoint", Tool.KEYPOINT)):
             actions[name].setCheckable(True)
             actions[name].setData(tool)
             group.addAction(actions[name])
@@ -199,7 +223,7 @@ class MainWindow(QMainWindow):
         for name in ("undo", "redo"):
             bar.addAction(a[name])
         bar.addSeparator()
-        for name in ("tool_brush", "tool_eraser", "tool_fill", "tool_polygon", "tool_erase_object"):
+        for name in ("tool_brush", "tool_eraser", "tool_fill", "tool_polygon", "tool_erase_object", "tool_keypoint"):
             bar.addAction(a[name])
         size = QSpinBox()
         size.setRange(1, 400)
@@ -232,12 +256,15 @@ class MainWindow(QMainWindow):
     def _setup_menus(self) -> None:
         a = self.actions_by_name
         menus = {
-            "&File": ["open", None, "import_mask", "export", "export_video", None, "quit"],
+            "&File": ["open", None, "import_mask", "export", "export_video", "export_keypoints", None, "quit"],
             "&Edit": ["undo", "redo", None, "mark_reference", "clear_frame", "erase_active", None, "settings"],
-            "&Tools": ["tool_brush", "tool_eraser", "tool_fill", "tool_polygon", "tool_erase_object", None,
-                       "brush_smaller", "brush_larger"],
+            "&Tools": ["tool_brush", "tool_eraser", "tool_fill", "tool_polygon", "tool_erase_object", "tool_keypoint",
+                       None, "brush_smaller", "brush_larger"],
             "&Objects": ["add_object", "rename_object"],
-            "&Propagate": ["propagate_forward", "propagate_backward", "propagate_through", None, "cancel"],
+            "&Keypoints": ["tool_keypoint", "add_keypoint", "delete_point", None, "propagate_keypoints",
+                           "export_keypoints"],
+            "&Propagate": ["propagate_forward", "propagate_backward", "propagate_through", None,
+                           "propagate_keypoints", None, "cancel"],
             "&View": ["toggle_overlay", "outline", "opacity_down", "opacity_up", None, "zoom_in", "zoom_out",
                       "fit", "actual_size", None, "next_frame", "prev_frame", "next_reference",
                       "prev_reference", "play"],
@@ -283,7 +310,8 @@ class MainWindow(QMainWindow):
         st = self.status
         st.progress.setRange(0, info.total)
         st.progress.setValue(0)
-        st.progress.setFormat(f"{'▶' if info.direction > 0 else '◀'} starting…")
+        what = "keypoints " if info.kind == "keypoints" else ""
+        st.progress.setFormat(f"{'▶' if info.direction > 0 else '◀'} {what}starting…")
         st.progress.setVisible(True)
         st.cancel.setVisible(True)
         self._update_history_actions()
@@ -299,7 +327,9 @@ class MainWindow(QMainWindow):
         self.status.progress.setVisible(False)
         self.status.cancel.setVisible(False)
         verb = "Cancelled after" if cancelled else "Propagated"
-        self.statusBar().showMessage(f"{verb} {applied} frame(s) — Ctrl+Z undoes the whole run", 6000)
+        info = self.propagation.run_info
+        what = "keypoints on " if info is not None and info.kind == "keypoints" else ""
+        self.statusBar().showMessage(f"{verb} {what}{applied} frame(s) — Ctrl+Z undoes the whole run", 6000)
         self._update_history_actions()
 
     # ---- actions -----------------------------------------------------------------------------
@@ -342,6 +372,12 @@ class MainWindow(QMainWindow):
             return
         self.propagation.start(direction, go_on)
 
+    def propagate_keypoints(self) -> None:
+        if self.propagation.running:
+            self.statusBar().showMessage("A propagation is already running (Esc cancels it)", 4000)
+            return
+        self.propagation.start_keypoints()
+
     def mark_reference(self) -> None:
         m = self.model
         if m.video is not None:
@@ -374,6 +410,10 @@ class MainWindow(QMainWindow):
             self.model.set_current_frame(min(refs) if direction > 0 else max(refs))
 
     def _select_object(self, object_id: int) -> None:
+        if self.canvas.tool is Tool.KEYPOINT:  # number keys pick what the tool in hand places
+            if any(k.id == object_id for k in self.model.keypoints):
+                self.model.set_active_keypoint(object_id)
+            return
         if any(o.id == object_id for o in self.model.objects):
             self.model.set_active_object(object_id)
 

@@ -6,9 +6,16 @@ copy of the reference label maps, the object ids, the factors, the feature store
 `FrameResult` to the model on the GUI thread as it arrives. The run is one undo step. A frame a
 person painted while the run was going is never overwritten.
 
+`start_keypoints()` runs :func:`annotator.core.keypoints.propagate_keypoints_video` the same way:
+the placed keypoints go through the whole video (forward from the first frame with keypoints, then
+back to frame 0), replacing the propagated points of every other frame; also one undo step, with
+the same progress, cancel and feature store. It is its own action rather than part of the mask
+run: mask runs go from one reference to the next, keypoint references are other frames, and a
+person correcting masks does not want their keypoints re-run each time (nor the reverse).
+
 One `FeatureStore` per (video, backbone, device, working resolution) stays alive here, so a
 re-propagation after a correction reuses the features of the first pass and starts producing
-frames at once.
+frames at once; masks and keypoints share it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from PySide6.QtCore import QObject, Signal
 from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
 from annotator.core.features import FeatureStore
+from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.propagation import FrameResult, propagate
 from annotator.core.undo import Transaction
 from annotator.gui.settings import PropagationSettings
@@ -66,6 +74,8 @@ class RunInfo:
     stop: int
     direction: int
     total: int
+    kind: str = "masks"
+    """"masks" or "keypoints"."""
 
 
 class PropagationController(QObject):
@@ -74,7 +84,7 @@ class PropagationController(QObject):
     started = Signal(object)  # RunInfo
     progress = Signal(int, int, float, float)  # done, total, frames/s, seconds left
     frame_done = Signal(int)  # frame index applied
-    frame_result = Signal(object)  # the FrameResult just handled (soft labels for the diagnostics)
+    frame_result = Signal(object)  # the FrameResult just handled (soft labels for the diagnostics); masks only
     finished = Signal(int, bool)  # frames applied, cancelled
     failed = Signal(str)  # one-line message
     device_changed = Signal(str)
@@ -158,9 +168,53 @@ class PropagationController(QObject):
         references = {i: lab.copy() for i, lab in m.reference_frames().items()}
         label_ids = m.label_ids()
         params = self.settings.params
-        settings = self.settings
         output_hw = m.hw
         video = m.video
+
+        def run(store: FeatureStore) -> Iterator[object]:
+            return propagate(store, references, info.start, info.stop, params, output_hw=output_hw,
+                             label_ids=label_ids, stop_at_next_reference=not go_on,
+                             frames=video.frame)  # guided upsampling and the flow cue read frames
+
+        self._launch(run, info, f"Propagate {'forward' if direction > 0 else 'backward'}")
+        return info
+
+    def plan_keypoints(self) -> RunInfo:
+        """What a keypoint run would do; UsageError when it cannot start."""
+        m = self.model
+        if m.video is None:
+            raise UsageError("open a video first")
+        references = m.keypoint_references()
+        if not references:
+            raise UsageError("place keypoints on a frame first (Keypoint tool, M)")
+        total = m.num_frames - len(references)
+        if total <= 0:
+            raise UsageError("nothing to propagate: you placed keypoints on every frame")
+        return RunInfo(min(references), m.num_frames, 1, total, kind="keypoints")
+
+    def start_keypoints(self) -> RunInfo:
+        """Carry the placed keypoints through the whole video with the current factors; returns the plan."""
+        if self.running:
+            raise UsageError("a propagation is already running: cancel it first (Esc)")
+        info = self.plan_keypoints()
+        m = self.model
+        references = m.keypoint_references()  # copies, captured on the GUI thread
+        names = {k.id: k.name for k in m.keypoints}
+        params = self.settings.params
+        image_hw = m.hw
+        num_frames = m.num_frames
+
+        def run(store: FeatureStore) -> Iterator[object]:
+            return propagate_keypoints_video(store, references, num_frames, params, image_hw=image_hw,
+                                             point_names=names)
+
+        self._launch(run, info, "Propagate keypoints")
+        return info
+
+    def _launch(self, run: Callable[[FeatureStore], Iterator[object]], info: RunInfo, step_name: str) -> None:
+        """Run ``run(store)`` in the worker, building the feature store first when there is none yet."""
+        settings = self.settings
+        video = self.model.video
         key = self._store_key()
         store = self._stores.get(key)
         backbone = self._backbones.get(settings.backbone_key())
@@ -172,11 +226,9 @@ class PropagationController(QObject):
                 bb = backbone if backbone is not None else factory(settings)
                 store = FeatureStore(video, bb, short_side=settings.short_side or None)
                 yield _StoreReady(key, settings.backbone_key(), store)
-            yield from propagate(store, references, info.start, info.stop, params, output_hw=output_hw,
-                                 label_ids=label_ids, stop_at_next_reference=not go_on,
-                                 frames=video.frame)  # guided upsampling and the flow cue read frames
+            yield from run(store)
 
-        self._txn = m.history.begin(f"Propagate {'forward' if direction > 0 else 'backward'}")
+        self._txn = self.model.history.begin(step_name)
         self._run = info
         self._applied = 0
         self._last_index = info.start
@@ -188,7 +240,6 @@ class PropagationController(QObject):
         self._worker = worker
         worker.start()
         self.started.emit(info)
-        return info
 
     def cancel(self) -> None:
         """Stop the run now: results still in flight are dropped, frames already applied stay (one undo step)."""
@@ -208,12 +259,18 @@ class PropagationController(QObject):
             self.device_changed.emit(str(getattr(item.store.backbone, "device", "?")))
             self._t0 = time.perf_counter()  # frames/s counts propagation, not model loading
             return
-        assert isinstance(item, FrameResult)
         m = self.model
         if m.video is None or self._txn is None:
             return
-        if not m.is_reference(item.index):  # a person painted it during the run: theirs wins
-            self._txn.add(m.set_labels(item.index, item.labels, FrameState.PROPAGATED))
+        if isinstance(item, KeypointResult):
+            if not m.is_keypoint_reference(item.index):  # a person placed points there during the run
+                known = {k.id for k in m.keypoints}  # a keypoint deleted during the run stays deleted
+                points = {i: p for i, p in item.points.items() if i in known}
+                self._txn.add(m.set_propagated_points(item.index, points, item.confidence))
+        else:
+            assert isinstance(item, FrameResult)
+            if not m.is_reference(item.index):  # a person painted it during the run: theirs wins
+                self._txn.add(m.set_labels(item.index, item.labels, FrameState.PROPAGATED))
         self._applied += 1
         if self.follow and m.current_frame == self._last_index:
             m.set_current_frame(item.index)
@@ -223,7 +280,8 @@ class PropagationController(QObject):
         total = self._run.total if self._run else self._applied
         left = (total - self._applied) / fps if fps > 0 else float("nan")
         self.frame_done.emit(item.index)
-        self.frame_result.emit(item)
+        if isinstance(item, FrameResult):
+            self.frame_result.emit(item)
         self.progress.emit(self._applied, total, fps, left)
 
     def _on_error(self, exc: object) -> None:

@@ -1,4 +1,4 @@
-"""Painting tools and the pixel geometry behind them (masks of dabs, strokes, fills and polygons).
+"""Canvas tools (painting, and placing keypoints) and the pixel geometry behind the painting ones.
 
 Every function returns a boolean mask of a small box and the box's top-left corner, never a
 full-frame mask, so that a brush stroke at 1080p only touches the pixels under the brush.
@@ -19,9 +19,12 @@ class Tool(enum.Enum):
     FILL = "fill"
     POLYGON = "polygon"
     ERASE_OBJECT = "erase object"
+    KEYPOINT = "keypoint"
+    """Click places the selected keypoint, drag moves a point, right-click deletes one."""
 
 
-TOOL_KEYS = {Tool.BRUSH: "B", Tool.ERASER: "E", Tool.FILL: "F", Tool.POLYGON: "G", Tool.ERASE_OBJECT: "X"}
+TOOL_KEYS = {Tool.BRUSH: "B", Tool.ERASER: "E", Tool.FILL: "F", Tool.POLYGON: "G", Tool.ERASE_OBJECT: "X",
+             Tool.KEYPOINT: "M"}
 MIN_BRUSH, MAX_BRUSH = 1, 400
 
 

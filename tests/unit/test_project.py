@@ -221,14 +221,14 @@ def test_version_0_projects_are_migrated(clip, tmp_path):
            "objects": {"1": {"name": "car", "color": "#00ff80"}}, "references": [0], "propagated": [3]}
     (proj / "project.json").write_text(json.dumps(old))
     data = read_project_file(proj)
-    assert data.version == 1 and data.video.hw == (64, 96) and data.video.hash is None
+    assert data.version == 2 and data.video.hw == (64, 96) and data.video.hash is None
     model = open_project(proj)
     assert model.object(1).name == "car" and model.object(1).color == (0, 255, 128)
     assert model.frame_state(0) is FrameState.REFERENCE and model.frame_state(3) is FrameState.PROPAGATED
     assert np.array_equal(model.labels(3), truth[3])
     # saving writes the current version, with a hash from now on
     save_project(model, proj)
-    assert json.loads((proj / "project.json").read_text())["version"] == 1
+    assert json.loads((proj / "project.json").read_text())["version"] == 2
     assert read_project_file(proj).video.hash
 
 
