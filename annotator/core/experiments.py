@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.core.errors import UsageError
+from annotator.core.part_groups import format_part_groups
 from annotator.core.propagation import PropagationParams
 
 __all__ = [
@@ -185,6 +186,8 @@ class RunRecord:
                 parts.append(f"{short}={s[key]:g}")
         if s.get("radius_for_references") is False:
             parts.append("global refs")
+        if s.get("part_groups"):
+            parts.append(f"groups={format_part_groups(s['part_groups'])}")
         return " ".join(parts)
 
 

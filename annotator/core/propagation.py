@@ -5,7 +5,7 @@ frames propagated in this run, each with a feature map (C, h, w) and labels on t
 (L, h, w). Each target cell is compared (dot product of L2-normalised features) with the context
 cells inside a circular radius, the top-k affinities over the whole context are softmaxed with
 temperature tau, and they weight the context labels. The soft result is upsampled bilinearly and
-argmaxed.
+argmaxed (object first, then part, where ``part_groups`` are given).
 
 Two implementations compute the same numbers:
 
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from annotator.core.errors import UsageError
 from annotator.core.flow import FlowCue
 from annotator.core.labels import VOID
+from annotator.core.part_groups import PartGroups, check_part_groups
 from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
 
 ContextLabels = Literal["soft", "hard"]
@@ -69,6 +70,10 @@ class PropagationParams:
     flow: float = 0.0
     """Weight in [0, 1] of the optical-flow cue (:mod:`annotator.core.flow`) mixed into each frame's
     soft labels where forward and backward flow agree; 0 = off (features only)."""
+    part_groups: PartGroups = ()
+    """Groups of object ids that are parts of one whole (:mod:`annotator.core.part_groups`): a pixel
+    goes to the group whose parts' summed probability wins, then to its most probable part. Only the
+    label maps change (soft labels stay per part); ids absent from a run are ignored; () = plain argmax."""
 
     def validate(self) -> None:
         """Raise :class:`UsageError` with a one-line message for impossible values."""
@@ -90,6 +95,7 @@ class PropagationParams:
             raise UsageError(f"context labels must be 'soft' or 'hard', got {self.context_labels!r}")
         if not 0 <= self.flow <= 1:
             raise UsageError(f"flow weight must be between 0 and 1, got {self.flow}")
+        check_part_groups(self.part_groups)
 
 
 @dataclass(frozen=True)
@@ -398,7 +404,7 @@ def propagate(
                 t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
         t1 = time.perf_counter()
         frame = frames(index) if params.upsample == "guided" else None
-        labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame)
+        labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame, params.part_groups)
         previous = labels
         if timings is not None:
             timings["propagation"] = timings.get("propagation", 0.0) + t1 - t0

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from annotator.core.part_groups import PartGroups, grouped_argmax
+
 UpsampleMode = Literal["bilinear", "guided"]
 UPSAMPLE_MODES: tuple[str, ...] = ("bilinear", "guided")
 
@@ -66,9 +68,14 @@ def upsample_soft(soft: torch.Tensor, output_hw: tuple[int, int], mode: Upsample
 
 
 def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tuple[int, int],
-                   mode: UpsampleMode = "bilinear", frame: np.ndarray | None = None) -> np.ndarray:
-    """Upsample soft labels (L, h, w) to ``output_hw`` and argmax them into a label map of object ids."""
+                   mode: UpsampleMode = "bilinear", frame: np.ndarray | None = None,
+                   part_groups: PartGroups = ()) -> np.ndarray:
+    """Upsample soft labels (L, h, w) to ``output_hw`` and argmax them into a label map of object ids.
+
+    With ``part_groups`` the argmax is hierarchical (:func:`~annotator.core.part_groups.grouped_argmax`).
+    """
     # max().indices, not argmax(dim=0): same first-maximum rule, but torch's CPU argmax over the
     # outer dimension is ~40x slower (68 vs 1.6 ms for 2 x 480 x 854, measured), a third of a frame
-    channels = upsample_soft(soft, output_hw, mode, frame).max(dim=0).indices.to(torch.uint8).cpu().numpy()  # (H, W)
+    probs = upsample_soft(soft, output_hw, mode, frame)
+    channels = grouped_argmax(probs, label_ids, part_groups).to(torch.uint8).cpu().numpy()  # (H, W)
     return np.asarray(label_ids, dtype=np.uint8)[channels]

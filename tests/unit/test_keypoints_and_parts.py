@@ -113,9 +113,23 @@ def test_many_part_labels_on_one_object_are_propagated(lite0, clip):
     assert sum(iou > 0.3 for iou in ious) >= 40
     copied = np.mean([jaccard(parts[0] == i, parts[7] == i) for i in ids])
     assert copied < 0.05
-    # the union of the parts is the object, as with a single label
+    # the union of the parts is the object, though less well than a single label: at the object's
+    # edge its mass is split among parts and background wins the plain argmax (the reason for groups)
     for obj, part_ids in ((1, ids[:25]), (2, ids[25:])):
         assert jaccard(np.isin(last, part_ids), truth[7] == obj) > 0.75
+
+    # parts grouped by object: the object wins first, then its most probable part
+    groups = (tuple(ids[:25]), tuple(ids[25:]))
+    grouped = list(propagate(store, {0: parts[0]}, 0, len(frames), PropagationParams(part_groups=groups)))[-1]
+    assert torch.equal(grouped.soft, results[7].soft)  # only the decision changes, not the soft labels
+    plain_union = [jaccard(np.isin(last, g), truth[7] == obj) for obj, g in ((1, groups[0]), (2, groups[1]))]
+    grouped_union = [jaccard(np.isin(grouped.labels, g), truth[7] == obj) for obj, g in ((1, groups[0]), (2, groups[1]))]
+    # measured (lite0, CPU, float32 and bfloat16 alike): plain 0.80 / 0.81, grouped 0.93 / 0.91
+    assert all(g > p + 0.05 for g, p in zip(grouped_union, plain_union)), (plain_union, grouped_union)
+    assert min(grouped_union) > 0.89 and np.mean(grouped_union) > 0.9, grouped_union
+    # and the parts themselves do not suffer (measured: mean part IoU 0.62 plain, 0.70 grouped)
+    grouped_ious = [jaccard(grouped.labels == i, parts[7] == i) for i in ids]
+    assert np.mean(grouped_ious) >= np.mean(ious), (np.mean(ious), np.mean(grouped_ious))
 
 
 def test_soft_context_matches_hard_context_on_a_clean_clip(lite0, clip):
