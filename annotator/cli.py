@@ -18,13 +18,16 @@ from pathlib import Path
 
 from annotator.core.atomic import atomic_write_text
 from annotator.core.errors import AnnotatorError, UsageError
+from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import PropagationParams
 from annotator.core.upsampling import UPSAMPLE_MODES
 
 _DEFAULTS = PropagationParams()
 
 
-def _add_factor_options(parser: argparse.ArgumentParser) -> None:
+def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = True) -> None:
+    """The propagation factors and backbone options; ``label_maps``: the command decides label maps
+    (propagate, eval), so part groups apply (keypoints read heat-map peaks instead)."""
     g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
     g.add_argument("-m", "--context", type=int, default=_DEFAULTS.context,
                    help="number of recent propagated frames in the context (default %(default)s)")
@@ -47,6 +50,15 @@ def _add_factor_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")
+    if label_maps:
+        g.add_argument("--part-groups", default="", metavar="SPEC",
+                       help="object ids that are parts of one whole, e.g. 1-25,26-50 or 1-3+7,8-12: groups "
+                            "separated by ',', members joined by '+', each an id N or a range A-B. A pixel "
+                            "goes to the group whose parts' summed probability beats background and the "
+                            "other labels, then to its most probable part (many part labels per object "
+                            "otherwise lose the object's edges to background). Default: none, plain argmax")
+    else:
+        parser.set_defaults(part_groups="")
     b = parser.add_argument_group("backbone and resolution")
     b.add_argument("--backbone", default="lite0",
                    help="lite0 (embedded, default), resnet18, resnet50, or checkpoint:PATH")
@@ -70,7 +82,8 @@ def _params(args: argparse.Namespace) -> PropagationParams:
     params = PropagationParams(context=args.context, topk=args.topk, temperature=args.temperature,
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
-                               precision=args.precision, flow=args.flow)
+                               precision=args.precision, flow=args.flow,
+                               part_groups=parse_part_groups(args.part_groups))
     params.validate()
     return params
 
@@ -422,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float, default=1.0, help="heat-map width in feature cells (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_factor_options(p)
+    _add_factor_options(p, label_maps=False)
     p.set_defaults(func=cmd_keypoints)
 
     p = sub.add_parser("export", help="write a project's masks as a DAVIS Annotations folder (original size)")

@@ -108,3 +108,32 @@ def test_eval_only_some_sequences_and_unknown_ones(davis_root, capsys):
 def test_eval_on_a_folder_that_is_not_davis(tmp_path, capsys):
     assert main(["eval", str(tmp_path), *FAST]) == 2
     assert "is not a DAVIS root" in capsys.readouterr().err
+
+
+def test_part_groups_option_decides_the_object_before_its_parts(clip, tmp_path, capsys):
+    folder, mask, truth = clip
+    ys, xs = np.nonzero(truth[0] == 1)
+    quadrants = np.zeros_like(truth[0])  # the object as four parts, ids 1..4
+    cy, cx = (ys.min() + ys.max() + 1) // 2, (xs.min() + xs.max() + 1) // 2
+    quadrants[ys, xs] = 1 + (ys >= cy) * 2 + (xs >= cx)
+    write_mask(mask, quadrants)
+    runs = {}
+    for name, extra in (("plain", []), ("grouped", ["--part-groups", "1-4"])):
+        assert main(["propagate", str(folder), "--masks", str(mask), "--out", str(tmp_path / name), *FAST, *extra]) == 0
+        runs[name] = read_mask_folder(tmp_path / name)
+    assert set(np.unique(runs["grouped"][5])) == {0, 1, 2, 3, 4}  # still four parts, not one object
+    plain, grouped = (np.isin(runs[n][5], [1, 2, 3, 4]) for n in ("plain", "grouped"))
+    # where a part wins alone, the group wins too; at the edges the group also wins where no part does
+    assert np.all(grouped[plain]) and grouped.sum() > plain.sum()
+    assert main(["propagate", str(folder), "--masks", str(mask), "--out", str(tmp_path / "bad"), *FAST,
+                 "--part-groups", "1-2,2+x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("annotator: error: part groups '1-2,2+x': 'x' is not an object id") and "\n" not in err
+
+
+def test_eval_takes_part_groups_and_records_them(davis_root, tmp_path, capsys):
+    js = tmp_path / "r.json"
+    assert main(["eval", str(davis_root), "--json", str(js), "--part-groups", "1+2", *FAST]) == 0
+    assert json.loads(js.read_text())["params"]["part_groups"] == [[1, 2]]
+    assert main(["eval", str(davis_root), "--part-groups", "0-2", *FAST]) == 2
+    assert "0 is background" in capsys.readouterr().err
