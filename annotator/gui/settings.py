@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                               QGroupBox, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QGroupBox, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from annotator.core.errors import AnnotatorError
+from annotator.core.errors import AnnotatorError, UsageError
+from annotator.core.part_groups import format_part_groups, parse_part_groups
 from annotator.core.propagation import PropagationParams
 
 BACKBONES = ("lite0", "resnet18", "resnet50")
@@ -51,7 +52,9 @@ class PropagationSettings:
         qsettings.setValue("propagation/short_side", self.short_side)
         qsettings.setValue("propagation/feature_precision", self.feature_precision)
         qsettings.setValue("propagation/flip", self.flip)
-        for name, value in asdict(self.params).items():
+        # part groups as their command-line spec: QSettings does not keep nested tuples
+        stored = {**asdict(self.params), "part_groups": format_part_groups(self.params.part_groups)}
+        for name, value in stored.items():
             qsettings.setValue(f"propagation/{name}", value)
 
     @classmethod
@@ -61,8 +64,11 @@ class PropagationSettings:
         for name, value in asdict(defaults.params).items():
             stored = qsettings.value(f"propagation/{name}", value)
             try:
-                params[name] = stored in (True, "true", "1") if isinstance(value, bool) else type(value)(stored)
-            except (TypeError, ValueError):
+                if name == "part_groups":
+                    params[name] = parse_part_groups(str(stored or ""))
+                else:
+                    params[name] = stored in (True, "true", "1") if isinstance(value, bool) else type(value)(stored)
+            except (TypeError, ValueError, UsageError):
                 params[name] = value
         try:
             p = PropagationParams(**params)
@@ -144,6 +150,18 @@ class SettingsDialog(QDialog):
         self.context_labels.addItems(["soft", "hard"])
         self.context_labels.setCurrentText(p.context_labels)
         form.addRow("Context labels", self.context_labels)
+        self.part_groups = QLineEdit(format_part_groups(p.part_groups))
+        self.part_groups.setPlaceholderText("none, e.g. 1-25,26-50")
+        self.part_groups.setToolTip("Object ids that are parts of one whole: groups separated by ',', members "
+                                    "joined by '+', each an id or a range A-B (1-3+7,8-12). A pixel goes to the "
+                                    "group whose parts together are the most probable, then to its likeliest part, "
+                                    "so many parts per object do not lose the object's edges to background.")
+        form.addRow("Part groups", self.part_groups)
+        self.part_groups_error = QLabel()
+        self.part_groups_error.setStyleSheet("color: #c0392b")
+        self.part_groups_error.setWordWrap(True)
+        self.part_groups_error.hide()
+        form.addRow("", self.part_groups_error)
         layout.addWidget(factors)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -178,13 +196,26 @@ class SettingsDialog(QDialog):
         self.radius.setValue(s.params.radius)
         self.radius_refs.setChecked(s.params.radius_for_references)
         self.context_labels.setCurrentText(s.params.context_labels)
+        self.part_groups.setText(format_part_groups(s.params.part_groups))
+
+    def accept(self) -> None:
+        """Close only with part groups that parse; otherwise say why beside the field."""
+        try:
+            parse_part_groups(self.part_groups.text())
+        except UsageError as exc:
+            self.part_groups_error.setText(str(exc))
+            self.part_groups_error.show()
+            self.part_groups.setFocus()
+            return
+        super().accept()
 
     def settings(self) -> PropagationSettings:
         # factors this dialog does not show (upsampling, matmul precision, flow) are kept as they were
         params = replace(self._base.params, context=self.context.value(), topk=self.topk.value(),
                          temperature=self.temperature.value(), radius=self.radius.value(),
                          radius_for_references=self.radius_refs.isChecked(),
-                         context_labels=self.context_labels.currentText())
+                         context_labels=self.context_labels.currentText(),
+                         part_groups=parse_part_groups(self.part_groups.text()))
         return PropagationSettings(self.backbone.currentText().strip() or "lite0", self.device.currentText(),
                                    self.short_side.value(), params, self.precision.currentText(),
                                    self.flip.isChecked())

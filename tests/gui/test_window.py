@@ -201,6 +201,29 @@ def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
     assert PropagationSettings.load(qsettings) == s
 
 
+def test_settings_dialog_part_groups_parse_persist_and_refuse_bad_text(qtbot, qsettings):
+    from dataclasses import replace
+
+    from annotator.gui.settings import PropagationSettings, SettingsDialog
+
+    dialog = SettingsDialog(PropagationSettings(), "cpu")
+    qtbot.addWidget(dialog)
+    assert dialog.part_groups.text() == ""
+    dialog.part_groups.setText("1-3,4+x")
+    dialog.accept()  # refused: the dialog stays open and says which token is wrong
+    assert dialog.result() != dialog.DialogCode.Accepted and "'x'" in dialog.part_groups_error.text()
+    dialog.part_groups.setText("1-3+7, 8-12")
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted
+    s = dialog.settings()
+    assert s.params.part_groups == ((1, 2, 3, 7), (8, 9, 10, 11, 12))
+    s.save(qsettings)
+    assert qsettings.value("propagation/part_groups") == "1-3+7,8-12"
+    assert PropagationSettings.load(qsettings) == s
+    qsettings.setValue("propagation/part_groups", "0-3")  # a hand-edited file: that one value falls back
+    assert PropagationSettings.load(qsettings).params == replace(s.params, part_groups=())
+
+
 def test_space_drag_and_middle_drag_pan_the_view(qtbot, make_window):
     frames, truth = square_clip(n=3)
     w = make_window(frames, {0: truth[0]})
