@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotator.core.backbones import DEFAULT_FLIP
 from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.propagation import PropagationParams
 
@@ -54,7 +55,7 @@ class JobSettings:
     weights: str | None = None
     device: str = "auto"
     half: bool | None = None
-    flip: bool = False
+    flip: bool = DEFAULT_FLIP
     threads: int | None = None
     short_side: int | None = 480
     feature_cache: str | None = None

@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QGroupBox, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from annotator.core.backbones import DEFAULT_FLIP
 from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.part_groups import format_part_groups, parse_part_groups
 from annotator.core.propagation import PropagationParams
@@ -31,7 +32,7 @@ class PropagationSettings:
     params: PropagationParams = field(default_factory=PropagationParams)
     feature_precision: str = "auto"
     """Backbone precision: "auto" (half where the device has it), "float32", or "half"."""
-    flip: bool = False
+    flip: bool = DEFAULT_FLIP
     """Mirror test-time augmentation of the features (twice the backbone time)."""
 
     @property
@@ -80,7 +81,7 @@ class PropagationSettings:
         return cls(str(qsettings.value("propagation/backbone", defaults.backbone)),
                    str(qsettings.value("propagation/device", defaults.device)), short_side, p,
                    precision if precision in PRECISIONS else defaults.feature_precision,
-                   qsettings.value("propagation/flip", False) in (True, "true", "1"))
+                   qsettings.value("propagation/flip", defaults.flip) in (True, "true", "1"))
 
 
 class SettingsDialog(QDialog):
