@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from annotator.core.backbones import load_backbone
+from annotator.core.backbones import DEFAULT_FLIP, load_backbone
 from annotator.core.features import FeatureStore
 from annotator.core.labels import read_mask, write_mask
 from annotator.core.propagation import PropagationParams, propagate, propagate_frame, propagate_frame_naive
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> dict:
     # "default" is what the app and the command line do (half precision where the device has it)
     exact = args.engine in ("tiled", "naive")
     backbone = load_backbone(args.backbone, stage=args.stage, device=args.device, weights=weights,
-                             half=False if exact else None)
-    params = PropagationParams(precision="float32") if exact else PropagationParams()
+                             half=False if exact else None, flip=args.flip)
+    params = PropagationParams(radius=args.radius, precision="float32" if exact else "auto")
     out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
     engine = propagate_frame_naive if args.engine == "naive" else propagate_frame
     with open_video(args.source) as video:
@@ -112,6 +112,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=DEFAULT_FLIP,
+                   help="mirror features (default %(default)s, as the app)")
+    p.add_argument("--radius", type=float, default=PropagationParams().radius,
+                   help="radius in feature cells (default %(default)s, as the app)")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), tiled and naive (both float32, compared bit for bit)")
@@ -130,7 +134,8 @@ def main() -> None:
                 source = str(copies.get(size, args.source))
                 for engine in args.engines.split(","):
                     child = [sys.executable, __file__, source, "--engine", engine, "--frames", str(args.frames),
-                             "--backbone", backbone, "--device", args.device, "--short-side", str(args.short_side)]
+                             "--backbone", backbone, "--device", args.device, "--short-side", str(args.short_side),
+                             "--radius", str(args.radius), "--flip" if args.flip else "--no-flip"]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -145,7 +150,8 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
     r0 = results[0]
     print(f"{args.source}: {r0['frames']} frames propagated, feature grid {r0['grid']} (lite0), "
-          f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}")
+          f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}, "
+          f"radius {args.radius:g}, mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
     print("| backbone | input | engine | threads | " + " | ".join(f"{s} ms/frame" for s in stages)
           + " | frames/s | peak RSS MiB |")

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from annotator.core import davis
-from annotator.core.backbones import load_backbone
+from annotator.core.backbones import DEFAULT_FLIP, load_backbone
 from annotator.core.features import FeatureStore
 from annotator.core.labels import read_mask_folder
 from annotator.core.metrics import evaluate_sequence, summarize
@@ -40,8 +40,10 @@ def main() -> None:
     p.add_argument("--sequences", nargs="+", default=None)
     p.add_argument("--stage", default=None)
     p.add_argument("--feature-cache", default=None)
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=DEFAULT_FLIP,
+                   help="mirror features, as the app (default %(default)s)")
     args = p.parse_args()
-    backbone = load_backbone("lite0", stage=args.stage, device="cpu")
+    backbone = load_backbone("lite0", stage=args.stage, device="cpu", flip=args.flip)
     names = args.sequences or davis.list_sequences(args.root)
     scores = {v: [] for v in VARIANTS}
     seconds = {v: 0.0 for v in VARIANTS}
@@ -59,7 +61,7 @@ def main() -> None:
                     up = upsample_soft(r.soft, video.hw)
                     if setting is not None:
                         up = guided_filter(grey_guide(frame, video.hw, up.device), up, *setting)
-                    preds[variant][r.index] = np.asarray(r.label_ids, np.uint8)[up.argmax(0).numpy()]
+                    preds[variant][r.index] = np.asarray(r.label_ids, np.uint8)[up.max(0).indices.numpy()]
                     seconds[variant] += time.perf_counter() - t0
         for variant in VARIANTS:
             s = evaluate_sequence(preds[variant], gt, name=name)

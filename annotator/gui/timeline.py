@@ -1,7 +1,8 @@
 """The timeline: a frame slider, a strip of frame-state markers, play/pause and the frame number.
 
 Markers: references in the reference colour (a tall tick), propagated frames as a filled band,
-empty frames left dark; the current frame has a white cursor. Clicking or dragging on the strip
+empty frames left dark, keypoint references (frames where a person placed points) as a magenta
+tick in the lower half; the current frame has a white cursor. Clicking or dragging on the strip
 seeks. The widget listens to the model and writes the current frame back through its setter.
 """
 
@@ -18,6 +19,7 @@ STATE_COLORS = {
     FrameState.PROPAGATED: QColor(64, 160, 255),
     FrameState.EMPTY: QColor(70, 70, 74),
 }
+KEYPOINT_REFERENCE_COLOR = QColor(230, 70, 230)
 
 
 class FrameStateStrip(QWidget):
@@ -31,15 +33,26 @@ class FrameStateStrip(QWidget):
         self.setMinimumHeight(16)
         self.setMaximumHeight(16)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip("Frame states: yellow = reference (painted by you), blue = propagated, dark = empty")
+        self.setToolTip("Frame states: yellow = reference (painted by you), blue = propagated, dark = empty; "
+                        "magenta below = keypoints placed by you")
         self._states: list[FrameState] = []
+        self._keypoint_references: set[int] = set()
         ev = model.events
         ev.video_changed.connect(self.reload)
         ev.frame_state_changed.connect(self._on_state)
+        ev.points_changed.connect(self._on_points)
         ev.current_frame_changed.connect(lambda _f: self.update())
 
     def reload(self) -> None:
         self._states = self.model.frame_states()
+        self._keypoint_references = set(self.model.keypoint_references())
+        self.update()
+
+    def _on_points(self, frame: int) -> None:
+        if frame < len(self._states) and self.model.is_keypoint_reference(frame):
+            self._keypoint_references.add(frame)
+        else:
+            self._keypoint_references.discard(frame)
         self.update()
 
     def _on_state(self, frame: int, state: FrameState) -> None:
@@ -77,6 +90,8 @@ class FrameStateStrip(QWidget):
         for i, s in enumerate(self._states):
             if s is FrameState.REFERENCE:
                 p.fillRect(QRectF(i * cell, 0, max(cell, 2.0), h), STATE_COLORS[FrameState.REFERENCE])
+        for i in self._keypoint_references:
+            p.fillRect(QRectF(i * cell, h / 2, max(cell, 2.0), h / 2), KEYPOINT_REFERENCE_COLOR)
         cur = self.model.current_frame
         p.setPen(QColor(255, 255, 255))
         x = (cur + 0.5) * cell

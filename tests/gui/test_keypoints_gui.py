@@ -231,3 +231,23 @@ def test_number_keys_pick_keypoints_with_the_keypoint_tool_and_objects_otherwise
     w.canvas.set_tool(Tool.BRUSH)
     qtbot.keyClick(w.canvas, Qt.Key.Key_2)
     assert m.active_object == 2
+
+
+def test_timeline_marks_keypoint_references(qtbot, window):
+    from annotator.gui.timeline import KEYPOINT_REFERENCE_COLOR
+
+    w = window
+    strip = w.timeline.strip
+    strip.resize(600, 16)
+    m = w.model
+    m.history.push("Place", [m.place_point(3, 1, (10.0, 12.0))])
+    assert strip._keypoint_references == {3}
+    image = strip.grab().toImage()
+    cell = strip.width() / m.num_frames
+    mark = image.pixelColor(int(3.5 * cell), strip.height() - 2)
+    top = image.pixelColor(int(3.5 * cell), 1)
+    assert mark == KEYPOINT_REFERENCE_COLOR and top != KEYPOINT_REFERENCE_COLOR
+    m.history.undo()  # the frame has no points any more: no mark
+    assert strip._keypoint_references == set()
+    m.history.redo()
+    assert strip._keypoint_references == {3}
