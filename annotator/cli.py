@@ -134,6 +134,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if not args.masks:
         raise UsageError("--masks is needed for a single video (a mask PNG or a folder of NNNNN.png)")
     job = BatchJob(source.stem or source.name, source, Path(args.masks), out, mask_frame=args.frame)
+    settings = dataclasses.replace(settings, read_ahead=True)  # one video: overlap backbone and propagation
     check_outputs([job], args.overwrite)
     from annotator.core.video import open_video
 

@@ -59,6 +59,10 @@ class JobSettings:
     threads: int | None = None
     short_side: int | None = 480
     feature_cache: str | None = None
+    read_ahead: bool = False
+    """Compute the next frames' features in a background thread (FeatureStore read-ahead): 1.15x end to
+    end for one video on 2 cores with the defaults (bench/RESULTS.md); off for parallel jobs, which
+    already keep every core busy."""
     overwrite: bool = False
 
 
@@ -206,17 +210,20 @@ def run_job(job: BatchJob, settings: JobSettings, on_frame: Callable[[int], None
         refs = read_references(job.masks, job.mask_frame, video.hw, len(video), job.first_only)
         bb = backbone if backbone is not None else _backbone_for(settings, device or settings.device)
         store = FeatureStore(video, bb, short_side=settings.short_side, disk_cache=settings.feature_cache,
-                             max_bytes=STREAM_FEATURE_CACHE_BYTES)
-        job.out.mkdir(parents=True, exist_ok=True)
-        for index, labels in refs.items():
-            write_mask(job.out / f"{index:05d}.png", labels)
-        propagated = 0
-        for result in propagate_video(store, refs, len(video), settings.params, output_hw=video.hw,
-                                      frames=video.frame):
-            write_mask(job.out / f"{result.index:05d}.png", result.labels)
-            propagated += 1
-            if on_frame is not None:
-                on_frame(result.index)
+                             max_bytes=STREAM_FEATURE_CACHE_BYTES, read_ahead=settings.read_ahead)
+        try:
+            job.out.mkdir(parents=True, exist_ok=True)
+            for index, labels in refs.items():
+                write_mask(job.out / f"{index:05d}.png", labels)
+            propagated = 0
+            for result in propagate_video(store, refs, len(video), settings.params, output_hw=video.hw,
+                                          frames=video.frame):
+                write_mask(job.out / f"{result.index:05d}.png", result.labels)
+                propagated += 1
+                if on_frame is not None:
+                    on_frame(result.index)
+        finally:
+            store.close()  # before the video closes: the read-ahead may be decoding
         return BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0)
 
 

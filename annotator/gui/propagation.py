@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import torch
 from PySide6.QtCore import QObject, Signal
 
 from annotator.core.annotation import AnnotationModel, FrameState
@@ -224,7 +225,9 @@ class PropagationController(QObject):
             nonlocal store
             if store is None:
                 bb = backbone if backbone is not None else factory(settings)
-                store = FeatureStore(video, bb, short_side=settings.short_side or None)
+                # read-ahead only off the CPU: there it would take the core kept free for the GUI
+                store = FeatureStore(video, bb, short_side=settings.short_side or None,
+                                     read_ahead=torch.device(getattr(bb, "device", "cpu")).type != "cpu")
                 yield _StoreReady(key, settings.backbone_key(), store)
             yield from run(store)
 
