@@ -83,22 +83,23 @@ class MainWindow(QMainWindow):
 
     # ---- layout ----------------------------------------------------------------------------
 
-    def _setup_objects_dock(self) -> ObjectsPanel:
-        panel = ObjectsPanel(self.model)
-        dock = QDockWidget("Objects", self)
-        dock.setObjectName("objects")
-        dock.setWidget(panel)
+    def _add_side_dock(self, title: str, widget: QWidget) -> QDockWidget:
+        """A movable dock on the right holding ``widget`` (its object name keeps the saved layout)."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.lower())
+        dock.setWidget(widget)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        return dock
+
+    def _setup_objects_dock(self) -> ObjectsPanel:
+        panel = ObjectsPanel(self.model)
+        self._add_side_dock("Objects", panel)
         return panel
 
     def _setup_keypoints_dock(self) -> KeypointsPanel:
         panel = KeypointsPanel(self.model)
-        dock = QDockWidget("Keypoints", self)
-        dock.setObjectName("keypoints")
-        dock.setWidget(panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        dock = self._add_side_dock("Keypoints", panel)
         objects_dock = self.objects.parentWidget()
         # the objects list gets most of the height, the keypoints list enough for a pose's names
         self.resizeDocks([objects_dock, dock], [500, 320], Qt.Orientation.Vertical)
