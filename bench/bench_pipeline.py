@@ -159,7 +159,8 @@ def main() -> None:
     for r in results:
         print(f"| {r['backbone']} | {r['input']} | {r['engine']} | {r['threads']} | "
               + " | ".join(f"{r['ms'].get(s, 0):.0f}" for s in stages) + f" | {r['fps']:.2f} | {r['rss_mib']:.0f} |")
-    print("(with read-ahead the decode and features columns are the background thread's time, overlapped)")
+    if any(r["engine"] == "ahead" for r in results):
+        print("(with read-ahead the decode and features columns are the background thread's time, overlapped)")
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         if r["engine"] in ("tiled", "naive"):
