@@ -175,6 +175,23 @@ def test_every_reference_behind_the_run_is_context_too():
     assert seen == [[2, 5]]  # backward: the references after the start are behind the run (frame 0 is one)
 
 
+def test_global_references_find_content_beyond_the_radius():
+    """The default compares a reference over its whole extent: content that moved 5 cells away is
+    found with a radius of 1 cell, where the CRW setting (references inside the radius) loses it."""
+    feats = FakeFeatures(8)
+    refs = {0: square_mask(64, 96, 8)}
+
+    def iou_at_frame_5(restricted: bool) -> float:
+        params = PropagationParams(context=0, radius=1, radius_for_references=restricted, precision="float32")
+        r = next(r for r in propagate(feats, refs, 0, 8, params) if r.index == 5)
+        seen, truth = r.labels[:, 40:] == 1, square_mask(64, 96, 48)[:, 40:] == 1
+        return (seen & truth).sum() / max((seen | truth).sum(), 1)
+
+    assert not PropagationParams().radius_for_references  # global is the default
+    assert iou_at_frame_5(restricted=False) > 0.9
+    assert iou_at_frame_5(restricted=True) < 0.5
+
+
 def test_bad_runs_give_clear_errors():
     feats = FakeFeatures(4)
     with pytest.raises(UsageError, match="frame 2 is not a reference"):
