@@ -205,6 +205,13 @@ def parse_project(raw: bytes, where: str = PROJECT_FILE) -> ProjectData:
                        keypoints=keypoints, points=points)
 
 
+def _rgb(value: Any, what: str, where: str) -> tuple[int, int, int]:
+    """An ``[r, g, b]`` list of 0..255 ints (object and keypoint colours)."""
+    if not isinstance(value, list) or len(value) != 3:
+        raise ProjectError(f"{where}: {what} must be [r, g, b], got {_short(value)}")
+    return tuple(_int(c, what, where, 0, 255) for c in value)  # type: ignore[return-value]
+
+
 def _parse_keypoints(raw: Any, where: str) -> tuple[KeypointInfo, ...]:
     if not isinstance(raw, list):
         raise ProjectError(f"{where}: 'keypoints' must be a list")
@@ -218,10 +225,7 @@ def _parse_keypoints(raw: Any, where: str) -> tuple[KeypointInfo, ...]:
         name = _str(entry.get("name"), f"name of keypoint {i}", where)
         if not name.strip() or any(k.name == name for k in keypoints.values()):
             raise ProjectError(f"{where}: keypoint {i} needs a name of its own, got {_short(name)}")
-        colour = entry.get("color", list(keypoint_color(i)))
-        if not isinstance(colour, list) or len(colour) != 3:
-            raise ProjectError(f"{where}: colour of keypoint {i} must be [r, g, b], got {_short(colour)}")
-        rgb = tuple(_int(c, f"colour of keypoint {i}", where, 0, 255) for c in colour)
+        rgb = _rgb(entry.get("color", list(keypoint_color(i))), f"colour of keypoint {i}", where)
         keypoints[i] = KeypointInfo(i, name, rgb)  # type: ignore[arg-type]
     return tuple(keypoints[i] for i in sorted(keypoints))
 
@@ -280,10 +284,7 @@ def _parse_objects(raw: Any, where: str) -> tuple[ObjectInfo, ...]:
         if i in objects:
             raise ProjectError(f"{where}: object id {i} is listed twice")
         name = _str(entry.get("name", f"object {i}"), f"name of object {i}", where)
-        colour = entry.get("color", list(palette_color(i)))
-        if not isinstance(colour, list) or len(colour) != 3:
-            raise ProjectError(f"{where}: colour of object {i} must be [r, g, b], got {_short(colour)}")
-        rgb = tuple(_int(c, f"colour of object {i}", where, 0, 255) for c in colour)
+        rgb = _rgb(entry.get("color", list(palette_color(i))), f"colour of object {i}", where)
         visible = entry.get("visible", True)
         if not isinstance(visible, bool):
             raise ProjectError(f"{where}: 'visible' of object {i} must be true or false")
