@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.synthetic import ArrayVideo  # noqa: F401 - re-exported for the GUI tests
+from tests.synthetic import write_frames
 
 
 def square_clip(n: int = 6, hw=(64, 96), size: int = 20, step: int = 4, seed: int = 0):
@@ -68,3 +69,11 @@ def run_propagation_timed(qtbot, window, timeout: int = 20_000):
     finally:
         timer.stop()
     return applied, cancelled, stamps
+
+
+def window_on_frame_folder(make_window, folder, frames):
+    """A window with ``frames`` written to ``folder`` and opened from disk (projects need a video on disk)."""
+    window = make_window(frames[:2])
+    assert window.files.open_path(str(write_frames(folder, list(frames))))
+    return window
+

@@ -14,8 +14,8 @@ from annotator.core.backbones import load_backbone
 from annotator.core.keypoints import point_errors
 from annotator.gui.keypoints_overlay import MIN_OPACITY, scene_from_point
 from annotator.gui.tools import Tool
-from gui_helpers import square_clip
-from tests.synthetic import tracking_clip, write_frames
+from gui_helpers import square_clip, window_on_frame_folder
+from tests.synthetic import tracking_clip
 
 pytestmark = pytest.mark.gui
 
@@ -127,9 +127,7 @@ def test_keypoints_panel_adds_renames_and_refuses_a_taken_name(qtbot, window):
 def test_points_survive_save_and_reopen_in_another_window(qtbot, make_window, monkeypatch, tmp_path):
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     frames, _ = square_clip(n=6)
-    folder = write_frames(tmp_path / "frames", list(frames))
-    w = make_window(frames[:2])
-    assert w.files.open_path(str(folder))
+    w = window_on_frame_folder(make_window, tmp_path / "frames", frames)
     m = w.model
     m.history.push("add", [m.add_keypoint("head")])
     m.history.push("place", [m.place_point(1, 1, (12.0, 13.0))])

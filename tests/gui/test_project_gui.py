@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from annotator.core.annotation import FrameState
 from annotator.core.autosave import LOCK_FILE, find_recoverable
 from annotator.core.project import read_project_file
-from gui_helpers import run_propagation, square_clip
+from gui_helpers import run_propagation, square_clip, window_on_frame_folder
 from tests.synthetic import write_frames
 
 pytestmark = pytest.mark.gui
@@ -24,9 +24,7 @@ pytestmark = pytest.mark.gui
 def window(make_window, tmp_path):
     """A window over a real frame folder (projects need a video on disk), with frame 0 painted."""
     frames, truth = square_clip(n=6)
-    folder = write_frames(tmp_path / "frames", list(frames))
-    w = make_window(frames[:2])
-    assert w.files.open_path(str(folder))
+    w = window_on_frame_folder(make_window, tmp_path / "frames", frames)
     m = w.model
     m.history.push("add", [m.add_object("square")])
     m.history.push("paint", [m.paint(0, truth[0] == 1, 1)])
