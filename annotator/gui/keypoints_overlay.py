@@ -54,13 +54,12 @@ class PointMarker(QGraphicsItem):
         self._font.setPointSizeF(8.5)
         self._font.setBold(selected)
         # the confidence goes in the tooltip: beside close points, longer labels would overlap
-        label = keypoint.name
-        self._label = label
+        self._label = keypoint.name
         self.setToolTip(f"{keypoint.name}: placed" if reference else f"{keypoint.name}: propagated, "
                         f"confidence {confidence:.0%}")
         metrics = QFontMetricsF(self._font)
         self._label_pos = QPointF(MARKER_RADIUS + 4, metrics.ascent() / 2 - 1)
-        width = metrics.horizontalAdvance(label)
+        width = metrics.horizontalAdvance(self._label)
         r = MARKER_RADIUS + 5
         self._bounds = QRectF(-r, -max(r, metrics.height()), r + self._label_pos.x() + width + 4,
                               2 * max(r, metrics.height()))
