@@ -129,10 +129,22 @@ def _propagate_job(job: dict) -> None:
     _say("finished")
 
 
+def _warm_up_propagation() -> None:
+    """Load the compiled top-k selection once here, not in every child (it takes longer than a kill's delay)."""
+    import torch
+
+    from annotator.core.propagation import ContextFrame, PropagationParams, propagate_frame
+
+    features = torch.nn.functional.normalize(torch.randn(4, 5, 6), dim=0)
+    context = [ContextFrame(0, features, torch.ones(1, 5, 6), True), ContextFrame(1, features, torch.ones(1, 5, 6), False)]
+    propagate_frame(features, context, PropagationParams(radius=2, precision="float32"))
+
+
 def _serve() -> None:
     import torch
 
     torch.set_num_threads(1)  # no thread pool exists yet at fork time; children stay single-threaded
+    _warm_up_propagation()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     for line in sys.stdin:

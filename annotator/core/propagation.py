@@ -10,8 +10,10 @@ argmaxed (object first, then part, where ``part_groups`` are given).
 Two implementations compute the same numbers:
 
 * :func:`propagate_frame` tiles the target grid and compares each tile only with the context
-  window around it, keeping a running top-k per context frame, so memory is bounded by the tile
-  size and the context, never by ``(h*w)**2``;
+  window around it, so memory is bounded by the tile size and the context, never by ``(h*w)**2``;
+  on a CPU a compiled running top-k (:mod:`annotator.core.topk_select`) reads only the candidates
+  inside the radius, elsewhere torch's ``topk`` per context frame is merged
+  (:func:`propagate_frame_torch`);
 * :func:`propagate_frame_naive` builds the full affinity matrix as the CRW and DINO evaluation
   scripts do; tests and benchmarks use it as the reference.
 """
@@ -34,6 +36,7 @@ from annotator.core.errors import UsageError
 from annotator.core.flow import FlowCue
 from annotator.core.labels import VOID
 from annotator.core.part_groups import PartGroups, check_part_groups
+from annotator.core.topk_select import RunningTopK
 from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
 
 ContextLabels = Literal["soft", "hard"]
@@ -185,29 +188,32 @@ class _TileLayout:
     """Geometry of the local-window engine for one grid size: target tiles and their context windows.
 
     Target cells are grouped in tiles of T x T; each tile is compared with the S x S context window
-    around it (S = T + 2R, R = floor(radius)). Candidates outside the radius or outside the frame get
-    an additive bias of -inf, computed once per grid size.
+    around it (S = T + 2R, R = floor(radius)). The CPU engine skips candidates outside the radius or
+    outside the frame as it selects; the torch engine adds a bias of -inf to them instead.
     """
 
     def __init__(self, hw: tuple[int, int], tile: int, radius: float, device: torch.device) -> None:
         self.h, self.w = hw
+        self.radius, self.device = radius, device
         self.tile, self.half = tile, int(math.floor(radius))
         self.side = tile + 2 * self.half
         self.rows, self.cols = math.ceil(self.h / tile), math.ceil(self.w / tile)
         self.pad_h, self.pad_w = self.rows * tile - self.h, self.cols * tile - self.w
-        t, s = torch.arange(tile, device=device), torch.arange(self.side, device=device)
-        dy = s.view(1, 1, -1, 1) - self.half - t.view(-1, 1, 1, 1)  # (T, 1, S, 1)
-        dx = s.view(1, 1, 1, -1) - self.half - t.view(1, -1, 1, 1)  # (1, T, 1, S)
-        in_radius = ((dy * dy + dx * dx) <= radius * radius).reshape(tile * tile, self.side * self.side)
-        inside = self.windows(torch.ones((1, self.h, self.w), device=device)) > 0  # (n, S*S, 1)
-        allowed = in_radius[None] & inside.transpose(1, 2)  # (n, T*T, S*S)
-        self.bias = torch.zeros(allowed.shape, device=device).masked_fill_(~allowed, float("-inf"))
-        self._bias_by_dtype: dict[torch.dtype, torch.Tensor] = {torch.float32: self.bias}
+        self._bias_by_dtype: dict[torch.dtype, torch.Tensor] = {}
 
     def bias_as(self, dtype: torch.dtype) -> torch.Tensor:
-        """The bias in ``dtype``, converted once (it is as large as every tile's affinities)."""
+        """The (n, T*T, S*S) bias in ``dtype``, built once per dtype (it is as large as every tile's
+        affinities, so only the torch engine, which needs it, builds it)."""
         if dtype not in self._bias_by_dtype:
-            self._bias_by_dtype[dtype] = self.bias.to(dtype)
+            tile, device = self.tile, self.device
+            t, s = torch.arange(tile, device=device), torch.arange(self.side, device=device)
+            dy = s.view(1, 1, -1, 1) - self.half - t.view(-1, 1, 1, 1)  # (T, 1, S, 1)
+            dx = s.view(1, 1, 1, -1) - self.half - t.view(1, -1, 1, 1)  # (1, T, 1, S)
+            in_radius = ((dy * dy + dx * dx) <= self.radius * self.radius).reshape(tile * tile, self.side * self.side)
+            inside = self.windows(torch.ones((1, self.h, self.w), device=device)) > 0  # (n, S*S, 1)
+            allowed = in_radius[None] & inside.transpose(1, 2)  # (n, T*T, S*S)
+            bias = torch.zeros(allowed.shape, device=device).masked_fill_(~allowed, float("-inf"))
+            self._bias_by_dtype[dtype] = bias.to(dtype)
         return self._bias_by_dtype[dtype]
 
     def tiles(self, x: torch.Tensor) -> torch.Tensor:
@@ -241,6 +247,19 @@ def _layout(hw: tuple[int, int], tile: int, radius: float, device: torch.device)
     return _TileLayout(hw, tile, radius, device)
 
 
+def _windows(frame: ContextFrame, layout: _TileLayout, dtype: torch.dtype, with_labels: bool
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The context windows (n, S*S, C) of a frame's features (and (n, S*S, L) of its labels), gathered
+    once: a context frame serves up to m targets."""
+    key = (layout.half, layout.rows * layout.tile, layout.cols * layout.tile, dtype, with_labels)
+    if key not in frame.windows:
+        frame.windows.clear()
+        features = layout.windows(frame.features.to(dtype)).contiguous()
+        labels = layout.windows(frame.labels.to(dtype)).contiguous() if with_labels else None
+        frame.windows[key] = (features, labels)
+    return frame.windows[key]
+
+
 def _local_topk(tiles: torch.Tensor, frame: ContextFrame, layout: _TileLayout, k: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k affinities of target tiles (n, T*T, C) inside the radius of one context frame.
@@ -248,14 +267,7 @@ def _local_topk(tiles: torch.Tensor, frame: ContextFrame, layout: _TileLayout, k
     Returns values (n*T*T, k') and labels (n*T*T, k', L) in tile order, k' = min(k, S*S).
     """
     n_labels = frame.labels.shape[0]
-    key = (layout.half, layout.rows * layout.tile, layout.cols * layout.tile, tiles.dtype)
-    if key not in frame.windows:
-        # A context frame serves up to m targets: its windows are gathered once, not once per target.
-        frame.windows.clear()
-        features = frame.features.to(tiles.dtype)
-        frame.windows[key] = (layout.windows(features).contiguous(),
-                             layout.windows(frame.labels.to(tiles.dtype)).contiguous())
-    ctx, labels = frame.windows[key]  # (n, S*S, C), (n, S*S, L)
+    ctx, labels = _windows(frame, layout, tiles.dtype, with_labels=True)  # (n, S*S, C), (n, S*S, L)
     affinity = torch.baddbmm(layout.bias_as(tiles.dtype), tiles, ctx.transpose(1, 2))  # (n, T*T, S*S)
     values, idx = affinity.topk(min(k, affinity.shape[2]), dim=2)  # (n, T*T, k)
     picked = torch.gather(labels, 1, idx.reshape(idx.shape[0], -1, 1).expand(-1, -1, n_labels))  # (n, T*T*k, L)
@@ -282,7 +294,53 @@ def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
                     ) -> torch.Tensor:
-    """Soft labels (L, h, w) of a target feature map (C, h, w) from its context (local-window engine)."""
+    """Soft labels (L, h, w) of a target feature map (C, h, w) from its context (local-window engine).
+
+    On a CPU the k largest affinities are chosen by a compiled running selection
+    (:mod:`annotator.core.topk_select`); on other devices by torch (:func:`propagate_frame_torch`).
+    Both give the naive engine's result.
+    """
+    if target.device.type != "cpu":
+        return propagate_frame_torch(target, context, params)
+    if not context:
+        raise UsageError("propagation needs at least one context frame")
+    channels, h, w = target.shape
+    layout = _layout((h, w), params.tile, float(params.radius), target.device)
+    dtype = torch.bfloat16 if matmul_dtype(params.precision, target.device) == torch.bfloat16 else target.dtype
+    target = target.to(dtype)
+    tiles = layout.tiles(target)  # (n, T*T, C)
+    cells = target.reshape(channels, -1).T  # (h*w, C)
+    best = RunningTopK(h * w, params.topk)
+    for slot, frame in enumerate(context):
+        offset = slot * h * w
+        if frame.local:
+            windows, _ = _windows(frame, layout, dtype, with_labels=False)
+            # one row of tiles at a time: its affinities stay in cache for the selection
+            for first in range(0, tiles.shape[0], layout.cols):
+                part = slice(first, first + layout.cols)
+                best.add_windows(torch.bmm(tiles[part], windows[part].transpose(1, 2)), first, layout.cols,
+                                 layout.tile, float(params.radius), (h, w), offset)
+        else:
+            features = frame.features.to(dtype).reshape(channels, -1)
+            for first in range(0, h * w, _GLOBAL_ROWS):
+                best.add_all(cells[first: first + _GLOBAL_ROWS] @ features, first, offset)
+    values, where = best.result()
+    labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1).T for f in context]).float()  # (N*h*w, L)
+    out = _weighted_labels(values, labels[where], params.temperature)  # (h*w, L)
+    return out.T.reshape(-1, h, w)
+
+
+_GLOBAL_ROWS = 1024
+"""Target cells compared with a whole reference frame at a time (an 80-channel 480p grid: 13 MB of
+affinities that stay in cache for the selection, where the whole (h*w)^2 block would not)."""
+
+
+def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
+                          ) -> torch.Tensor:
+    """The local-window engine with torch's top-k: masked window affinities, top-k per context frame, merged.
+
+    What :func:`propagate_frame` runs on GPUs, where a batched ``topk`` is fast.
+    """
     if not context:
         raise UsageError("propagation needs at least one context frame")
     _, h, w = target.shape
