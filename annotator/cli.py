@@ -32,6 +32,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
     g.add_argument("-m", "--context", type=int, default=_DEFAULTS.context,
                    help="number of recent propagated frames in the context (default %(default)s)")
+    g.add_argument("--context-stride", type=int, default=_DEFAULTS.context_stride, metavar="S",
+                   help="spacing of those frames: t-1, t-1-S, t-1-2S, ... (default %(default)s)")
     g.add_argument("-k", "--topk", type=int, default=_DEFAULTS.topk,
                    help="affinities kept per target position (default %(default)s)")
     g.add_argument("-t", "--temperature", "--tau", type=float, default=_DEFAULTS.temperature,
@@ -81,7 +83,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
 
 
 def _params(args: argparse.Namespace) -> PropagationParams:
-    params = PropagationParams(context=args.context, topk=args.topk, temperature=args.temperature,
+    params = PropagationParams(context=args.context, context_stride=args.context_stride, topk=args.topk,
+                               temperature=args.temperature,
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
                                precision=args.precision, flow=args.flow,
@@ -413,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="write the table as CSV here")
     p.add_argument("--save-masks", default=None, help="write the propagated masks under this folder")
     p.add_argument("--grid", action="append", default=[], metavar="FACTOR=V1,V2,...",
-                   help="sweep a factor (m, k, tau, radius, radius_for_references, context_labels, upsample, flow, "
+                   help="sweep a factor (m, stride, k, tau, radius, radius_for_references, context_labels, upsample, flow, "
                         "short_side, backbone, stage); repeat for a grid; prints the ablation table (--csv writes it)")
     p.add_argument("--one-at-a-time", action="store_true",
                    help="with --grid: vary one factor at a time around the other options' values (the paper's "

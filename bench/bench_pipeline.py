@@ -7,7 +7,8 @@ mask writing, plus frames/s end to end, and whether the tiled and naive engines 
 produced identical label maps. ``default`` is the tiled engine with the default settings (bfloat16
 features and matmuls on a CPU that has them); ``ahead`` is ``default`` with the feature store's
 read-ahead (the backbone of frame t+1 in a background thread during the propagation of frame t;
-``--ahead-threads`` sets torch's threads for that run, shared by both threads).
+``--ahead-threads`` sets torch's threads for that run, shared by both threads); ``torch-topk`` is
+``default`` with torch's top-k instead of the compiled selection (the GPU engine, run on this device).
 
     python bench/bench_pipeline.py ../shared/data/davis2016/JPEGImages/480p/dog-agility --frames 12
     python bench/bench_pipeline.py SEQ --backbones lite0,resnet18,resnet50 --inputs 480p,1080p --frames 6
@@ -36,7 +37,13 @@ import torch
 from annotator.core.backbones import DEFAULT_FLIP, load_backbone
 from annotator.core.features import FeatureStore
 from annotator.core.labels import read_mask, write_mask
-from annotator.core.propagation import PropagationParams, propagate, propagate_frame, propagate_frame_naive
+from annotator.core.propagation import (
+    PropagationParams,
+    propagate,
+    propagate_frame,
+    propagate_frame_naive,
+    propagate_frame_torch,
+)
 from annotator.core.video import open_video
 
 
@@ -55,9 +62,10 @@ def run(args: argparse.Namespace) -> dict:
     exact = args.engine in ("tiled", "naive")
     backbone = load_backbone(args.backbone, stage=args.stage, device=args.device, weights=weights,
                              half=False if exact else None, flip=args.flip)
-    params = PropagationParams(radius=args.radius, precision="float32" if exact else "auto")
+    params = PropagationParams(radius=args.radius, context=args.context, context_stride=args.context_stride,
+                               precision="float32" if exact else "auto")
     out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
-    engine = propagate_frame_naive if args.engine == "naive" else propagate_frame
+    engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
     with open_video(args.source) as video:
         first = read_mask(args.mask) if args.mask else None
         store = FeatureStore(video, backbone, short_side=args.short_side or None, read_ahead=args.engine == "ahead")
@@ -116,9 +124,14 @@ def main() -> None:
                    help="mirror features (default %(default)s, as the app)")
     p.add_argument("--radius", type=float, default=PropagationParams().radius,
                    help="radius in feature cells (default %(default)s, as the app)")
+    p.add_argument("--context", "-m", type=int, default=PropagationParams().context,
+                   help="m, recent frames in the context (default %(default)s, as the app)")
+    p.add_argument("--context-stride", type=int, default=PropagationParams().context_stride,
+                   help="spacing of the recent frames (default %(default)s, as the app)")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
-                        "feature read-ahead), tiled and naive (both float32, compared bit for bit)")
+                        "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "
+                        "float32, compared bit for bit)")
     p.add_argument("--ahead-threads", type=int, default=None, help="torch threads of the 'ahead' run (default --threads)")
     p.add_argument("--engine", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -135,7 +148,8 @@ def main() -> None:
                 for engine in args.engines.split(","):
                     child = [sys.executable, __file__, source, "--engine", engine, "--frames", str(args.frames),
                              "--backbone", backbone, "--device", args.device, "--short-side", str(args.short_side),
-                             "--radius", str(args.radius), "--flip" if args.flip else "--no-flip"]
+                             "--radius", str(args.radius), "--flip" if args.flip else "--no-flip",
+                             "--context", str(args.context), "--context-stride", str(args.context_stride)]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -151,7 +165,8 @@ def main() -> None:
     r0 = results[0]
     print(f"{args.source}: {r0['frames']} frames propagated, feature grid {r0['grid']} (lite0), "
           f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}, "
-          f"radius {args.radius:g}, mirror features {'on' if args.flip else 'off'}")
+          f"radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
+          f"mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
     print("| backbone | input | engine | threads | " + " | ".join(f"{s} ms/frame" for s in stages)
           + " | frames/s | peak RSS MiB |")
@@ -166,12 +181,12 @@ def main() -> None:
         if r["engine"] in ("tiled", "naive"):
             groups.setdefault((r["backbone"].replace("+bf16", ""), r["size"]), []).append(r)
     for r in results:
-        if r["engine"] == "ahead":
+        if r["engine"] in ("ahead", "torch-topk"):
             base = next((d for d in results if d["engine"] == "default" and d["backbone"] == r["backbone"]
                          and d["size"] == r["size"]), None)
             if base is not None:
-                print(f"{r['backbone']} {r['size']}: read-ahead labels identical to default: "
-                      f"{base['digest'] == r['digest']}; speed-up {r['fps'] / base['fps']:.2f}x")
+                print(f"{r['backbone']} {r['size']}: {r['engine']} labels identical to default: "
+                      f"{base['digest'] == r['digest']}; default is {base['fps'] / r['fps']:.2f}x its speed")
     for (backbone, size), rs in groups.items():
         if len(rs) > 1:
             same = len({r["digest"] for r in rs}) == 1

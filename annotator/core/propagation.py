@@ -51,6 +51,9 @@ class PropagationParams:
 
     context: int = 20
     """m: how many of the most recent propagated frames join the context."""
+    context_stride: int = 1
+    """Spacing of those m frames: t-1, t-1-s, t-1-2s, ... (1 = the m frames just before t, as in CRW).
+    With s > 1 the context spans m*s frames for the cost of m."""
     topk: int = 10
     """k: affinities kept per target cell, over the whole context."""
     temperature: float = 0.05
@@ -85,6 +88,8 @@ class PropagationParams:
         """Raise :class:`UsageError` with a one-line message for impossible values."""
         if self.context < 0:
             raise UsageError(f"context length m must be >= 0, got {self.context}")
+        if self.context_stride < 1:
+            raise UsageError(f"context stride must be >= 1, got {self.context_stride}")
         if self.topk < 1:
             raise UsageError(f"top-k must be >= 1, got {self.topk}")
         if not self.temperature > 0:
@@ -443,7 +448,7 @@ def propagate(
         return ContextFrame(index, feats, grid_labels.to(feats.dtype), params.radius_for_references)
 
     refs = [reference_frame(start), *(reference_frame(i) for i in references_behind(references, start, step))]
-    recent: deque[ContextFrame] = deque(maxlen=params.context)
+    recent: deque[ContextFrame] = deque(maxlen=params.context * params.context_stride)
     cue = FlowCue(frames) if params.flow > 0 and frames is not None else None
     previous = references[start]  # label map of frame index - step, which the flow cue warps
     for index in range(start + step, stop, step):
@@ -456,7 +461,8 @@ def propagate(
             continue
         target = features(index)
         t0 = time.perf_counter()
-        soft = engine(target, [*refs, *recent], params)  # (L, h, w)
+        spaced = list(recent)[::-params.context_stride][::-1]  # t-1, t-1-s, ... in the order of the run
+        soft = engine(target, [*refs, *spaced], params)  # (L, h, w)
         if cue is not None:
             t_flow = time.perf_counter()
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)

@@ -165,6 +165,22 @@ def test_context_holds_at_most_m_recent_frames():
     assert all(len(c) <= 3 for c in seen)
 
 
+def test_context_stride_spaces_the_recent_frames():
+    spy, seen = context_spy()
+    feats = FakeFeatures(12)
+    params = PropagationParams(context=3, context_stride=2)
+    list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 12, params, engine=spy))
+    assert seen[1] == [0, 1]
+    assert seen[2] == [0, 2]
+    assert seen[3] == [0, 1, 3]
+    assert seen[-1] == [0, 6, 8, 10]  # frame 11: t-1, t-3, t-5; m frames spanning m*s
+    seen.clear()
+    list(propagate(feats, {11: square_mask(64, 96, 8)}, 11, 4, params, engine=spy))
+    assert seen[-1] == [11, 10, 8, 6]  # frame 5, going backward
+    with pytest.raises(UsageError, match="stride"):
+        PropagationParams(context_stride=0).validate()
+
+
 def test_every_reference_behind_the_run_is_context_too():
     """Frame 0 (and earlier corrections) stay in the context of a run from a later correction."""
     spy, seen = context_spy()
