@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from annotator.core.atomic import atomic_write_text
-from annotator.core.backbones import DEFAULT_FLIP
+from annotator.core.presets import DEFAULT_PRESET, PRESETS, preset
 from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import PropagationParams
@@ -30,16 +30,23 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     """The propagation factors and backbone options; ``label_maps``: the command decides label maps
     (propagate, eval), so part groups apply (keypoints read heat-map peaks instead)."""
     g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
-    g.add_argument("-m", "--context", type=int, default=_DEFAULTS.context,
-                   help="number of recent propagated frames in the context (default %(default)s)")
-    g.add_argument("--context-stride", type=int, default=_DEFAULTS.context_stride, metavar="S",
-                   help="spacing of those frames: t-1, t-1-S, t-1-2S, ... (default %(default)s)")
+    g.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
+                   help="speed/quality trade-off that sets mirror features, radius, m and the context stride "
+                        "(an option given explicitly wins): "
+                        + "; ".join(f"{p.name}: {p.measured}" for p in PRESETS.values())
+                        + " (default %(default)s)")
+    g.add_argument("-m", "--context", type=int, default=None,
+                   help=f"number of recent propagated frames in the context (default {_DEFAULTS.context}, "
+                        "or the preset's)")
+    g.add_argument("--context-stride", type=int, default=None, metavar="S",
+                   help=f"spacing of those frames: t-1, t-1-S, t-1-2S, ... (default {_DEFAULTS.context_stride}, "
+                        "or the preset's)")
     g.add_argument("-k", "--topk", type=int, default=_DEFAULTS.topk,
                    help="affinities kept per target position (default %(default)s)")
     g.add_argument("-t", "--temperature", "--tau", type=float, default=_DEFAULTS.temperature,
                    help="softmax temperature (default %(default)s)")
-    g.add_argument("-r", "--radius", type=float, default=_DEFAULTS.radius,
-                   help="spatial radius in feature cells (default %(default)s)")
+    g.add_argument("-r", "--radius", type=float, default=None,
+                   help=f"spatial radius in feature cells (default {_DEFAULTS.radius:g}, or the preset's)")
     g.add_argument("--global-references", action=argparse.BooleanOptionalAction,
                    default=not _DEFAULTS.radius_for_references,
                    help="compare with the whole of each reference frame, not only inside the radius "
@@ -68,9 +75,9 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     b.add_argument("--stage", default=None, help="feature stage(s) of the backbone, e.g. s5 or s4+s5 (lite0)")
     b.add_argument("--weights", default=None, help="local weights file for resnet18/resnet50 (no download)")
     b.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    b.add_argument("--flip", action=argparse.BooleanOptionalAction, default=DEFAULT_FLIP,
+    b.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time augmentation: average the features of each frame and its mirror image "
-                        "(+0.016 mean J&F on davis2016 for 2x backbone time; default on, --no-flip for speed)")
+                        "(+0.016 mean J&F on davis2016 for 2x backbone time; default on, or the preset's)")
     b.add_argument("--half", action=argparse.BooleanOptionalAction, default=None,
                    help="run the backbone in half precision: float16 on a GPU, bfloat16 on a CPU with "
                         "AVX512-BF16/AMX (about 3x faster features there); default: on where it exists, "
@@ -80,6 +87,14 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="keep features on disk here (fp16), so later runs on the same video skip the backbone")
     b.add_argument("--short-side", type=int, default=480,
                    help="working resolution: frames are resized to this short side (0 = original)")
+
+
+def _apply_preset(args: argparse.Namespace) -> None:
+    """Fill the speed-deciding options the command line left out from ``--preset``."""
+    chosen = preset(args.preset)
+    for name in ("context", "context_stride", "radius", "flip"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(chosen, name))
 
 
 def _params(args: argparse.Namespace) -> PropagationParams:
@@ -461,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui", *(argv or [])])
+    if hasattr(args, "preset"):
+        _apply_preset(args)
     try:
         return args.func(args)
     except AnnotatorError as exc:

@@ -48,6 +48,7 @@ class FactorsPanel(QWidget):
         self.stage.addItems(STAGES)
         self.stage.setToolTip("Feature stage of lite0 (default s5)")
         self.context = self._spin(0, 200, "m: recent propagated frames kept in the context")
+        self.context_stride = self._spin(1, 50, "Spacing of the context frames: t-1, t-1-s, ... (1 = consecutive)")
         self.topk = self._spin(1, 200, "k: affinities kept per target cell")
         self.temperature = QDoubleSpinBox()
         self.temperature.setDecimals(3)
@@ -66,7 +67,7 @@ class FactorsPanel(QWidget):
         self.short_side.setSpecialValueText("original")
         self.short_side.setToolTip("Working resolution: short side of the frames the backbone sees")
         for label, widget in (("Backbone", self.backbone), ("Stage", self.stage), ("Context m", self.context),
-                              ("Top-k", self.topk), ("Temperature τ", self.temperature), ("Radius", self.radius),
+                              ("Context stride", self.context_stride), ("Top-k", self.topk), ("Temperature τ", self.temperature), ("Radius", self.radius),
                               ("", self.radius_refs), ("Resolution", self.short_side)):
             form.addRow(label, widget)
         self.rerun = QPushButton("Re-run")
@@ -78,7 +79,7 @@ class FactorsPanel(QWidget):
         layout.addWidget(self.rerun)
         layout.addStretch(1)
         self.show_settings(settings)
-        for w in (self.context, self.topk, self.short_side):
+        for w in (self.context, self.context_stride, self.topk, self.short_side):
             w.valueChanged.connect(self._emit)
         for w in (self.temperature, self.radius):
             w.valueChanged.connect(self._emit)
@@ -96,12 +97,13 @@ class FactorsPanel(QWidget):
     def show_settings(self, s: PropagationSettings) -> None:
         """Show ``s`` without emitting (the settings dialog changed them)."""
         name, stage = split_backbone(s.backbone)
-        widgets = (self.backbone, self.stage, self.context, self.topk, self.temperature, self.radius,
+        widgets = (self.backbone, self.stage, self.context, self.context_stride, self.topk, self.temperature, self.radius,
                    self.radius_refs, self.short_side)
         blockers = [QSignalBlocker(w) for w in widgets]
         self.backbone.setCurrentText(name)
         self.stage.setCurrentText(stage if stage in STAGES else "default")
         self.context.setValue(s.params.context)
+        self.context_stride.setValue(s.params.context_stride)
         self.topk.setValue(s.params.topk)
         self.temperature.setValue(s.params.temperature)
         self.radius.setValue(s.params.radius)
@@ -112,7 +114,8 @@ class FactorsPanel(QWidget):
     def settings(self, base: PropagationSettings | None = None) -> PropagationSettings:
         """The settings the widgets show (context labels and tile from ``base``)."""
         base = base or PropagationSettings()
-        params: PropagationParams = replace(base.params, context=self.context.value(), topk=self.topk.value(),
+        params: PropagationParams = replace(base.params, context=self.context.value(),
+                                            context_stride=self.context_stride.value(), topk=self.topk.value(),
                                             temperature=self.temperature.value(), radius=self.radius.value(),
                                             radius_for_references=self.radius_refs.isChecked())
         spec = join_backbone(self.backbone.currentText().strip() or "lite0", self.stage.currentText())

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QGroupBox, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from annotator.core.backbones import DEFAULT_FLIP
 from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.part_groups import format_part_groups, parse_part_groups
+from annotator.core.presets import PRESETS
 from annotator.core.propagation import PropagationParams
 
 BACKBONES = ("lite0", "resnet18", "resnet50")
@@ -93,6 +94,17 @@ class SettingsDialog(QDialog):
         self._base = settings
         layout = QVBoxLayout(self)
 
+        preset_row = QFormLayout()
+        self.preset = QComboBox()
+        for p in PRESETS.values():
+            self.preset.addItem(p.name.capitalize(), p.name)
+            self.preset.setItemData(self.preset.count() - 1, p.measured, Qt.ItemDataRole.ToolTipRole)
+        self.preset.addItem("Custom", "")
+        self.preset.setToolTip("Speed against quality: sets mirror augmentation, radius, context length and "
+                               "stride (measured on DAVIS 2016; hover an entry for its figures)")
+        preset_row.addRow("Preset", self.preset)
+        layout.addLayout(preset_row)
+
         model_box = QGroupBox("Features")
         form = QFormLayout(model_box)
         self.backbone = QComboBox()
@@ -131,6 +143,9 @@ class SettingsDialog(QDialog):
         p = settings.params
         self.context = self._spin(0, 200, p.context, "m: recent propagated frames kept in the context")
         form.addRow("Context length m", self.context)
+        self.context_stride = self._spin(1, 50, p.context_stride,
+                                         "Spacing of the context frames: t-1, t-1-s, t-1-2s, ... (1 = consecutive)")
+        form.addRow("Context stride", self.context_stride)
         self.topk = self._spin(1, 200, p.topk, "k: affinities kept per target position")
         form.addRow("Top-k", self.topk)
         self.temperature = QDoubleSpinBox()
@@ -165,6 +180,13 @@ class SettingsDialog(QDialog):
         form.addRow("", self.part_groups_error)
         layout.addWidget(factors)
 
+        self._show_preset()
+        self.preset.activated.connect(self._apply_preset)
+        for spin in (self.context, self.context_stride):
+            spin.valueChanged.connect(self._show_preset)
+        self.radius.valueChanged.connect(self._show_preset)
+        self.flip.toggled.connect(self._show_preset)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         reset = QPushButton("Restore defaults")
         buttons.addButton(reset, QDialogButtonBox.ButtonRole.ResetRole)
@@ -172,6 +194,22 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def _apply_preset(self) -> None:
+        name = self.preset.currentData()
+        if name:
+            chosen = PRESETS[name]
+            self.flip.setChecked(chosen.flip)
+            self.radius.setValue(chosen.radius)
+            self.context.setValue(chosen.context)
+            self.context_stride.setValue(chosen.context_stride)
+
+    def _show_preset(self) -> None:
+        """Select the preset the fields hold, or Custom."""
+        params = replace(self._base.params, context=self.context.value(), context_stride=self.context_stride.value(),
+                         radius=self.radius.value())
+        name = next((p.name for p in PRESETS.values() if p.matches(params, self.flip.isChecked())), "")
+        self.preset.setCurrentIndex(self.preset.findData(name))
 
     def _restore_defaults(self) -> None:
         self._base = PropagationSettings()
@@ -192,6 +230,7 @@ class SettingsDialog(QDialog):
         self.precision.setCurrentText(s.feature_precision)
         self.flip.setChecked(s.flip)
         self.context.setValue(s.params.context)
+        self.context_stride.setValue(s.params.context_stride)
         self.topk.setValue(s.params.topk)
         self.temperature.setValue(s.params.temperature)
         self.radius.setValue(s.params.radius)
@@ -212,7 +251,8 @@ class SettingsDialog(QDialog):
 
     def settings(self) -> PropagationSettings:
         # factors this dialog does not show (upsampling, matmul precision, flow) are kept as they were
-        params = replace(self._base.params, context=self.context.value(), topk=self.topk.value(),
+        params = replace(self._base.params, context=self.context.value(), context_stride=self.context_stride.value(),
+                         topk=self.topk.value(),
                          temperature=self.temperature.value(), radius=self.radius.value(),
                          radius_for_references=self.radius_refs.isChecked(),
                          context_labels=self.context_labels.currentText(),

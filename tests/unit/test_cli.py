@@ -137,3 +137,30 @@ def test_eval_takes_part_groups_and_records_them(davis_root, tmp_path, capsys):
     assert json.loads(js.read_text())["params"]["part_groups"] == [[1, 2]]
     assert main(["eval", str(davis_root), "--part-groups", "0-2", *FAST]) == 2
     assert "0 is background" in capsys.readouterr().err
+
+
+def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_path):
+    fast, mixed = tmp_path / "fast.json", tmp_path / "mixed.json"
+    assert main(["eval", str(davis_root), "--preset", "fast", "--json", str(fast), *FAST]) == 0
+    assert main(["eval", str(davis_root), "--preset", "fast", "-r", "5", "--flip", "--json", str(mixed), *FAST]) == 0
+    fast_report, mixed_report = json.loads(fast.read_text()), json.loads(mixed.read_text())
+    assert (fast_report["params"]["radius"], fast_report["params"]["context"], fast_report["params"]["context_stride"]) \
+        == (12.0, 10, 2)
+    assert "+flip" not in fast_report["backbone"]
+    assert mixed_report["params"]["radius"] == 5.0 and mixed_report["params"]["context"] == 10
+    assert "+flip" in mixed_report["backbone"]
+
+
+def test_quality_preset_is_the_default_settings():
+    from annotator.core.backbones import DEFAULT_FLIP
+    from annotator.core.presets import DEFAULT_PRESET, PRESETS, preset
+    from annotator.core.propagation import PropagationParams
+
+    quality = PRESETS[DEFAULT_PRESET]
+    assert quality.apply(PropagationParams()) == PropagationParams() and quality.flip == DEFAULT_FLIP
+    assert quality.matches(PropagationParams(), DEFAULT_FLIP)
+    assert not PRESETS["fast"].matches(PropagationParams(), DEFAULT_FLIP)
+    from annotator.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="fast"):
+        preset("fastest")

@@ -1,0 +1,56 @@
+"""Named trade-offs between propagation quality and speed, each measured (bench/RESULTS.md).
+
+A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius
+and the length and spacing of the local context. Everything else stays as the caller has it.
+Figures: mean J&F on ../shared/data/davis2016 (lite0, 480p) and frames/s end to end on 2 CPU cores
+(``bench/bench_pipeline.py`` on boat, 60 frames, bfloat16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from annotator.core.backbones import DEFAULT_FLIP
+from annotator.core.errors import UsageError
+from annotator.core.propagation import PropagationParams
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Values of the speed-deciding factors, and what they were measured to give."""
+
+    name: str
+    flip: bool
+    radius: float
+    context: int
+    context_stride: int
+    measured: str
+    """One line: mean J&F on davis2016 and frames/s end to end on 2 CPU cores."""
+
+    def apply(self, params: PropagationParams) -> PropagationParams:
+        """``params`` with this preset's radius and context."""
+        return replace(params, radius=self.radius, context=self.context, context_stride=self.context_stride)
+
+    def matches(self, params: PropagationParams, flip: bool) -> bool:
+        """Whether ``params`` and ``flip`` hold this preset's values."""
+        return (flip == self.flip and params.radius == self.radius and params.context == self.context
+                and params.context_stride == self.context_stride)
+
+
+_DEFAULTS = PropagationParams()
+
+PRESETS: dict[str, Preset] = {
+    "quality": Preset("quality", DEFAULT_FLIP, _DEFAULTS.radius, _DEFAULTS.context, _DEFAULTS.context_stride,
+                      "J&F 0.802, 2.7 frames/s on 2 CPU cores (the defaults)"),
+    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 3.5-3.8 frames/s on 2 CPU cores"),
+    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.776, 5.7-5.8 frames/s on 2 CPU cores"),
+}
+DEFAULT_PRESET = "quality"
+
+
+def preset(name: str) -> Preset:
+    """The preset called ``name``; a one-line UsageError names the others."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UsageError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
