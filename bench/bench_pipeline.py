@@ -34,9 +34,10 @@ from pathlib import Path
 
 import torch
 
-from annotator.core.backbones import DEFAULT_FLIP, load_backbone
+from annotator.core.backbones import load_backbone
 from annotator.core.features import FeatureStore
 from annotator.core.labels import read_mask, write_mask
+from annotator.core.presets import DEFAULT_PRESET, PRESETS
 from annotator.core.propagation import (
     PropagationParams,
     propagate,
@@ -120,14 +121,12 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=DEFAULT_FLIP,
-                   help="mirror features (default %(default)s, as the app)")
-    p.add_argument("--radius", type=float, default=PropagationParams().radius,
-                   help="radius in feature cells (default %(default)s, as the app)")
-    p.add_argument("--context", "-m", type=int, default=PropagationParams().context,
-                   help="m, recent frames in the context (default %(default)s, as the app)")
-    p.add_argument("--context-stride", type=int, default=PropagationParams().context_stride,
-                   help="spacing of the recent frames (default %(default)s, as the app)")
+    p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
+                   help="the app's preset for the next four options (default %(default)s); given options win")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="mirror features")
+    p.add_argument("--radius", type=float, default=None, help="radius in feature cells")
+    p.add_argument("--context", "-m", type=int, default=None, help="m, recent frames in the context")
+    p.add_argument("--context-stride", type=int, default=None, help="spacing of the recent frames")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "
@@ -135,6 +134,9 @@ def main() -> None:
     p.add_argument("--ahead-threads", type=int, default=None, help="torch threads of the 'ahead' run (default --threads)")
     p.add_argument("--engine", help=argparse.SUPPRESS)
     args = p.parse_args()
+    for name in ("flip", "radius", "context", "context_stride"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(PRESETS[args.preset], name))
     if args.engine:
         print(json.dumps(run(args)))
         return
@@ -165,7 +167,7 @@ def main() -> None:
     r0 = results[0]
     print(f"{args.source}: {r0['frames']} frames propagated, feature grid {r0['grid']} (lite0), "
           f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}, "
-          f"radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
+          f"preset {args.preset}: radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
           f"mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
     print("| backbone | input | engine | threads | " + " | ".join(f"{s} ms/frame" for s in stages)

@@ -41,9 +41,9 @@ _DEFAULTS = PropagationParams()
 
 PRESETS: dict[str, Preset] = {
     "quality": Preset("quality", DEFAULT_FLIP, _DEFAULTS.radius, _DEFAULTS.context, _DEFAULTS.context_stride,
-                      "J&F 0.802, 2.7 frames/s on 2 CPU cores (the defaults)"),
-    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 3.5-3.8 frames/s on 2 CPU cores"),
-    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.776, 5.7-5.8 frames/s on 2 CPU cores"),
+                      "J&F 0.802, 2.5-2.7 frames/s on 2 CPU cores (the defaults)"),
+    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 3.8-4.1 frames/s on 2 CPU cores"),
+    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.776, 5.0-5.8 frames/s on 2 CPU cores"),
 }
 DEFAULT_PRESET = "quality"
 
