@@ -3,7 +3,8 @@
 A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius
 and the length and spacing of the local context. Everything else stays as the caller has it.
 Figures: mean J&F on ../shared/data/davis2016 (lite0, 480p) and frames/s end to end on 2 CPU cores
-(``bench/bench_pipeline.py`` on boat, 60 frames, bfloat16).
+as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P --engines ahead`` on boat,
+60 frames, bfloat16, feature read-ahead).
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ _DEFAULTS = PropagationParams()
 
 PRESETS: dict[str, Preset] = {
     "quality": Preset("quality", DEFAULT_FLIP, _DEFAULTS.radius, _DEFAULTS.context, _DEFAULTS.context_stride,
-                      "J&F 0.802, 2.5-2.7 frames/s on 2 CPU cores (the defaults)"),
-    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 3.8-4.1 frames/s on 2 CPU cores"),
-    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.776, 5.0-5.8 frames/s on 2 CPU cores"),
+                      "J&F 0.802, 2.7 frames/s on 2 CPU cores (the defaults)"),
+    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 4.1-4.5 frames/s on 2 CPU cores"),
+    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.776, 5.5-5.8 frames/s on 2 CPU cores"),
 }
 DEFAULT_PRESET = "quality"
 
