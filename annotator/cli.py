@@ -51,6 +51,9 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    default=not _DEFAULTS.radius_for_references,
                    help="compare with the whole of each reference frame, not only inside the radius "
                         "(default: on, chosen by measurement; --no-global-references is CRW's setting)")
+    g.add_argument("--reference-stride", type=int, default=None, metavar="S",
+                   help="compare whole-frame references at every cell inside the radius and at every S-th cell "
+                        f"of every S-th row outside it (default {_DEFAULTS.reference_stride}, or the preset's)")
     g.add_argument("--upsample", choices=UPSAMPLE_MODES, default=_DEFAULTS.upsample,
                    help="soft labels to image size: bilinear, or guided by the frame's edges (default %(default)s)")
     g.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=_DEFAULTS.precision,
@@ -92,13 +95,14 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
 def _apply_preset(args: argparse.Namespace) -> None:
     """Fill the speed-deciding options the command line left out from ``--preset``."""
     chosen = preset(args.preset)
-    for name in ("context", "context_stride", "radius", "flip"):
+    for name in ("context", "context_stride", "reference_stride", "radius", "flip"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(chosen, name))
 
 
 def _params(args: argparse.Namespace) -> PropagationParams:
-    params = PropagationParams(context=args.context, context_stride=args.context_stride, topk=args.topk,
+    params = PropagationParams(context=args.context, context_stride=args.context_stride,
+                               reference_stride=args.reference_stride, topk=args.topk,
                                temperature=args.temperature,
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> dict:
     backbone = load_backbone(args.backbone, stage=args.stage, device=args.device, weights=weights,
                              half=False if exact else None, flip=args.flip)
     params = PropagationParams(radius=args.radius, context=args.context, context_stride=args.context_stride,
-                               precision="float32" if exact else "auto")
+                               reference_stride=args.reference_stride, precision="float32" if exact else "auto")
     out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
     engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
     with open_video(args.source) as video:
@@ -122,11 +122,12 @@ def main() -> None:
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
-                   help="the app's preset for the next four options (default %(default)s); given options win")
+                   help="the app's preset for the speed options below (default %(default)s); given options win")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="mirror features")
     p.add_argument("--radius", type=float, default=None, help="radius in feature cells")
     p.add_argument("--context", "-m", type=int, default=None, help="m, recent frames in the context")
     p.add_argument("--context-stride", type=int, default=None, help="spacing of the recent frames")
+    p.add_argument("--reference-stride", type=int, default=None, help="grid step of whole-frame references")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "
@@ -134,7 +135,7 @@ def main() -> None:
     p.add_argument("--ahead-threads", type=int, default=None, help="torch threads of the 'ahead' run (default --threads)")
     p.add_argument("--engine", help=argparse.SUPPRESS)
     args = p.parse_args()
-    for name in ("flip", "radius", "context", "context_stride"):
+    for name in ("flip", "radius", "context", "context_stride", "reference_stride"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(PRESETS[args.preset], name))
     if args.engine:
@@ -151,7 +152,8 @@ def main() -> None:
                     child = [sys.executable, __file__, source, "--engine", engine, "--frames", str(args.frames),
                              "--backbone", backbone, "--device", args.device, "--short-side", str(args.short_side),
                              "--radius", str(args.radius), "--flip" if args.flip else "--no-flip",
-                             "--context", str(args.context), "--context-stride", str(args.context_stride)]
+                             "--context", str(args.context), "--context-stride", str(args.context_stride),
+                             "--reference-stride", str(args.reference_stride)]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -168,6 +170,7 @@ def main() -> None:
     print(f"{args.source}: {r0['frames']} frames propagated, feature grid {r0['grid']} (lite0), "
           f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}, "
           f"preset {args.preset}: radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
+          f"reference stride {args.reference_stride}, "
           f"mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
     print("| backbone | input | engine | threads | " + " | ".join(f"{s} ms/frame" for s in stages)

@@ -60,6 +60,7 @@ def _upsample(text: str) -> str:
 FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "context": (("m", "context"), int),
     "context_stride": (("stride", "context_stride", "context-stride"), int),
+    "reference_stride": (("ref_stride", "reference_stride", "reference-stride"), int),
     "topk": (("k", "topk", "top-k"), int),
     "temperature": (("tau", "t", "temperature"), float),
     "radius": (("r", "radius"), float),
@@ -182,8 +183,8 @@ class RunRecord:
         parts = [str(s.get("backbone", "?"))]
         if s.get("short_side") is not None:
             parts.append(f"{s['short_side']}p" if s["short_side"] else "orig")
-        for key, short in (("context", "m"), ("context_stride", "stride"), ("topk", "k"), ("temperature", "tau"),
-                           ("radius", "r")):
+        for key, short in (("context", "m"), ("context_stride", "stride"), ("reference_stride", "ref stride"),
+                           ("topk", "k"), ("temperature", "tau"), ("radius", "r")):
             if key in s:
                 parts.append(f"{short}={s[key]:g}")
         if s.get("radius_for_references") is False:

@@ -1,7 +1,7 @@
 """Named trade-offs between propagation quality and speed, each measured (bench/RESULTS.md).
 
-A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius
-and the length and spacing of the local context. Everything else stays as the caller has it.
+A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius,
+the length and spacing of the local context and the grid step of whole-frame references. Everything else stays as the caller has it.
 Figures: mean J&F on ../shared/data/davis2016 (lite0, 480p) and frames/s end to end on 2 CPU cores
 as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P --engines ahead`` on boat,
 60 frames, bfloat16, feature read-ahead).
@@ -26,16 +26,18 @@ class Preset:
     context: int
     context_stride: int
     measured: str
+    reference_stride: int = 1
     """One line: mean J&F on davis2016 and frames/s end to end on 2 CPU cores."""
 
     def apply(self, params: PropagationParams) -> PropagationParams:
         """``params`` with this preset's radius and context."""
-        return replace(params, radius=self.radius, context=self.context, context_stride=self.context_stride)
+        return replace(params, radius=self.radius, context=self.context, context_stride=self.context_stride,
+                       reference_stride=self.reference_stride)
 
     def matches(self, params: PropagationParams, flip: bool) -> bool:
         """Whether ``params`` and ``flip`` hold this preset's values."""
         return (flip == self.flip and params.radius == self.radius and params.context == self.context
-                and params.context_stride == self.context_stride)
+                and params.context_stride == self.context_stride and params.reference_stride == self.reference_stride)
 
 
 _DEFAULTS = PropagationParams()
@@ -44,7 +46,7 @@ PRESETS: dict[str, Preset] = {
     "quality": Preset("quality", DEFAULT_FLIP, _DEFAULTS.radius, _DEFAULTS.context, _DEFAULTS.context_stride,
                       "J&F 0.802, 2.7 frames/s on 2 CPU cores (the defaults)"),
     "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 4.1-4.5 frames/s on 2 CPU cores"),
-    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.776, 5.5-5.8 frames/s on 2 CPU cores"),
+    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.775, 6.0 frames/s on 2 CPU cores", reference_stride=2),
 }
 DEFAULT_PRESET = "quality"
 

@@ -66,6 +66,10 @@ class PropagationParams:
     """Whether reference frames are also restricted to the radius (False: whole frame). Off by
     measurement: comparing the first frame over its whole extent gave +0.020 mean J&F on
     ../shared/data/davis2016 at about the same speed (bench/RESULTS.md, factor sweep)."""
+    reference_stride: int = 1
+    """Whole-frame references (``radius_for_references`` off) are compared at every cell inside the
+    radius and, outside it, at every s-th cell of every s-th row (1 = every cell). A speed factor:
+    the comparison with a whole reference is a (h*w)^2 matmul, s=2 makes its far part 4x smaller."""
     context_labels: ContextLabels = "soft"
     """Labels a propagated frame brings to the context: its soft labels or its one-hot argmax."""
     upsample: UpsampleMode = "bilinear"
@@ -90,6 +94,8 @@ class PropagationParams:
             raise UsageError(f"context length m must be >= 0, got {self.context}")
         if self.context_stride < 1:
             raise UsageError(f"context stride must be >= 1, got {self.context_stride}")
+        if self.reference_stride < 1:
+            raise UsageError(f"reference stride must be >= 1, got {self.reference_stride}")
         if self.topk < 1:
             raise UsageError(f"top-k must be >= 1, got {self.topk}")
         if not self.temperature > 0:
@@ -279,13 +285,28 @@ def _local_topk(tiles: torch.Tensor, frame: ContextFrame, layout: _TileLayout, k
     return values.reshape(-1, values.shape[2]), picked.reshape(-1, values.shape[2], n_labels)
 
 
-def _global_topk(cells: torch.Tensor, frame: ContextFrame, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k affinities of target cells (P, C) over the whole of one context frame."""
+def _global_topk(cells: torch.Tensor, frame: ContextFrame, k: int, allowed: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k affinities of target cells (P, C) over the whole of one context frame (where ``allowed``)."""
     channels = cells.shape[1]
     affinity = cells @ frame.features.to(cells.dtype).reshape(channels, -1)  # (P, h*w)
+    if allowed is not None:
+        affinity = affinity.masked_fill(~allowed, float("-inf"))
     values, idx = affinity.topk(min(k, affinity.shape[1]), dim=1)  # (P, k)
     labels = frame.labels.reshape(frame.labels.shape[0], -1).T.to(cells.dtype)  # (h*w, L)
     return values, labels[idx]  # (P, k), (P, k, L)
+
+
+@functools.lru_cache(maxsize=4)
+def _reference_cells(hw: tuple[int, int], radius: float, stride: int, device: torch.device) -> torch.Tensor:
+    """(h*w candidates, h*w targets) bool: the reference cells a target is compared with when
+    ``reference_stride`` > 1 (within the radius, or on the grid of every stride-th cell)."""
+    h, w = hw
+    yy, xx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    cells = torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1).float()  # (h*w, 2)
+    near = torch.cdist(cells, cells) <= radius + 1e-9
+    on_grid = ((yy % stride == 0) & (xx % stride == 0)).reshape(-1)
+    return near | on_grid[:, None]  # symmetric in "near"; on_grid indexes the candidate (rows)
 
 
 def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -318,17 +339,20 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
     best = RunningTopK(h * w, params.topk)
     for slot, frame in enumerate(context):
         offset = slot * h * w
-        if frame.local:
+        stride = 1 if frame.local else params.reference_stride
+        if frame.local or stride > 1:
             windows, _ = _windows(frame, layout, dtype, with_labels=False)
             # one row of tiles at a time: its affinities stay in cache for the selection
             for first in range(0, tiles.shape[0], layout.cols):
                 part = slice(first, first + layout.cols)
                 best.add_windows(torch.bmm(tiles[part], windows[part].transpose(1, 2)), first, layout.cols,
                                  layout.tile, float(params.radius), (h, w), offset)
-        else:
-            features = frame.features.to(dtype).reshape(channels, -1)
+        if not frame.local:
+            features = frame.features[:, ::stride, ::stride].to(dtype).reshape(channels, -1)
+            skip = float(params.radius) if stride > 1 else None  # the window pass offered those
             for first in range(0, h * w, _GLOBAL_ROWS):
-                best.add_all(cells[first: first + _GLOBAL_ROWS] @ features, first, offset)
+                best.add_all(cells[first: first + _GLOBAL_ROWS] @ features, first, offset, w=w, stride=stride,
+                             skip_radius=skip)
     values, where = best.result()
     labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1).T for f in context]).float()  # (N*h*w, L)
     out = _weighted_labels(values, labels[where], params.temperature)  # (h*w, L)
@@ -358,7 +382,11 @@ def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame],
         if frame.local:
             frame_values, frame_labels = _local_topk(tiles, frame, layout, params.topk)
         else:
-            frame_values, frame_labels = _global_topk(tiles.reshape(-1, tiles.shape[2]), frame, params.topk)
+            allowed = None
+            if params.reference_stride > 1:  # rows in tile order, as the target cells are here
+                allowed = layout.tiles(_reference_cells((h, w), params.radius, params.reference_stride,
+                                                        target.device).reshape(h * w, h, w)).reshape(-1, h * w)
+            frame_values, frame_labels = _global_topk(tiles.reshape(-1, tiles.shape[2]), frame, params.topk, allowed)
         values.append(frame_values)
         labels.append(frame_labels)
     out = layout.to_raster(_weighted_labels(*_select_topk(values, labels, params.topk), params.temperature))  # (h*w, L)
@@ -375,7 +403,9 @@ def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame],
     yy, xx = torch.meshgrid(torch.arange(h, device=target.device), torch.arange(w, device=target.device), indexing="ij")
     cells = torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1).float()  # (h*w, 2)
     near = torch.cdist(cells, cells) <= params.radius + 1e-9  # (h*w, h*w)
-    allowed = torch.cat([near if f.local else torch.ones_like(near) for f in context], dim=1)
+    whole = torch.ones_like(near) if params.reference_stride == 1 else \
+        _reference_cells((h, w), params.radius, params.reference_stride, target.device).T
+    allowed = torch.cat([near if f.local else whole for f in context], dim=1)
     affinity = affinity.masked_fill(~allowed, float("-inf"))
     values, idx = affinity.topk(min(params.topk, affinity.shape[1]), dim=1)
     out = _weighted_labels(values, labels[idx].to(target.dtype), params.temperature)

@@ -85,15 +85,38 @@ def _select_tile(affinity, n, first_tile, cols, tile, half, radius, h, w, offset
 
 
 @njit(inline="always")
-def _select_row(affinity, p, first_cell, offset, values, where, smallest, slot):
-    """Cell first_cell + p's affinities with every cell of a context frame -> its running top-k."""
+def _select_row(affinity, p, first_cell, offset, values, where, smallest, slot, w, grid_w, stride, radius):
+    """Cell first_cell + p's affinities with a context frame's cells -> its running top-k.
+
+    The Q candidates are a grid of ``grid_w`` columns taken every ``stride`` cells of a frame
+    ``w`` cells wide; with ``radius`` >= 0 the candidates within it are skipped (another pass
+    compares those at every cell).
+    """
     cell = first_cell + p
     low = smallest[cell]
-    for q in range(affinity.shape[1]):
-        value = _to_float32(affinity[p, q])
-        if value > low:
-            _keep(values, where, smallest, slot, cell, value, offset + q)
-            low = smallest[cell]
+    if stride == 1 and radius < 0:
+        for q in range(affinity.shape[1]):
+            value = _to_float32(affinity[p, q])
+            if value > low:
+                _keep(values, where, smallest, slot, cell, value, offset + q)
+                low = smallest[cell]
+        return
+    y, x = divmod(cell, w)
+    r2 = radius * radius
+    for row in range(affinity.shape[1] // grid_w):
+        dy = row * stride - y
+        # columns x0..x1 of this grid row lie within the radius and are skipped
+        x0, x1 = 1, 0
+        if radius >= 0 and dy * dy <= r2:
+            reach = int(math.floor(math.sqrt(r2 - dy * dy)))
+            x0, x1 = (x - reach + stride - 1) // stride, (x + reach) // stride
+        for col in range(grid_w):
+            if x0 <= col <= x1:
+                continue
+            value = _to_float32(affinity[p, row * grid_w + col])
+            if value > low:
+                _keep(values, where, smallest, slot, cell, value, offset + row * stride * w + col * stride)
+                low = smallest[cell]
 
 
 # Each selection in two builds: threads (prange) and serial. A process forked after OpenMP threads
@@ -111,15 +134,15 @@ def _select_windows_serial(affinity, first_tile, cols, tile, half, radius, h, w,
 
 
 @njit(parallel=True, cache=True)
-def _select_all_threads(affinity, first_cell, offset, values, where, smallest, slot):
+def _select_all_threads(affinity, first_cell, offset, values, where, smallest, slot, w, grid_w, stride, radius):
     for p in prange(affinity.shape[0]):
-        _select_row(affinity, p, first_cell, offset, values, where, smallest, slot)
+        _select_row(affinity, p, first_cell, offset, values, where, smallest, slot, w, grid_w, stride, radius)
 
 
 @njit(cache=True)
-def _select_all_serial(affinity, first_cell, offset, values, where, smallest, slot):
+def _select_all_serial(affinity, first_cell, offset, values, where, smallest, slot, w, grid_w, stride, radius):
     for p in range(affinity.shape[0]):
-        _select_row(affinity, p, first_cell, offset, values, where, smallest, slot)
+        _select_row(affinity, p, first_cell, offset, values, where, smallest, slot, w, grid_w, stride, radius)
 
 
 class _Mode:
@@ -170,12 +193,23 @@ class RunningTopK:
             kernel(_as_numpy(affinity.contiguous()), first_tile, cols, tile, half, float(radius),
                    hw[0], hw[1], offset, self.values, self.where, self._smallest, self._slot)
 
-    def add_all(self, affinity: torch.Tensor, first_cell: int, offset: int) -> None:
-        """Offer the affinities (P', Q) of target cells ``first_cell``.. with all Q cells of a context frame."""
+    def add_all(self, affinity: torch.Tensor, first_cell: int, offset: int, *, w: int | None = None,
+                stride: int = 1, skip_radius: float | None = None) -> None:
+        """Offer the affinities (P', Q) of target cells ``first_cell``.. with Q cells of a context frame.
+
+        By default the Q cells are the whole frame. With ``stride`` s they are every s-th cell of
+        every s-th row of a frame ``w`` cells wide (the grid ``frame[::s, ::s]``), and with
+        ``skip_radius`` the candidates within that radius of each target cell are left out (a window
+        pass offers those at every cell)."""
+        width = affinity.shape[1] if w is None else w
+        grid_w = -(-width // stride)
+        if affinity.shape[1] % grid_w:
+            raise ValueError(f"{affinity.shape[1]} candidates are not rows of {grid_w} (w={width}, stride={stride})")
+        radius = -1.0 if skip_radius is None else float(skip_radius)
         kernel = self._kernel(_select_all_threads, _select_all_serial)
         with _LAUNCH:
             kernel(_as_numpy(affinity.contiguous()), first_cell, offset, self.values, self.where,
-                   self._smallest, self._slot)
+                   self._smallest, self._slot, width, grid_w, stride, radius)
 
     def _kernel(self, threads, serial):
         if _Mode.forked or self._threads == 1:

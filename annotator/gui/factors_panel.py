@@ -60,6 +60,7 @@ class FactorsPanel(QWidget):
         self.radius.setSuffix(" cells")
         self.radius.setToolTip("Spatial radius in feature cells (stride 8)")
         self.radius_refs = QCheckBox("also for reference frames")
+        self.reference_stride = self._spin(1, 8, "Whole-frame references: every s-th cell outside the radius")
         self.short_side = QSpinBox()
         self.short_side.setRange(0, 2160)
         self.short_side.setSingleStep(32)
@@ -68,7 +69,8 @@ class FactorsPanel(QWidget):
         self.short_side.setToolTip("Working resolution: short side of the frames the backbone sees")
         for label, widget in (("Backbone", self.backbone), ("Stage", self.stage), ("Context m", self.context),
                               ("Context stride", self.context_stride), ("Top-k", self.topk), ("Temperature τ", self.temperature), ("Radius", self.radius),
-                              ("", self.radius_refs), ("Resolution", self.short_side)):
+                              ("", self.radius_refs), ("Reference stride", self.reference_stride),
+                              ("Resolution", self.short_side)):
             form.addRow(label, widget)
         self.rerun = QPushButton("Re-run")
         self.rerun.setToolTip("Propagate the last run again with these factors (kept in the run list)")
@@ -79,7 +81,7 @@ class FactorsPanel(QWidget):
         layout.addWidget(self.rerun)
         layout.addStretch(1)
         self.show_settings(settings)
-        for w in (self.context, self.context_stride, self.topk, self.short_side):
+        for w in (self.context, self.context_stride, self.reference_stride, self.topk, self.short_side):
             w.valueChanged.connect(self._emit)
         for w in (self.temperature, self.radius):
             w.valueChanged.connect(self._emit)
@@ -98,7 +100,7 @@ class FactorsPanel(QWidget):
         """Show ``s`` without emitting (the settings dialog changed them)."""
         name, stage = split_backbone(s.backbone)
         widgets = (self.backbone, self.stage, self.context, self.context_stride, self.topk, self.temperature, self.radius,
-                   self.radius_refs, self.short_side)
+                   self.radius_refs, self.reference_stride, self.short_side)
         blockers = [QSignalBlocker(w) for w in widgets]
         self.backbone.setCurrentText(name)
         self.stage.setCurrentText(stage if stage in STAGES else "default")
@@ -108,6 +110,7 @@ class FactorsPanel(QWidget):
         self.temperature.setValue(s.params.temperature)
         self.radius.setValue(s.params.radius)
         self.radius_refs.setChecked(s.params.radius_for_references)
+        self.reference_stride.setValue(s.params.reference_stride)
         self.short_side.setValue(s.short_side)
         del blockers
 
@@ -117,7 +120,8 @@ class FactorsPanel(QWidget):
         params: PropagationParams = replace(base.params, context=self.context.value(),
                                             context_stride=self.context_stride.value(), topk=self.topk.value(),
                                             temperature=self.temperature.value(), radius=self.radius.value(),
-                                            radius_for_references=self.radius_refs.isChecked())
+                                            radius_for_references=self.radius_refs.isChecked(),
+                                            reference_stride=self.reference_stride.value())
         spec = join_backbone(self.backbone.currentText().strip() or "lite0", self.stage.currentText())
         return replace(base, backbone=spec, short_side=self.short_side.value(), params=params)
 

@@ -162,6 +162,10 @@ class SettingsDialog(QDialog):
         self.radius_refs = QCheckBox("Radius also applies to reference frames")
         self.radius_refs.setChecked(p.radius_for_references)
         form.addRow("", self.radius_refs)
+        self.reference_stride = self._spin(1, 8, p.reference_stride,
+                                           "Whole-frame references: every cell inside the radius, every s-th cell "
+                                           "of every s-th row outside it (1 = every cell)")
+        form.addRow("Reference stride", self.reference_stride)
         self.context_labels = QComboBox()
         self.context_labels.addItems(["soft", "hard"])
         self.context_labels.setCurrentText(p.context_labels)
@@ -182,7 +186,7 @@ class SettingsDialog(QDialog):
 
         self._show_preset()
         self.preset.activated.connect(self._apply_preset)
-        for spin in (self.context, self.context_stride):
+        for spin in (self.context, self.context_stride, self.reference_stride):
             spin.valueChanged.connect(self._show_preset)
         self.radius.valueChanged.connect(self._show_preset)
         self.flip.toggled.connect(self._show_preset)
@@ -203,11 +207,12 @@ class SettingsDialog(QDialog):
             self.radius.setValue(chosen.radius)
             self.context.setValue(chosen.context)
             self.context_stride.setValue(chosen.context_stride)
+            self.reference_stride.setValue(chosen.reference_stride)
 
     def _show_preset(self) -> None:
         """Select the preset the fields hold, or Custom."""
         params = replace(self._base.params, context=self.context.value(), context_stride=self.context_stride.value(),
-                         radius=self.radius.value())
+                         reference_stride=self.reference_stride.value(), radius=self.radius.value())
         name = next((p.name for p in PRESETS.values() if p.matches(params, self.flip.isChecked())), "")
         self.preset.setCurrentIndex(self.preset.findData(name))
 
@@ -235,6 +240,7 @@ class SettingsDialog(QDialog):
         self.temperature.setValue(s.params.temperature)
         self.radius.setValue(s.params.radius)
         self.radius_refs.setChecked(s.params.radius_for_references)
+        self.reference_stride.setValue(s.params.reference_stride)
         self.context_labels.setCurrentText(s.params.context_labels)
         self.part_groups.setText(format_part_groups(s.params.part_groups))
 
@@ -252,7 +258,7 @@ class SettingsDialog(QDialog):
     def settings(self) -> PropagationSettings:
         # factors this dialog does not show (upsampling, matmul precision, flow) are kept as they were
         params = replace(self._base.params, context=self.context.value(), context_stride=self.context_stride.value(),
-                         topk=self.topk.value(),
+                         reference_stride=self.reference_stride.value(), topk=self.topk.value(),
                          temperature=self.temperature.value(), radius=self.radius.value(),
                          radius_for_references=self.radius_refs.isChecked(),
                          context_labels=self.context_labels.currentText(),

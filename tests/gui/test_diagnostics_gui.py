@@ -99,7 +99,8 @@ def test_the_run_list_keeps_two_runs_with_different_factors(qtbot, make_window):
     panel.radius.setValue(1.0)
     assert w.propagation.settings.params.topk == 1
     panel.context_stride.setValue(2)
-    assert w.propagation.settings.params.context_stride == 2
+    panel.reference_stride.setValue(2)
+    assert (w.propagation.settings.params.context_stride, w.propagation.settings.params.reference_stride) == (2, 2)
     with qtbot.waitSignal(w.propagation.finished, timeout=20_000):
         panel.rerun.click()
     _settle(qtbot, w)

@@ -211,16 +211,20 @@ def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, 
     fast = PRESETS["fast"]
     dialog.preset.setCurrentIndex(dialog.preset.findData("fast"))
     dialog.preset.activated.emit(dialog.preset.currentIndex())
-    assert (dialog.flip.isChecked(), dialog.radius.value(), dialog.context.value(), dialog.context_stride.value()) \
-        == (fast.flip, fast.radius, fast.context, fast.context_stride)
+    assert (dialog.flip.isChecked(), dialog.radius.value(), dialog.context.value(), dialog.context_stride.value(),
+            dialog.reference_stride.value()) == (fast.flip, fast.radius, fast.context, fast.context_stride,
+                                                 fast.reference_stride)
     s = dialog.settings()
-    assert (s.flip, s.params.radius, s.params.context, s.params.context_stride) == (False, 12.0, 10, 2)
+    assert (s.flip, s.params.radius, s.params.context, s.params.context_stride, s.params.reference_stride) \
+        == (False, 12.0, 10, 2, 2)
     s.save(qsettings)
     assert PropagationSettings.load(qsettings) == s  # the stride persists too
     dialog.context.setValue(fast.context + 1)  # an edit that leaves every preset
     assert dialog.preset.currentText() == "Custom"
     dialog.context.setValue(fast.context)
     assert dialog.preset.currentData() == "fast"
+    dialog.reference_stride.setValue(1)
+    assert dialog.preset.currentText() == "Custom"
 
 
 def test_settings_dialog_part_groups_parse_persist_and_refuse_bad_text(qtbot, qsettings):

@@ -144,8 +144,9 @@ def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_
     assert main(["eval", str(davis_root), "--preset", "fast", "--json", str(fast), *FAST]) == 0
     assert main(["eval", str(davis_root), "--preset", "fast", "-r", "5", "--flip", "--json", str(mixed), *FAST]) == 0
     fast_report, mixed_report = json.loads(fast.read_text()), json.loads(mixed.read_text())
-    assert (fast_report["params"]["radius"], fast_report["params"]["context"], fast_report["params"]["context_stride"]) \
-        == (12.0, 10, 2)
+    fast_params = fast_report["params"]
+    assert (fast_params["radius"], fast_params["context"], fast_params["context_stride"],
+            fast_params["reference_stride"]) == (12.0, 10, 2, 2)
     assert "+flip" not in fast_report["backbone"]
     assert mixed_report["params"]["radius"] == 5.0 and mixed_report["params"]["context"] == 10
     assert "+flip" in mixed_report["backbone"]

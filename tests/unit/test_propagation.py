@@ -43,11 +43,13 @@ def random_context(n: int, h: int, w: int, n_labels: int, local: list[bool], see
         (7, 9, 4.2, 1, 20, [True, False, True]),
     ],
 )
+@pytest.mark.parametrize("reference_stride", [1, 2, 3])
 @pytest.mark.parametrize("engine", [propagate_frame, propagate_frame_torch], ids=["compiled-topk", "torch-topk"])
-def test_tiled_engine_equals_naive_reference(h, w, radius, tile, topk, local, engine):
+def test_tiled_engine_equals_naive_reference(h, w, radius, tile, topk, local, engine, reference_stride):
     context = random_context(len(local), h, w, 4, local, seed=h * w)
     target = random_features(1, 16, h, w, seed=99)[0]
-    params = PropagationParams(radius=radius, tile=tile, topk=topk, temperature=0.07, precision="float32")
+    params = PropagationParams(radius=radius, tile=tile, topk=topk, temperature=0.07, precision="float32",
+                               reference_stride=reference_stride)
     tiled = engine(target, context, params)
     naive = propagate_frame_naive(target, context, params)
     assert tiled.shape == (4, h, w)
