@@ -297,16 +297,22 @@ def _global_topk(cells: torch.Tensor, frame: ContextFrame, k: int, allowed: torc
     return values, labels[idx]  # (P, k), (P, k, L)
 
 
+def _near_cells(hw: tuple[int, int], radius: float, device: torch.device) -> torch.Tensor:
+    """(h*w, h*w) bool: which cells of an h x w grid lie within ``radius`` of each other."""
+    h, w = hw
+    yy, xx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    cells = torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1).float()  # (h*w, 2)
+    return torch.cdist(cells, cells) <= radius + 1e-9
+
+
 @functools.lru_cache(maxsize=4)
 def _reference_cells(hw: tuple[int, int], radius: float, stride: int, device: torch.device) -> torch.Tensor:
     """(h*w candidates, h*w targets) bool: the reference cells a target is compared with when
     ``reference_stride`` > 1 (within the radius, or on the grid of every stride-th cell)."""
     h, w = hw
     yy, xx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-    cells = torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1).float()  # (h*w, 2)
-    near = torch.cdist(cells, cells) <= radius + 1e-9
     on_grid = ((yy % stride == 0) & (xx % stride == 0)).reshape(-1)
-    return near | on_grid[:, None]  # symmetric in "near"; on_grid indexes the candidate (rows)
+    return _near_cells(hw, radius, device) | on_grid[:, None]  # "near" is symmetric; on_grid marks candidates
 
 
 def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -400,9 +406,7 @@ def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame],
     feats = torch.cat([f.features.reshape(channels, -1) for f in context], dim=1)  # (C, N*h*w)
     labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1) for f in context], dim=1).T  # (N*h*w, L)
     affinity = target.reshape(channels, -1).T @ feats  # (h*w, N*h*w)
-    yy, xx = torch.meshgrid(torch.arange(h, device=target.device), torch.arange(w, device=target.device), indexing="ij")
-    cells = torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1).float()  # (h*w, 2)
-    near = torch.cdist(cells, cells) <= params.radius + 1e-9  # (h*w, h*w)
+    near = _near_cells((h, w), params.radius, target.device)  # (h*w, h*w)
     whole = torch.ones_like(near) if params.reference_stride == 1 else \
         _reference_cells((h, w), params.radius, params.reference_stride, target.device).T
     allowed = torch.cat([near if f.local else whole for f in context], dim=1)

@@ -24,8 +24,9 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-# A launch is serialised: numba's fallback "workqueue" threading layer must not be entered by two
-# threads at once (the GUI's worker and a read-ahead thread could otherwise meet there).
+# A launch is serialised: numba's fallback "workqueue" threading layer (where OpenMP is missing) must
+# not be entered by two threads at once, and two propagations may run in one process (a library
+# user's threads, the GUI's worker beside a script).
 _LAUNCH = threading.Lock()
 
 
