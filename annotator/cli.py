@@ -31,7 +31,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     (propagate, eval), so part groups apply (keypoints read heat-map peaks instead)."""
     g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
     g.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
-                   help="speed/quality trade-off that sets mirror features, radius, m, the context stride and the reference stride "
+                   help="speed/quality trade-off that sets mirror features, radius, m, the context stride and the "
+                        "reference stride "
                         "(an option given explicitly wins): "
                         + "; ".join(f"{p.name}: {p.measured}" for p in PRESETS.values())
                         + " (default %(default)s)")

@@ -1,7 +1,8 @@
 """Named trade-offs between propagation quality and speed, each measured (bench/RESULTS.md).
 
 A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius,
-the length and spacing of the local context and the grid step of whole-frame references. Everything else stays as the caller has it.
+the length and spacing of the local context and the grid step of whole-frame references.
+Everything else stays as the caller has it.
 Figures: mean J&F on ../shared/data/davis2016 (lite0, 480p) and frames/s end to end on 2 CPU cores
 as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P --engines ahead`` on boat,
 60 frames, bfloat16, feature read-ahead).
