@@ -74,3 +74,14 @@ def test_a_process_forked_after_threaded_selection_still_selects():
     os.close(write)
     _, status = os.waitpid(pid, 0)
     assert os.read(read, 16) == b"ok" and status == 0
+
+
+def test_every_build_is_compiled_at_import_not_during_a_run():
+    """A first compile inside a run holds the GIL for long stretches (the GUI's event loop froze)."""
+    from annotator.core import topk_select
+
+    builds = (topk_select._select_windows_threads, topk_select._select_windows_serial,
+              topk_select._select_all_threads, topk_select._select_all_serial)
+    for build in builds:
+        assert len(build.overloads) == 2, build  # bfloat16 bits and float32, ready before any call
+        assert not build._can_compile  # an unexpected type fails instead of compiling mid-run
