@@ -19,6 +19,7 @@ from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.errors import AnnotatorError
 from annotator.gui.canvas import Canvas
 from annotator.gui.files import FileActions
+from annotator.gui.gui_thread_gc import collect_on_gui_thread
 from annotator.gui.keypoints_panel import KeypointsPanel
 from annotator.gui.objects_panel import ObjectsPanel
 from annotator.gui.propagation import BackboneFactory, PropagationController, load_backbone_for
@@ -56,6 +57,7 @@ class MainWindow(QMainWindow):
     def __init__(self, model: AnnotationModel | None = None, *, settings: QSettings | None = None,
                  backbone_factory: BackboneFactory = load_backbone_for) -> None:
         super().__init__()
+        collect_on_gui_thread()  # worker threads must never finalise Qt objects (see the module)
         self.model = model or AnnotationModel()
         self.qsettings = settings or QSettings("annotator", "annotator")
         self.setWindowTitle("Annotator")
