@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from annotator.core.atomic import atomic_write_text
-from annotator.core.presets import DEFAULT_PRESET, PRESETS, preset
+from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import PropagationParams
@@ -91,14 +91,6 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="keep features on disk here (fp16), so later runs on the same video skip the backbone")
     b.add_argument("--short-side", type=int, default=480,
                    help="working resolution: frames are resized to this short side (0 = original)")
-
-
-def _apply_preset(args: argparse.Namespace) -> None:
-    """Fill the speed-deciding options the command line left out from ``--preset``."""
-    chosen = preset(args.preset)
-    for name in ("context", "context_stride", "reference_stride", "radius", "flip"):
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(chosen, name))
 
 
 def _params(args: argparse.Namespace) -> PropagationParams:
@@ -481,8 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui", *(argv or [])])
-    if hasattr(args, "preset"):
-        _apply_preset(args)
+    if hasattr(args, "preset"):  # the speed options the command line left out come from --preset
+        fill_unset_options(args, args.preset)
     try:
         return args.func(args)
     except AnnotatorError as exc:

@@ -37,7 +37,7 @@ import torch
 from annotator.core.backbones import load_backbone
 from annotator.core.features import FeatureStore
 from annotator.core.labels import read_mask, write_mask
-from annotator.core.presets import DEFAULT_PRESET, PRESETS
+from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.propagation import (
     PropagationParams,
     propagate,
@@ -135,9 +135,7 @@ def main() -> None:
     p.add_argument("--ahead-threads", type=int, default=None, help="torch threads of the 'ahead' run (default --threads)")
     p.add_argument("--engine", help=argparse.SUPPRESS)
     args = p.parse_args()
-    for name in ("flip", "radius", "context", "context_stride", "reference_stride"):
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(PRESETS[args.preset], name))
+    fill_unset_options(args, args.preset)
     if args.engine:
         print(json.dumps(run(args)))
         return

@@ -11,6 +11,7 @@ as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P --engines 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from annotator.core.backbones import DEFAULT_FLIP
 from annotator.core.errors import UsageError
@@ -31,14 +32,26 @@ class Preset:
     """One line: mean J&F on davis2016 and frames/s end to end on 2 CPU cores."""
 
     def apply(self, params: PropagationParams) -> PropagationParams:
-        """``params`` with this preset's radius and context."""
-        return replace(params, radius=self.radius, context=self.context, context_stride=self.context_stride,
-                       reference_stride=self.reference_stride)
+        """``params`` with this preset's radius, context and strides."""
+        return replace(params, **{name: getattr(self, name) for name in PARAM_FIELDS})
 
     def matches(self, params: PropagationParams, flip: bool) -> bool:
         """Whether ``params`` and ``flip`` hold this preset's values."""
-        return (flip == self.flip and params.radius == self.radius and params.context == self.context
-                and params.context_stride == self.context_stride and params.reference_stride == self.reference_stride)
+        return flip == self.flip and all(getattr(params, name) == getattr(self, name) for name in PARAM_FIELDS)
+
+
+PARAM_FIELDS = ("radius", "context", "context_stride", "reference_stride")
+"""The ``PropagationParams`` fields a preset sets (besides the backbone's ``flip``)."""
+OPTION_NAMES = ("flip", *PARAM_FIELDS)
+"""Command-line destinations a preset fills when they are not given."""
+
+
+def fill_unset_options(args: Any, name: str) -> None:
+    """Set each of :data:`OPTION_NAMES` that is None on ``args`` (an argparse namespace) from preset ``name``."""
+    chosen = preset(name)
+    for option in OPTION_NAMES:
+        if getattr(args, option) is None:
+            setattr(args, option, getattr(chosen, option))
 
 
 _DEFAULTS = PropagationParams()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -212,16 +212,25 @@ def _rgb(value: Any, what: str, where: str) -> tuple[int, int, int]:
     return tuple(_int(c, what, where, 0, 255) for c in value)  # type: ignore[return-value]
 
 
-def _parse_keypoints(raw: Any, where: str) -> tuple[KeypointInfo, ...]:
+def _entries_by_id(raw: Any, where: str, field: str, kind: str, article: str, max_id: int
+                   ) -> Iterator[tuple[int, dict]]:
+    """The entries of list ``field`` (objects or keypoints), each a dict with a new id in 1..max_id."""
     if not isinstance(raw, list):
-        raise ProjectError(f"{where}: 'keypoints' must be a list")
-    keypoints: dict[int, KeypointInfo] = {}
+        raise ProjectError(f"{where}: '{field}' must be a list")
+    seen: set[int] = set()
     for entry in raw:
         if not isinstance(entry, dict):
-            raise ProjectError(f"{where}: a keypoint entry must be an object, got {_short(entry)}")
-        i = _int(entry.get("id"), "keypoint id", where, 1, MAX_KEYPOINT_ID)
-        if i in keypoints:
-            raise ProjectError(f"{where}: keypoint id {i} is listed twice")
+            raise ProjectError(f"{where}: {article} {kind} entry must be an object, got {_short(entry)}")
+        i = _int(entry.get("id"), f"{kind} id", where, 1, max_id)
+        if i in seen:
+            raise ProjectError(f"{where}: {kind} id {i} is listed twice")
+        seen.add(i)
+        yield i, entry
+
+
+def _parse_keypoints(raw: Any, where: str) -> tuple[KeypointInfo, ...]:
+    keypoints: dict[int, KeypointInfo] = {}
+    for i, entry in _entries_by_id(raw, where, "keypoints", "keypoint", "a", MAX_KEYPOINT_ID):
         name = _str(entry.get("name"), f"name of keypoint {i}", where)
         if not name.strip() or any(k.name == name for k in keypoints.values()):
             raise ProjectError(f"{where}: keypoint {i} needs a name of its own, got {_short(name)}")
@@ -274,15 +283,8 @@ def _parse_points(raw: Any, keypoint_ids: set[int], hw: tuple[int, int], num_fra
 
 
 def _parse_objects(raw: Any, where: str) -> tuple[ObjectInfo, ...]:
-    if not isinstance(raw, list):
-        raise ProjectError(f"{where}: 'objects' must be a list")
     objects: dict[int, ObjectInfo] = {}
-    for entry in raw:
-        if not isinstance(entry, dict):
-            raise ProjectError(f"{where}: an object entry must be an object, got {_short(entry)}")
-        i = _int(entry.get("id"), "object id", where, 1, MAX_OBJECT_ID)
-        if i in objects:
-            raise ProjectError(f"{where}: object id {i} is listed twice")
+    for i, entry in _entries_by_id(raw, where, "objects", "object", "an", MAX_OBJECT_ID):
         name = _str(entry.get("name", f"object {i}"), f"name of object {i}", where)
         rgb = _rgb(entry.get("color", list(palette_color(i))), f"colour of object {i}", where)
         visible = entry.get("visible", True)
