@@ -20,7 +20,7 @@ from annotator.core.atomic import atomic_write_text
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.part_groups import parse_part_groups
-from annotator.core.propagation import PropagationParams
+from annotator.core.propagation import FUSIONS, PropagationParams
 from annotator.core.upsampling import UPSAMPLE_MODES
 
 _DEFAULTS = PropagationParams()
@@ -64,6 +64,12 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")
+    g.add_argument("--both-ways", action=argparse.BooleanOptionalAction, default=_DEFAULTS.both_ways,
+                   help="fill the frames between two reference masks from both and fuse them; --no-both-ways: "
+                        "each frame sees only the references behind it (default: on)")
+    g.add_argument("--fusion", choices=FUSIONS, default=_DEFAULTS.fusion,
+                   help="how the two directions are fused: distance weights, or those times each direction's "
+                        "confidence per position (default %(default)s)")
     if label_maps:
         g.add_argument("--part-groups", default="", metavar="SPEC",
                        help="object ids that are parts of one whole, e.g. 1-25,26-50 or 1-3+7,8-12: groups "
@@ -100,6 +106,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
                                precision=args.precision, flow=args.flow,
+                               both_ways=args.both_ways, fusion=args.fusion,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()
     return params
@@ -247,7 +254,7 @@ def _format_table(rows: list[dict], columns: Sequence[str]) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from annotator.core import davis
-    from annotator.core.evaluation import evaluate_davis_sequence
+    from annotator.core.evaluation import evaluate_davis_sequence, keyframe_indices
     from annotator.core.metrics import summarize
 
     params = _params(args)
@@ -260,13 +267,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.grid:
         return _eval_grid(args, params, names)
     backbone = _backbone(args)
-    total = sum(len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) - 1 for n in names)
+    lengths = [len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) for n in names]
+    total = sum(n - (1 if args.keyframes is None else len(keyframe_indices(list(range(n)), args.keyframes)))
+                for n in lengths)
     runs = []
     with _progress(total, "eval", args.quiet) as bar:
         for name in names:
             bar.set_postfix_str(name)
             runs.append(evaluate_davis_sequence(args.root, name, backbone, params, short_side=args.short_side or None,
-                                                feature_cache=args.feature_cache,
+                                                feature_cache=args.feature_cache, keyframes=args.keyframes,
                                                 resolution=args.resolution, write_dir=args.save_masks,
                                                 on_frame=lambda _i: bar.update(1)))
     rows = [{"sequence": r.scores.name, "J": r.scores.j_mean, "F": r.scores.f_mean, "J&F": r.scores.jf,
@@ -435,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "ablations) instead of every combination")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write per-frame metrics (CSV) and a plot of the curves (PNG) per sequence here")
+    p.add_argument("--keyframes", type=int, default=None, metavar="K",
+                   help="keyframe protocol: the ground truth of every K-th frame and of the last frame are the "
+                        "references, every other frame is scored (default: the first frame only, DAVIS protocol)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_factor_options(p)
     p.set_defaults(func=cmd_eval)

@@ -11,7 +11,8 @@ import numpy as np
 
 from annotator.core import davis
 from annotator.core.features import FeatureStore
-from annotator.core.labels import read_mask_folder, write_mask_folder
+from annotator.core.errors import UsageError
+from annotator.core.labels import object_ids, read_mask_folder, write_mask_folder
 from annotator.core.metrics import SequenceScores, evaluate_sequence
 from annotator.core.pipeline import propagate_video
 from annotator.core.propagation import PropagationParams
@@ -45,19 +46,25 @@ def evaluate_davis_sequence(
     write_dir: str | Path | None = None,
     on_frame: Callable[[int], None] | None = None,
     feature_cache: str | Path | None = None,
+    keyframes: int | None = None,
 ) -> SequenceRun:
-    """Propagate sequence ``name`` from its first annotated frame and score it against its annotations."""
+    """Propagate sequence ``name`` from its first annotated frame and score it against its annotations.
+
+    With ``keyframes`` K the references are the ground truth of every K-th frame and of the last
+    frame, and every other frame is scored (the keyframe protocol of :func:`keyframe_indices`).
+    """
     gt = read_mask_folder(davis.annotations_dir(root, name, resolution))
     first = min(gt)
+    references = {first: gt[first]} if keyframes is None else {i: gt[i] for i in keyframe_indices(sorted(gt), keyframes)}
     with open_video(davis.frames_dir(root, name, resolution)) as video:
         # read-ahead: the backbone of the next frames overlaps the propagation (1.15x on 2 cores),
         # so the per-stage timings below are busy times that may add up to more than the wall time
         store = FeatureStore(video, backbone, short_side=short_side, disk_cache=feature_cache, read_ahead=True)
-        predictions: dict[int, np.ndarray] = {first: gt[first]}
+        predictions: dict[int, np.ndarray] = dict(references)
         run_timings: dict[str, float] = {}
         start = time.perf_counter()
         try:
-            for result in propagate_video(store, {first: gt[first]}, len(video), params, output_hw=video.hw,
+            for result in propagate_video(store, references, len(video), params, output_hw=video.hw,
                                           timings=run_timings, frames=video.frame):
                 predictions[result.index] = result.labels
                 if on_frame is not None:
@@ -69,5 +76,17 @@ def evaluate_davis_sequence(
     timings["other"] = max(0.0, seconds - sum(timings.values()))
     if write_dir is not None:
         write_mask_folder(Path(write_dir) / name, predictions)
-    scores = evaluate_sequence(predictions, gt, name=name)
-    return SequenceRun(scores, len(predictions) - 1, seconds, timings)
+    if keyframes is None:
+        scores = evaluate_sequence(predictions, gt, name=name)
+    else:  # the objects of the first frame, scored on every frame that is not a keyframe
+        scored = {i: m for i, m in gt.items() if i not in references}
+        scores = evaluate_sequence(predictions, scored, name=name, object_ids=object_ids(gt[first]),
+                                   skip_first_last=False)
+    return SequenceRun(scores, len(predictions) - len(references), seconds, timings)
+
+
+def keyframe_indices(frames: list[int], every: int) -> list[int]:
+    """The keyframes of the keyframe protocol: every ``every``-th of ``frames`` (from the first) and the last."""
+    if every < 1:
+        raise UsageError(f"--keyframes must be >= 1, got {every}")
+    return sorted({*frames[::every], frames[-1]})

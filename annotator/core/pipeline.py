@@ -1,8 +1,10 @@
 """Whole-video jobs over the propagation engine: every frame of a video from a set of references.
 
-The GUI propagates range by range (from a reference to the next one); the command line and the
-evaluation need the whole video: forward from the earliest reference to the end, passing every
-later reference as context, then backward from the earliest reference to frame 0.
+The command line, the batch and the evaluation need the whole video. With ``params.both_ways``
+(the default) each span between two references is filled from both ends and fused
+(:mod:`annotator.core.keyframes`); the frames after the last reference are propagated forward from
+it and those before the first backward from it. Without it the run goes forward from the earliest
+reference to the end, passing every later reference as context, then backward to frame 0.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from annotator.core.errors import UsageError
+from annotator.core.keyframes import fill_span, spans
 from annotator.core.propagation import FeatureSource, FrameResult, PropagationParams, label_ids_of, propagate
 
 
@@ -40,7 +43,8 @@ def propagate_video(
     timings: dict[str, float] | None = None,
     frames=None,
 ) -> Iterator[FrameResult]:
-    """Yield a result for every frame of the video that is not a reference, forward then backward.
+    """Yield a result for every frame of the video that is not a reference: the spans between
+    references in order, then the frames after the last reference, then those before the first.
 
     ``engine`` replaces the local-window engine (benchmarks pass the naive one); ``timings`` and
     ``frames`` are passed on to :func:`propagate`.
@@ -50,8 +54,18 @@ def propagate_video(
         label_ids = label_ids_of(list(references.values()))
     if output_hw is None:
         output_hw = tuple(references[first].shape[:2])  # type: ignore[assignment]
-    options = {"engine": engine} if engine is not None else {}
-    for stop in (num_frames, -1):
-        yield from propagate(features, references, first, stop, params, output_hw=output_hw,
-                             label_ids=label_ids, stop_at_next_reference=False, timings=timings,
-                             frames=frames, **options)
+    options = dict(output_hw=output_hw, label_ids=label_ids, timings=timings, frames=frames)
+    if engine is not None:
+        options["engine"] = engine
+    if not params.both_ways:
+        for stop in (num_frames, -1):
+            yield from propagate(features, references, first, stop, params, stop_at_next_reference=False, **options)
+        return
+    # every span's context holds only its own keyframes, so a correction changes only the frames of
+    # the span it falls in, and the cost of a frame does not grow with the number of references
+    for span in spans(list(references), num_frames):
+        if span.both_ways:
+            yield from fill_span(features, references, span.first, span.last, params, **options)
+    last = max(references)
+    yield from propagate(features, references, last, num_frames, params, context_references=[last], **options)
+    yield from propagate(features, references, first, -1, params, context_references=[first], **options)

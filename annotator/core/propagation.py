@@ -42,6 +42,8 @@ from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labe
 ContextLabels = Literal["soft", "hard"]
 Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+Fusion = Literal["distance", "confidence"]
+FUSIONS: tuple[str, ...] = ("distance", "confidence")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,12 @@ class PropagationParams:
     flow: float = 0.0
     """Weight in [0, 1] of the optical-flow cue (:mod:`annotator.core.flow`) mixed into each frame's
     soft labels where forward and backward flow agree; 0 = off (features only)."""
+    both_ways: bool = True
+    """Frames between two references are propagated from both and fused (:mod:`annotator.core.keyframes`);
+    False: each run looks only at the references behind it (frames before the next keyframe ignore it)."""
+    fusion: Fusion = "confidence"
+    """How the two directions of a span are fused: ``distance`` weights, or ``confidence`` (distance
+    weights times each direction's top-2 margin, per cell) (:func:`annotator.core.keyframes.fuse`)."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -112,6 +120,8 @@ class PropagationParams:
             raise UsageError(f"context labels must be 'soft' or 'hard', got {self.context_labels!r}")
         if not 0 <= self.flow <= 1:
             raise UsageError(f"flow weight must be between 0 and 1, got {self.flow}")
+        if self.fusion not in FUSIONS:
+            raise UsageError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         check_part_groups(self.part_groups)
 
 
@@ -137,6 +147,10 @@ class FrameResult:
     soft: torch.Tensor
     """(L, h, w) float32 probabilities on the feature grid, on the CPU; channel j is label_ids[j]."""
     label_ids: tuple[int, ...]
+    keyframes: int = 1
+    """From how many keyframes the labels came: 1 = one direction, 2 = fused from both ends of a span."""
+    provisional: bool = False
+    """One direction of a span that is still to be fused (shown while the run goes on, then replaced)."""
 
     def confidence(self) -> torch.Tensor:
         """(h, w) margin between the two most probable labels: 0 = undecided, 1 = certain."""
@@ -445,6 +459,8 @@ def propagate(
     engine: Callable[[torch.Tensor, Sequence[ContextFrame], PropagationParams], torch.Tensor] = propagate_frame,
     timings: dict[str, float] | None = None,
     frames: Callable[[int], np.ndarray] | None = None,
+    context_references: Sequence[int] | None = None,
+    combine: Callable[[int, torch.Tensor], tuple[torch.Tensor, int]] | None = None,
 ) -> Iterator[FrameResult]:
     """Propagate the labels of reference frame ``start`` towards ``stop`` (exclusive), one frame at a time.
 
@@ -459,6 +475,12 @@ def propagate(
     ``timings`` is given, seconds spent in the engine ("propagation") and in upsampling and argmax
     ("upsample") are added to it (on a GPU without synchronising, so they are launch times there).
     ``frames(i)`` gives the RGB frame i, needed by ``params.upsample == "guided"`` and ``params.flow > 0``.
+
+    ``context_references`` replaces the references of the context (default: ``start`` and every
+    reference behind the run); ``start`` is always among them. ``combine(index, soft)`` returns the
+    soft labels to use for frame ``index`` in place of the engine's (and from how many keyframes they
+    came): the keyframe fill (:mod:`annotator.core.keyframes`) fuses the other direction's labels
+    there; the combined labels are what is yielded and what joins the context.
     """
     params.validate()
     if params.upsample == "guided" and frames is None:
@@ -481,7 +503,9 @@ def propagate(
         grid_labels = labels_to_grid(references[index], label_ids, tuple(feats.shape[1:]), feats.device)
         return ContextFrame(index, feats, grid_labels.to(feats.dtype), params.radius_for_references)
 
-    refs = [reference_frame(start), *(reference_frame(i) for i in references_behind(references, start, step))]
+    if context_references is None:
+        context_references = references_behind(references, start, step)
+    refs = [reference_frame(start), *(reference_frame(i) for i in dict.fromkeys(context_references) if i != start)]
     recent: deque[ContextFrame] = deque(maxlen=params.context * params.context_stride)
     cue = FlowCue(frames) if params.flow > 0 and frames is not None else None
     previous = references[start]  # label map of frame index - step, which the flow cue warps
@@ -503,6 +527,9 @@ def propagate(
             if timings is not None:
                 timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
                 t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
+        keyframes = 1
+        if combine is not None:
+            soft, keyframes = combine(index, soft)
         t1 = time.perf_counter()
         frame = frames(index) if params.upsample == "guided" else None
         labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame, params.part_groups)
@@ -516,4 +543,4 @@ def propagate(
             else:
                 ctx_labels = soft.to(target.dtype)
             recent.append(ContextFrame(index, target, ctx_labels, True))
-        yield FrameResult(index, labels, soft.float().cpu(), label_ids)
+        yield FrameResult(index, labels, soft.float().cpu(), label_ids, keyframes)

@@ -39,7 +39,11 @@ def test_reusing_the_feature_store_computes_no_frame_twice(tmp_path, lite0):
         first = [r.labels for r in propagate_video(store, {0: truth[0]}, len(video))]
         computed = store.computed
         corrected = {0: truth[0], 3: truth[3]}
-        second = {r.index: r.labels for r in propagate_video(store, corrected, len(video))}
+        one_way = {r.index: r.labels for r in propagate_video(store, corrected, len(video),
+                                                              PropagationParams(both_ways=False))}
+        both = {r.index: r for r in propagate_video(store, corrected, len(video))}
     assert computed == 6 and store.computed == 6
-    assert sorted(second) == [1, 2, 4, 5]
-    assert all(np.array_equal(first[i - 1], second[i]) for i in (1, 2))
+    assert sorted(one_way) == sorted(both) == [1, 2, 4, 5]
+    # one way, the frames before the correction do not see it; both ways, they are fused from both keyframes
+    assert all(np.array_equal(first[i - 1], one_way[i]) for i in (1, 2))
+    assert [both[i].keyframes for i in (1, 2, 4, 5)] == [2, 2, 1, 1]

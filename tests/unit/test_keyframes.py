@@ -1,0 +1,137 @@
+"""Keyframe spans filled from both ends: the split into spans, the fusion, bounded memory, and that
+a span filled both ways beats either end alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from annotator.core.keyframes import SoftBuffer, Span, fill_span, fuse, spans
+from annotator.core.pipeline import propagate_video
+from annotator.core.propagation import PropagationParams, propagate
+
+H, W, CELL = 8, 12, 8  # feature grid and pixels per cell
+
+
+def test_spans_cut_the_video_at_its_references():
+    assert spans([3, 7], 10) == [Span(None, 3, 10), Span(3, 7, 10), Span(7, None, 10)]
+    assert [list(s.frames) for s in spans([3, 7], 10)] == [[0, 1, 2], [4, 5, 6], [8, 9]]
+    assert [s.both_ways for s in spans([3, 7], 10)] == [False, True, False]
+    # adjacent references, a reference on the first and on the last frame: no empty span
+    assert spans([0, 1, 5, 9], 10) == [Span(1, 5, 10), Span(5, 9, 10)]
+
+
+def test_fusion_weights():
+    fw = torch.tensor([[[0.9]], [[0.1]]])  # forward: background, decided
+    bw = torch.tensor([[[0.3]], [[0.7]]])  # backward: object, less decided
+    assert torch.allclose(fuse(fw, bw, 1.0, "distance"), fw)
+    assert torch.allclose(fuse(fw, bw, 0.0, "distance"), bw)
+    assert torch.allclose(fuse(fw, bw, 0.25, "distance"), 0.25 * fw + 0.75 * bw)
+    # confidence: the decided direction outweighs the undecided one although it is further away
+    assert fuse(fw, bw, 0.25, "confidence")[0, 0, 0] > 0.5
+    assert fuse(fw, bw, 0.25, "distance")[0, 0, 0] < 0.5
+    with pytest.raises(ValueError, match="fusion"):
+        fuse(fw, bw, 0.5, "vote")
+
+
+def test_soft_buffer_spills_to_a_file_beyond_its_budget():
+    frames = range(10, 20)
+    soft = [torch.rand(3, 4, 5) for _ in frames]
+    small, big = SoftBuffer(frames, (3, 4, 5), max_bytes=100), SoftBuffer(frames, (3, 4, 5))
+    assert small.on_disk and not big.on_disk
+    for buffer in (small, big):
+        assert buffer.get(12) is None
+        for i, s in zip(frames, soft):
+            buffer.put(i, s)
+        for i, s in zip(frames, soft):
+            assert torch.allclose(buffer.get(i), s, atol=1e-3)  # float16
+        buffer.close()
+
+
+class SwitchingFeatures:
+    """Features of a clip whose object changes its look half-way through a span.
+
+    Background cells keep one random code each; the object (a block of cells moving one cell right
+    per frame) has code ``u`` before frame ``switch`` and an unrelated code ``v`` from it on. A run
+    from the first frame cannot recognise the object after the switch, a run from the last frame not
+    before it; only both together label every frame.
+    """
+
+    def __init__(self, n: int, switch: int, seed: int = 0) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.background = F.normalize(torch.randn(16, H, W, generator=gen), dim=0)
+        self.u, self.v = F.normalize(torch.randn(2, 16, generator=gen), dim=1)
+        self.n, self.switch = n, switch
+
+    def box(self, t: int) -> tuple[slice, slice]:
+        return slice(2, 6), slice(1 + t // 2, 4 + t // 2)
+
+    def __call__(self, t: int) -> torch.Tensor:
+        feats = self.background.clone()
+        ys, xs = self.box(t)
+        code = self.u if t < self.switch else self.v
+        feats[:, ys, xs] = code[:, None, None] + 0.05 * torch.randn(16, 4, 3, generator=torch.Generator().manual_seed(t))
+        return F.normalize(feats, dim=0)
+
+    def mask(self, t: int) -> np.ndarray:
+        m = np.zeros((H * CELL, W * CELL), np.uint8)
+        ys, xs = self.box(t)
+        m[ys.start * CELL: ys.stop * CELL, xs.start * CELL: xs.stop * CELL] = 1
+        return m
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+@pytest.mark.parametrize("fusion", ["distance", "confidence"])
+def test_a_span_filled_from_both_ends_beats_either_end_alone(fusion):
+    clip = SwitchingFeatures(n=12, switch=6)
+    refs = {0: clip.mask(0), 11: clip.mask(11)}
+    params = PropagationParams(context=3, radius=3, fusion=fusion)
+    one_way = PropagationParams(context=3, radius=3, both_ways=False)
+
+    def mean_iou(results) -> float:
+        got = {r.index: r.labels for r in results}
+        assert sorted(got) == list(range(1, 11))
+        return float(np.mean([iou(got[t] == 1, clip.mask(t) == 1) for t in range(1, 11)]))
+
+    forward = mean_iou(propagate(clip, refs, 0, 11, one_way, context_references=[]))
+    backward = mean_iou(propagate(clip, refs, 11, 0, one_way, context_references=[]))
+    both = mean_iou(fill_span(clip, refs, 0, 11, params))
+    assert forward < 0.75 and backward < 0.75  # each end alone loses the object on half the span
+    assert both > 0.9
+    assert both > max(forward, backward) + 0.2
+    # the whole-video run fills the span the same way, and marks the frames as from two keyframes
+    video = list(propagate_video(clip, refs, 12, params))
+    assert all(r.keyframes == 2 for r in video)
+    assert mean_iou(video) == pytest.approx(both)
+
+
+def test_a_correction_changes_only_the_frames_of_its_span():
+    clip = SwitchingFeatures(n=16, switch=6)
+    refs = {2: clip.mask(2), 9: clip.mask(9), 13: clip.mask(13)}
+    params = PropagationParams(context=3, radius=3)
+    before = {r.index: r for r in propagate_video(clip, refs, 16, params)}
+    corrected = {**refs, 5: clip.mask(5)}
+    after = {r.index: r for r in propagate_video(clip, corrected, 16, params)}
+    assert sorted(before) == sorted(set(range(16)) - {2, 9, 13})
+    assert sorted(after) == sorted(set(before) - {5})
+    for t in after:
+        same = np.array_equal(before[t].labels, after[t].labels) and torch.equal(before[t].soft, after[t].soft)
+        assert same == (not 2 < t < 9), t  # the span (2, 9) is re-filled, every other frame is as before
+    # one-way frames before the first and after the last reference come from one keyframe
+    assert {t for t, r in after.items() if r.keyframes == 1} == {0, 1, 14, 15}
+
+
+def test_provisional_results_come_first_and_are_flagged():
+    clip = SwitchingFeatures(n=8, switch=4)
+    refs = {0: clip.mask(0), 7: clip.mask(7)}
+    seen = []
+    results = list(fill_span(clip, refs, 0, 7, PropagationParams(context=2, radius=3), provisional=True,
+                             on_backward=lambda r: seen.append(r.index)))
+    assert [r.index for r in results] == [6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6]
+    assert [r.provisional for r in results] == [True] * 6 + [False] * 6
+    assert seen == [6, 5, 4, 3, 2, 1]
