@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from annotator.core.errors import UsageError
-from annotator.core.keyframes import fill_span, spans
+from annotator.core.keyframes import Span, fill_span, spans
 from annotator.core.propagation import FeatureSource, FrameResult, PropagationParams, label_ids_of, propagate
 
 
@@ -61,11 +61,27 @@ def propagate_video(
         for stop in (num_frames, -1):
             yield from propagate(features, references, first, stop, params, stop_at_next_reference=False, **options)
         return
-    # every span's context holds only its own keyframes, so a correction changes only the frames of
-    # the span it falls in, and the cost of a frame does not grow with the number of references
     for span in spans(list(references), num_frames):
         if span.both_ways:
-            yield from fill_span(features, references, span.first, span.last, params, **options)
-    last = max(references)
-    yield from propagate(features, references, last, num_frames, params, context_references=[last], **options)
-    yield from propagate(features, references, first, -1, params, context_references=[first], **options)
+            yield from propagate_span(features, references, span, params, **options)
+    for span in spans(list(references), num_frames):  # the one-way ends: after the last, before the first
+        if not span.both_ways:
+            yield from propagate_span(features, references, span, params, **options)
+
+
+def propagate_span(features: FeatureSource, references: Mapping[int, np.ndarray], span: Span,
+                   params: PropagationParams = PropagationParams(), **options) -> Iterator[FrameResult]:
+    """The frames of one span: both ways between two references, one way before the first or after the last.
+
+    A span's context holds only its own keyframes, so a correction changes only the frames of the
+    span it falls in, and the cost of a frame does not grow with the number of references.
+    ``options`` are those of :func:`annotator.core.keyframes.fill_span`.
+    """
+    if span.both_ways:
+        yield from fill_span(features, references, span.first, span.last, params, **options)
+        return
+    for name in ("provisional", "on_backward"):  # a one-way span has nothing to fuse: every result is final
+        options.pop(name, None)
+    start = span.first if span.first is not None else span.last
+    stop = span.num_frames if span.first is not None else -1
+    yield from propagate(features, references, start, stop, params, context_references=[start], **options)
