@@ -487,8 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Propagates the bundled sample clip (40 frames of 640x360, drawn procedurally "
                                    "with its true masks) from its first mask, writes the masks and prints J, F, J&F "
                                    "and frames/s: a check that the install works, no data needed. The options are "
-                                   "eval's; the clip is propagated at its own size (--short-side 0), which keeps the "
-                                   "run near 20 s on 2 CPU cores.")
+                                   "eval's; the clip is propagated at its own size (--short-side 0): about 45 s of CPU "
+                                   "time, 25 s on 2 idle cores.")
     p.add_argument("--out", default=None,
                    help="folder for the NNNNN.png masks (default: a new folder under the temp dir, printed at the end)")
     p.add_argument("--overwrite", action="store_true", help="replace masks already in --out")
