@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from annotator.core.atomic import atomic_write_text
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
@@ -23,6 +24,9 @@ from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import PropagationParams
 from annotator.core.upsampling import UPSAMPLE_MODES
+
+if TYPE_CHECKING:
+    from annotator.core.evaluation import SequenceRun
 
 _DEFAULTS = PropagationParams()
 
@@ -250,7 +254,7 @@ _SCORE_COLUMNS = ("sequence", "J", "F", "J&F", "frames", "frames/s")
 """The columns of the score table of ``eval`` and ``demo`` (printed, and written by ``--csv``)."""
 
 
-def _print_scores(runs, backbone, params: PropagationParams) -> list[dict]:
+def _print_scores(runs: Sequence[SequenceRun], backbone, params: PropagationParams) -> list[dict]:
     """Print the settings and the table of J, F, J&F, frames and frames/s per sequence, then their mean
     (the dataset mean of ``metrics.summarize``); returns the rows, the mean last."""
     from annotator.core.metrics import summarize
@@ -486,8 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="propagate the bundled sample clip and print J, F, J&F against its ground truth",
                        description="Propagates the bundled sample clip (40 frames of 640x360, drawn procedurally "
                                    "with its true masks) from its first mask, writes the masks and prints J, F, J&F "
-                                   "and frames/s: a check that the install works, no data needed. The options are "
-                                   "eval's; the clip is propagated at its own size (--short-side 0): about 45 s of CPU "
+                                   "and frames/s: a check that the install works, no data needed. The propagation and "
+                                   "backbone options are eval's; the clip is propagated at its own size (--short-side 0): about 45 s of CPU "
                                    "time, 25 s on 2 idle cores.")
     p.add_argument("--out", default=None,
                    help="folder for the NNNNN.png masks (default: a new folder under the temp dir, printed at the end)")
