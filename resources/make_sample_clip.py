@@ -2,10 +2,12 @@
 
     python resources/make_sample_clip.py          # writes annotator/resources/sample/
 
-Writes ``sample.mp4`` (40 frames, 640x360, 12 fps, OpenCV 'mp4v') and ``masks/00000.png`` (the
+Writes ``sample.mp4`` (40 frames, 640x360, 12 fps, OpenCV 'mp4v'), ``masks/00000.png`` (the
 DAVIS-palette label map of frame 0: 1 = the disc, 2 = the box), so that a new user can press
-"propagate" right away. Everything is drawn procedurally from a fixed seed: the clip contains no
-third-party material and is licensed like the project (Apache-2.0).
+"propagate" right away, and ``groundtruth/NNNNN.png``, the true label map of every frame (the
+shapes as drawn, before video compression), which ``annotator demo`` scores against. Everything is
+drawn procedurally from a fixed seed, so a rerun rewrites the same bytes (with the same OpenCV): the
+clip contains no third-party material and is licensed like the project (Apache-2.0).
 """
 
 from __future__ import annotations
@@ -51,7 +53,18 @@ def _shapes(t: int) -> tuple[np.ndarray, np.ndarray]:
     return disc.astype(bool), box.astype(bool)
 
 
+def _labels(disc: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The label map of a frame: 1 = the disc, 2 = the box, drawn in front of the disc."""
+    labels = np.zeros((H, W), np.uint8)
+    labels[disc] = 1
+    labels[box] = 2
+    return labels
+
+
 def make_clip(out_dir: Path, seed: int = 7) -> None:
+    """Write the clip, its first-frame mask and its ground truth under ``out_dir``."""
+    from annotator.core.labels import write_mask_folder  # the project's own DAVIS PNG writer
+
     rng = np.random.default_rng(seed)
     bg = _background(rng)
     disc_tex = _texture(rng, (H, W), (214, 92, 48), 6)
@@ -61,27 +74,24 @@ def make_clip(out_dir: Path, seed: int = 7) -> None:
     writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
     if not writer.isOpened():
         raise SystemExit(f"cannot write {video_path}")
-    first_labels = None
+    truth: dict[int, np.ndarray] = {}
     for t in range(FRAMES):
         disc, box = _shapes(t)
         frame = bg.copy()
         # textures move with their shapes: shift by the motion so the pattern is carried along
         frame[disc] = np.roll(disc_tex, (int(55 * np.sin(t / 7.0)), int(9.0 * t)), axis=(0, 1))[disc]
         frame[box] = np.roll(box_tex, (int(2.5 * t), int(-6.5 * t)), axis=(0, 1))[box]  # box in front
-        if t == 0:
-            first_labels = np.zeros((H, W), np.uint8)
-            first_labels[disc] = 1
-            first_labels[box] = 2
+        truth[t] = _labels(disc, box)
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
-    from annotator.core.labels import write_mask  # the project's own DAVIS PNG writer
-
-    (out_dir / "masks").mkdir(exist_ok=True)
-    write_mask(out_dir / "masks" / "00000.png", first_labels)
+    write_mask_folder(out_dir / "masks", {0: truth[0]})
+    write_mask_folder(out_dir / "groundtruth", truth)
 
 
 def main() -> None:
-    default = Path(__file__).resolve().parent.parent / "annotator" / "resources" / "sample"
+    from annotator.core.sample import SAMPLE_DIR
+
+    default = SAMPLE_DIR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=default, help="output folder (default %(default)s)")
     make_clip(parser.parse_args().out)

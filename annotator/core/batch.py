@@ -167,11 +167,14 @@ def read_references(masks: Path, frame: int | None, expected_hw: tuple[int, int]
 
 def check_outputs(jobs: Sequence[BatchJob], overwrite: bool) -> None:
     """Refuse before any work when an output folder already holds masks (unless ``overwrite``)."""
-    if overwrite:
-        return
     for job in jobs:
-        if job.out.is_dir() and any(job.out.glob("*.png")):
-            raise UsageError(f"{job.out} already holds masks; pass --overwrite to replace them")
+        check_output_folder(job.out, overwrite)
+
+
+def check_output_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse (``UsageError``) a mask output folder that already holds masks, unless ``overwrite``."""
+    if not overwrite and folder.is_dir() and any(folder.glob("*.png")):
+        raise UsageError(f"{folder} already holds masks; pass --overwrite to replace them")
 
 
 # ---------------------------------------------------------------------------------------------- running

@@ -1,4 +1,9 @@
-"""Propagate DAVIS sequences from their first ground-truth mask and score them (semi-supervised protocol)."""
+"""Propagate a video from its first ground-truth mask and score it (the DAVIS semi-supervised protocol).
+
+`evaluate_video` is the one run-and-score of a sequence: a video (file or frame folder) beside a
+folder of ground-truth label maps; `evaluate_davis_sequence` finds those two in a DAVIS root, and
+``annotator demo`` passes the bundled sample clip and its ground truth.
+"""
 
 from __future__ import annotations
 
@@ -48,15 +53,38 @@ def evaluate_davis_sequence(
     feature_cache: str | Path | None = None,
     keyframes: int | None = None,
 ) -> SequenceRun:
-    """Propagate sequence ``name`` from its first annotated frame and score it against its annotations.
+    """Propagate DAVIS sequence ``name`` from its first annotated frame (or, with ``keyframes`` K, from
+    its keyframes: :func:`keyframe_indices`) and score it against its annotations; ``write_dir``: the
+    masks go to ``write_dir/name/``."""
+    return evaluate_video(davis.frames_dir(root, name, resolution), davis.annotations_dir(root, name, resolution),
+                          backbone, params, name=name, short_side=short_side,
+                          write_dir=None if write_dir is None else Path(write_dir) / name,
+                          on_frame=on_frame, feature_cache=feature_cache, keyframes=keyframes)
+
+
+def evaluate_video(
+    video_path: str | Path,
+    groundtruth_dir: str | Path,
+    backbone,
+    params: PropagationParams = PropagationParams(),
+    *,
+    name: str,
+    short_side: int | None = 480,
+    write_dir: str | Path | None = None,
+    on_frame: Callable[[int], None] | None = None,
+    feature_cache: str | Path | None = None,
+    keyframes: int | None = None,
+) -> SequenceRun:
+    """Propagate ``video_path`` (a video file or frame folder) from the first label map of ``groundtruth_dir``
+    (``NNNNN.png``) and score every frame against that folder; ``write_dir``: the masks go there as ``NNNNN.png``.
 
     With ``keyframes`` K the references are the ground truth of every K-th frame and of the last
-    frame, and every other frame is scored (the keyframe protocol of :func:`keyframe_indices`).
+    frame, and every other frame is scored (the keyframe protocol).
     """
-    gt = read_mask_folder(davis.annotations_dir(root, name, resolution))
+    gt = read_mask_folder(groundtruth_dir)
     first = min(gt)
     references = {first: gt[first]} if keyframes is None else {i: gt[i] for i in keyframe_indices(sorted(gt), keyframes)}
-    with open_video(davis.frames_dir(root, name, resolution)) as video:
+    with open_video(video_path) as video:
         # read-ahead: the backbone of the next frames overlaps the propagation (1.15x on 2 cores),
         # so the per-stage timings below are busy times that may add up to more than the wall time
         store = FeatureStore(video, backbone, short_side=short_side, disk_cache=feature_cache, read_ahead=True)
@@ -75,7 +103,7 @@ def evaluate_davis_sequence(
         timings = {**store.timings, **run_timings}
     timings["other"] = max(0.0, seconds - sum(timings.values()))
     if write_dir is not None:
-        write_mask_folder(Path(write_dir) / name, predictions)
+        write_mask_folder(write_dir, predictions)
     if keyframes is None:
         scores = evaluate_sequence(predictions, gt, name=name)
     else:  # the objects of the first frame, scored on every frame that is not a keyframe

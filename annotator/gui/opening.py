@@ -16,11 +16,8 @@ import numpy as np
 
 from annotator.core.errors import MaskError, UsageError
 from annotator.core.labels import read_mask, read_mask_folder, resize_labels
+from annotator.core.sample import SAMPLE_MASKS, SAMPLE_VIDEO
 from annotator.core.video import VideoSource, open_video
-
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "resources" / "sample"
-SAMPLE_VIDEO = SAMPLE_DIR / "sample.mp4"
-SAMPLE_MASKS = SAMPLE_DIR / "masks"
 
 
 @dataclass
