@@ -28,7 +28,10 @@ def test_a_window_moves_cycle_collection_to_the_gui_thread(qtbot, make_window):
             collected_in.append(threading.current_thread().name)
 
     def worker() -> None:  # a worker thread makes garbage in cycles and plenty of allocations
-        for _ in range(50):
+        # more cycles than the first generation's threshold (700): the count of live containers stays
+        # above it until a collection, so the GUI thread's timer finds a collection due (temporary
+        # lists alone are freed again and leave the count where it was: the test then waited in vain)
+        for _ in range(2 * gc.get_threshold()[0]):
             Watched()
         [[object() for _ in range(50)] for _ in range(2000)]
 
