@@ -381,8 +381,7 @@ class DiagnosticsController(QObject):
         self.learn_from_corrections()
         s = self.propagation.settings
         self.factors_panel.show_settings(s)
-        go_on = info.stop in (-1, self.model.num_frames)
-        self._last_plan = (info.start, info.direction, go_on)
+        self._last_plan = (info.start, info.direction, info.go_on)
         self._run = {"frames": [], "t0": time.perf_counter(), "fps": float("nan"),
                      "settings": {"backbone": s.backbone, "short_side": s.short_side, **dataclasses.asdict(s.params)}}
 
