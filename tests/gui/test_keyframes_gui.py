@@ -8,7 +8,7 @@ import pytest
 
 from annotator.core.annotation import FrameState
 from annotator.gui.propagation import Leg, plan_legs
-from gui_helpers import run_propagation, square_clip
+from gui_helpers import FakeBackbone, run_propagation, square_clip
 
 pytestmark = pytest.mark.gui
 
@@ -78,10 +78,11 @@ def test_spans_are_filled_from_both_ends_and_the_timeline_marks_them(qtbot, make
 
 
 def test_correction_inside_a_span_refills_both_halves_only_with_cached_features(qtbot, make_window):
-    w = _filled_window(qtbot, make_window)
+    backbone = FakeBackbone()
+    w = _filled_window(qtbot, make_window, backbone)
     m = w.model
     store = w.propagation.store_for_current_video()
-    computed = store.computed
+    computed, seen = store.computed, backbone.frames_seen
     _correct_frame_3(w)
     before = _snapshot(m)
     shown, progress = [], []
@@ -93,7 +94,9 @@ def test_correction_inside_a_span_refills_both_halves_only_with_cached_features(
     # one progress bar: each half's provisional backward frames are shown, then replaced by fused ones
     assert shown == [(2, 1), (1, 1), (1, 2), (2, 2), (5, 1), (4, 1), (4, 2), (5, 2)]
     assert progress == [(k, 8) for k in range(1, 9)]
-    assert store.computed == computed  # no frame went through the backbone again
+    # no frame went through the backbone again: the video's feature store was reused
+    assert w.propagation.store_for_current_video() is store and store.computed == computed
+    assert backbone.frames_seen == seen
     _assert_same(m, before, [0, 3, *range(6, N)])  # outside the span nothing changed
     for half in ((1, 2), (4, 5)):  # both halves were filled again (the frames before the correction too)
         assert any(not np.array_equal(m.labels(i), before[i][0]) for i in half), half
