@@ -126,6 +126,7 @@ def test_cancel_of_a_both_ways_fill_leaves_the_model_as_before(qtbot, make_windo
     _correct_frame_3(w)
     before = _snapshot(m)
     undo_stack = list(m.history.undo_stack)
+    uncertainty = dict(w.diagnostics.uncertainty)
     seen = []
 
     def cancel_mid_span(i: int) -> None:
@@ -140,4 +141,5 @@ def test_cancel_of_a_both_ways_fill_leaves_the_model_as_before(qtbot, make_windo
     assert len(seen) == 3
     _assert_same(m, before)  # no provisional nor half-fused frame is left
     assert m.history.undo_stack == undo_stack and not m.history.can_redo  # and no undo step
+    assert w.diagnostics.uncertainty == uncertainty  # the suggestion reads the frames as they are again
     assert not w.propagation.running and not w.status.progress.isVisible()
