@@ -7,7 +7,9 @@ the :class:`~annotator.core.undo.Change` it made so that the caller can record i
 
 Label maps are kept at the video's ORIGINAL resolution (what is exported); a frame without one is
 empty. Painting on a frame turns it into a reference frame: a person's work, never overwritten by
-propagation.
+propagation. A propagated frame also records from how many keyframes its labels came
+(:meth:`AnnotationModel.keyframes`: 2 when a span between two references was filled from both ends
+and fused, 1 for one direction); it is part of each change, so undo and redo keep it.
 
 Keypoints live beside the masks, with the same rules: named keypoints (like objects), and per
 frame either reference points (placed by a person) or propagated points with a confidence.
@@ -72,7 +74,7 @@ class ModelEvents:
         self.video_changed = Event("video_changed")  # ()
         self.objects_changed = Event("objects_changed")  # ()
         self.labels_changed = Event("labels_changed")  # (frame, box or None = whole frame)
-        self.frame_state_changed = Event("frame_state_changed")  # (frame, FrameState)
+        self.frame_state_changed = Event("frame_state_changed")  # (frame, FrameState); also its keyframes
         self.current_frame_changed = Event("current_frame_changed")  # (frame)
         self.active_object_changed = Event("active_object_changed")  # (object id or None)
         self.keypoints_changed = Event("keypoints_changed")  # () names, colours, added or removed
@@ -148,6 +150,7 @@ class AnnotationModel:
         self.video: VideoSource | None = None
         self._labels: dict[int, np.ndarray] = {}
         self._states: dict[int, FrameState] = {}
+        self._two_keyframes: set[int] = set()  # propagated frames fused from both ends of a span
         self._objects: dict[int, ObjectInfo] = {}
         self._ids_in_frame: dict[int, frozenset[int]] = {}  # lazily recomputed per frame
         self._current = 0
@@ -165,6 +168,7 @@ class AnnotationModel:
         self.video = video
         self._labels.clear()
         self._states.clear()
+        self._two_keyframes.clear()
         self._ids_in_frame.clear()
         self._objects.clear()
         self._current = 0
@@ -328,13 +332,26 @@ class AnnotationModel:
     def is_reference(self, frame: int) -> bool:
         return self._states.get(frame) is FrameState.REFERENCE
 
-    def set_frame_state(self, frame: int, state: FrameState) -> Change | None:
-        """Change only the state of a frame (e.g. demote a reference to propagated)."""
+    def keyframes(self, frame: int) -> int:
+        """From how many keyframes the labels of ``frame`` came: 2 = fused from both ends of a span,
+        1 = propagated one way, 0 = not propagated (a reference or an empty frame)."""
+        if self._states.get(frame) is not FrameState.PROPAGATED:
+            return 0
+        return 2 if frame in self._two_keyframes else 1
+
+    def _raw_keyframes(self, frame: int) -> int:
+        return 2 if frame in self._two_keyframes else 1
+
+    def set_frame_state(self, frame: int, state: FrameState, keyframes: int | None = None) -> Change | None:
+        """Change only the state of a frame (e.g. demote a reference to propagated), and for a
+        propagated one from how many keyframes it came (None: as it was)."""
         old_state = self.frame_state(frame)
-        if state is old_state:
+        old_keyframes = self._raw_keyframes(frame)
+        new_keyframes = old_keyframes if keyframes is None else keyframes
+        if state is old_state and (state is not FrameState.PROPAGATED or new_keyframes == old_keyframes):
             return None
         empty = np.zeros((0, 0), dtype=np.uint8)
-        change = Change(frame, (0, 0, 0, 0), empty, empty, old_state, state)
+        change = Change(frame, (0, 0, 0, 0), empty, empty, old_state, state, old_keyframes, new_keyframes)
         self.apply_change(change, undo=False)
         return change
 
@@ -370,22 +387,25 @@ class AnnotationModel:
         by0, bx0, by1, bx1 = box
         old = region[by0:by1, bx0:bx1].copy()
         new = np.where(sub[by0:by1, bx0:bx1], np.uint8(value), old)
-        change = Change(frame, (y0 + by0, x0 + bx0, y0 + by1, x0 + bx1), old, new, old_state, new_state)
+        keyframes = self._raw_keyframes(frame)
+        change = Change(frame, (y0 + by0, x0 + bx0, y0 + by1, x0 + bx1), old, new, old_state, new_state,
+                        keyframes, keyframes)
         self.apply_change(change, undo=False)
         return change
 
-    def set_labels(self, frame: int, labels: np.ndarray, state: FrameState) -> Change | None:
-        """Replace the whole label map of ``frame`` (a propagation result, a loaded mask, a clear)."""
+    def set_labels(self, frame: int, labels: np.ndarray, state: FrameState, keyframes: int = 1) -> Change | None:
+        """Replace the whole label map of ``frame`` (a propagation result, a loaded mask, a clear);
+        ``keyframes`` says from how many keyframes a propagated map came (see :meth:`keyframes`)."""
         self._check_frame(frame)
         labels = self._check_labels(labels)
         old_labels = self.labels(frame)
         diff = mask_box(labels != old_labels)
         old_state = self.frame_state(frame)
         if diff is None:
-            return self.set_frame_state(frame, state)
+            return self.set_frame_state(frame, state, keyframes)
         y0, x0, y1, x1 = diff
         change = Change(frame, diff, np.array(old_labels[y0:y1, x0:x1]), np.array(labels[y0:y1, x0:x1]),
-                        old_state, state)
+                        old_state, state, self._raw_keyframes(frame), keyframes)
         self.apply_change(change, undo=False)
         return change
 
@@ -396,6 +416,7 @@ class AnnotationModel:
     def apply_change(self, change: Change, *, undo: bool) -> None:
         """Write the old (undo) or new pixels of a change and its state; emits the events."""
         pixels, state = (change.old, change.old_state) if undo else (change.new, change.new_state)
+        keyframes = change.old_keyframes if undo else change.new_keyframes
         frame = change.frame
         y0, x0, y1, x1 = change.box
         if y1 > y0 and x1 > x0:
@@ -404,14 +425,18 @@ class AnnotationModel:
                 labels = self._labels[frame] = np.zeros(self.hw, dtype=np.uint8)
             labels[y0:y1, x0:x1] = pixels
             self._ids_in_frame.pop(frame, None)
-        old_state = self.frame_state(frame)
+        old_state, old_keyframes = self.frame_state(frame), self.keyframes(frame)
         if state is FrameState.EMPTY:
             self._states.pop(frame, None)
         else:
             self._states[frame] = state
+        if state is FrameState.PROPAGATED and keyframes >= 2:
+            self._two_keyframes.add(frame)
+        else:  # only propagated frames carry the mark: a reference made of a fused frame loses it
+            self._two_keyframes.discard(frame)
         if y1 > y0 and x1 > x0:
             self.events.labels_changed.emit(frame, change.box)
-        if state is not old_state:
+        if state is not old_state or self.keyframes(frame) != old_keyframes:
             self.events.frame_state_changed.emit(frame, state)
 
     # ---- keypoint names ------------------------------------------------------------------------

@@ -27,7 +27,11 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "PROJECT_FILE", "ProjectData", "Vide
 
 FORMAT_NAME = "annotator-project"
 FORMAT_VERSION = 2
-"""1: masks, objects, frame states. 2: also keypoints (names) and the points of each frame."""
+"""1: masks, objects, frame states. 2: also keypoints (names) and the points of each frame.
+
+Optional keys readers of the same version ignore are no new version: ``frames.two_keyframes``
+(propagated frames fused from both ends of a span; absent = every propagated frame came from one)
+loads as nothing in an older annotator, which loses only the timeline's shade."""
 PROJECT_FILE = "project.json"
 
 
@@ -61,6 +65,8 @@ class ProjectData:
     keypoints: tuple[KeypointInfo, ...] = ()
     points: dict[int, FramePoints] = field(default_factory=dict)
     """Every frame with keypoints: reference points, or propagated points with their confidence."""
+    two_keyframes: frozenset[int] = frozenset()
+    """Propagated frames whose labels were fused from both ends of a span (the others came from one)."""
 
 
 def _now() -> str:
@@ -190,6 +196,10 @@ def parse_project(raw: bytes, where: str = PROJECT_FILE) -> ProjectData:
             if i in states:
                 raise ProjectError(f"{where}: frame {i} is listed twice in 'frames'")
             states[i] = state
+    two_keyframes = frozenset(_frame_list(fr.get("two_keyframes", []), "frames.two_keyframes", where, frames))
+    for i in sorted(two_keyframes):
+        if states.get(i) is not FrameState.PROPAGATED:
+            raise ProjectError(f"{where}: frame {i} is in frames.two_keyframes but not in frames.propagated")
     propagation = data.get("propagation")
     if propagation is not None and not isinstance(propagation, dict):
         raise ProjectError(f"{where}: 'propagation' must be an object or null")
@@ -202,7 +212,7 @@ def parse_project(raw: bytes, where: str = PROJECT_FILE) -> ProjectData:
     keypoints = _parse_keypoints(data.get("keypoints", []), where)
     points = _parse_points(data.get("points", {}), {k.id for k in keypoints}, (h, w), frames, where)
     return ProjectData(video, objects, states, propagation, created, modified, generation, tuple(pending),
-                       keypoints=keypoints, points=points)
+                       keypoints=keypoints, points=points, two_keyframes=two_keyframes)
 
 
 def _rgb(value: Any, what: str, where: str) -> tuple[int, int, int]:
@@ -326,7 +336,8 @@ def project_json_text(model: AnnotationModel, folder: Path, video_hash: str, gen
         "objects": [{"id": o.id, "name": o.name, "color": list(o.color), "visible": o.visible}
                     for o in model.objects],
         "frames": {"reference": by_state[FrameState.REFERENCE], "propagated": by_state[FrameState.PROPAGATED],
-                   "unmarked": by_state[FrameState.EMPTY]},
+                   "unmarked": by_state[FrameState.EMPTY],
+                   "two_keyframes": [i for i in by_state[FrameState.PROPAGATED] if model.keyframes(i) == 2]},
         "propagation": dict(propagation) if propagation is not None else None,
         "pending": sorted(pending),
         "keypoints": [{"id": k.id, "name": k.name, "color": list(k.color)} for k in model.keypoints],

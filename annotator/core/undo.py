@@ -1,7 +1,8 @@
 """Undo and redo of annotation edits, storing what changed rather than snapshots.
 
 A :class:`Change` is one frame's edit: the bounding box of the pixels that changed, the old and
-new pixels inside it, and the frame's old and new state. An :class:`ObjectChange` is an object
+new pixels inside it, and the frame's old and new state (with, for a propagated frame, from how
+many keyframes its labels came). An :class:`ObjectChange` is an object
 added, edited or removed; a :class:`KeypointChange` the same for a keypoint name. A
 :class:`PointsChange` is one frame's keypoints before and after an edit (a frame holds a handful
 of points, so whole-frame snapshots cost nothing and make undo exact). A :class:`Step` groups
@@ -39,6 +40,10 @@ class Change:
     new: np.ndarray
     old_state: FrameState
     new_state: FrameState
+    old_keyframes: int = 1
+    new_keyframes: int = 1
+    """From how many keyframes a propagated frame's labels came (1 or 2; ignored for other states):
+    kept in the change so that undo and redo put back the timeline's two-keyframe marks too."""
 
     @property
     def nbytes(self) -> int:
@@ -182,7 +187,8 @@ def _merge_pixels(frame: int, group: list[Change]) -> _PendingChange:
     touched = np.zeros(new.shape, dtype=bool)
     for c in group:
         touched[c.box[0] - y0:c.box[2] - y0, c.box[1] - x0:c.box[3] - x0] = True
-    return _PendingChange(frame, box, old, new, touched, group[0].old_state, group[-1].new_state)
+    return _PendingChange(frame, box, old, new, touched, group[0].old_state, group[-1].new_state,
+                          group[0].old_keyframes, group[-1].new_keyframes)
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,8 @@ class _PendingChange:
     touched: np.ndarray
     old_state: Any
     new_state: Any
+    old_keyframes: int
+    new_keyframes: int
 
 
 class History:
@@ -239,7 +247,7 @@ class History:
                 current = self._read(c.frame, c.box)
                 old = np.where(c.touched, c.old, current)
                 new = np.where(c.touched, c.new, current)
-                c = Change(c.frame, c.box, old, new, c.old_state, c.new_state)
+                c = Change(c.frame, c.box, old, new, c.old_state, c.new_state, c.old_keyframes, c.new_keyframes)
             changes.append(c)
         if not changes:
             return None

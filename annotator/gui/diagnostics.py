@@ -77,6 +77,9 @@ class DiagnosticsController(QObject):
         self.split = 0.5
         self.target = DEFAULT_TARGET
         self._run: dict | None = None
+        # per frame of the run in progress, its (soft, uncertainty, label ids) before the run's first
+        # result: a cancelled mask run is put back in the model, and its soft labels here with it
+        self._before_run: dict[int, tuple[object, float | None, tuple[int, ...] | None]] = {}
         self._last_plan: tuple[int, int, bool] | None = None  # start, direction, go_on
         self._dirty: set[int] = set()
         self._rescore = QTimer(self, singleShot=True, interval=150)
@@ -381,14 +384,17 @@ class DiagnosticsController(QObject):
         self.learn_from_corrections()
         s = self.propagation.settings
         self.factors_panel.show_settings(s)
-        go_on = info.stop in (-1, self.model.num_frames)
-        self._last_plan = (info.start, info.direction, go_on)
+        self._last_plan = (info.start, info.direction, info.go_on)
+        self._before_run = {}
         self._run = {"frames": [], "t0": time.perf_counter(), "fps": float("nan"),
                      "settings": {"backbone": s.backbone, "short_side": s.short_side, **dataclasses.asdict(s.params)}}
 
     def _on_result(self, item: FrameResult) -> None:
         if self.model.video is None or self.model.is_reference(item.index):
             return  # a person painted it during the run: the result was not applied
+        if self._run is not None and item.index not in self._before_run:
+            i = item.index
+            self._before_run[i] = (self.soft.get(i), self.uncertainty.get(i), self._label_ids.get(i))
         self.soft[item.index] = item.soft
         self.uncertainty[item.index] = frame_uncertainty(item.soft)
         self._label_ids[item.index] = tuple(item.label_ids)
@@ -405,8 +411,11 @@ class DiagnosticsController(QObject):
         if self._run is not None:
             self._run["fps"] = fps
 
-    def _on_run_finished(self, applied: int, _cancelled: bool) -> None:
+    def _on_run_finished(self, applied: int, cancelled: bool) -> None:
         run, self._run = self._run, None
+        before, self._before_run = self._before_run, {}
+        if run is not None and cancelled:
+            self._restore(before)
         if run is None or applied == 0:
             return
         frames = sorted(set(run["frames"]))
@@ -426,6 +435,17 @@ class DiagnosticsController(QObject):
         self.runs.append(record)
         self.runs_panel.set_runs(self.runs)
         self.runs_changed.emit()
+
+    def _restore(self, before: dict[int, tuple[object, float | None, tuple[int, ...] | None]]) -> None:
+        """Soft labels and uncertainty of the frames a cancelled run put back, as they were before it."""
+        for frame, (soft, uncertainty, ids) in before.items():
+            for store, value in ((self.soft, soft), (self.uncertainty, uncertainty), (self._label_ids, ids)):
+                if value is None:
+                    store.pop(frame, None)
+                else:
+                    store[frame] = value
+        self.uncertainty_changed.emit()
+        self._schedule_refresh()
 
     def _on_factors(self) -> None:
         settings = self.factors_panel.settings(self.propagation.settings)

@@ -46,7 +46,7 @@ TOOLBAR_TEXT = {
     "open": "Open", "export": "Export", "undo": "Undo", "redo": "Redo", "tool_brush": "Brush",
     "tool_eraser": "Eraser", "tool_fill": "Fill", "tool_polygon": "Polygon", "tool_erase_object": "Erase object",
     "tool_keypoint": "Keypoint",
-    "outline": "Outline", "toggle_overlay": "Masks", "propagate_forward": "Propagate ▶",
+    "outline": "Outline", "toggle_overlay": "Masks", "propagate_forward": "◀ Propagate ▶",
     "propagate_backward": "◀ Propagate", "mark_reference": "Accept frame", "settings": "Settings",
 }
 
@@ -314,7 +314,7 @@ class MainWindow(QMainWindow):
         st.progress.setRange(0, info.total)
         st.progress.setValue(0)
         what = "keypoints " if info.kind == "keypoints" else ""
-        st.progress.setFormat(f"{'▶' if info.direction > 0 else '◀'} {what}starting…")
+        st.progress.setFormat(f"{info.arrow} {what}starting…")
         st.progress.setVisible(True)
         st.cancel.setVisible(True)
         self._update_history_actions()
@@ -329,10 +329,15 @@ class MainWindow(QMainWindow):
     def _on_propagation_finished(self, applied: int, cancelled: bool) -> None:
         self.status.progress.setVisible(False)
         self.status.cancel.setVisible(False)
-        verb = "Cancelled after" if cancelled else "Propagated"
         info = self.propagation.run_info
-        what = "keypoints on " if info is not None and info.kind == "keypoints" else ""
-        self.statusBar().showMessage(f"{verb} {what}{applied} frame(s) — Ctrl+Z undoes the whole run", 6000)
+        keypoints = info is not None and info.kind == "keypoints"
+        what = "keypoints on " if keypoints else ""
+        if cancelled and not keypoints:  # a cancelled mask run is put back (no provisional frames stay)
+            text = "Cancelled: the frames are as they were before the run"
+        else:
+            verb = "Cancelled after" if cancelled else "Propagated"
+            text = f"{verb} {what}{applied} frame(s) — Ctrl+Z undoes the whole run"
+        self.statusBar().showMessage(text, 6000)
         self._update_history_actions()
 
     # ---- actions -----------------------------------------------------------------------------

@@ -1,15 +1,32 @@
 """Propagation runs from the GUI: the core generator in a background worker, results streamed into the model.
 
 `PropagationController.start(direction)` captures on the GUI thread everything the run needs (a
-copy of the reference label maps, the object ids, the factors, the feature store), runs
-:func:`annotator.core.propagation.propagate` in a :class:`GeneratorWorker`, and applies each
-`FrameResult` to the model on the GUI thread as it arrives. The run is one undo step. A frame a
-person painted while the run was going is never overwritten.
+copy of the reference label maps, the object ids, the factors, the feature store), runs the core
+generators in a :class:`GeneratorWorker`, and applies each `FrameResult` to the model on the GUI
+thread as it arrives. The run is one undo step. A frame a person painted while the run was going
+is never overwritten.
+
+What a run covers (:func:`plan_legs`) with ``params.both_ways`` (the default): the video is cut at
+its references into spans (:func:`annotator.core.keyframes.spans`). P on reference C re-fills the
+spans on both sides of C, Shift+P only the one before C, Alt+P every span from C to the end. A
+span between two references is filled from both ends and fused
+(:func:`annotator.core.keyframes.fill_span`): its backward frames are applied as they come
+(provisional, counted on the one progress bar) and then replaced by the fused ones, which the
+model marks as coming from two keyframes; a span with one reference (before the first, after the
+last) is propagated one way from it. So a correction inside a span splits it, and P there
+re-fills both halves and nothing else. Without ``both_ways``, P goes forward to the next
+reference, Shift+P backward to the previous one, Alt+P forward through references to the end.
+
+Cancel (Esc) of a mask run puts the model back as it was before the run (the transaction is
+reverted, except on frames a person painted meanwhile): a half-filled span would otherwise keep
+provisional one-direction frames beside fused ones. Features computed so far stay in the store,
+so running again is quick.
 
 `start_keypoints()` runs :func:`annotator.core.keypoints.propagate_keypoints_video` the same way:
 the placed keypoints go through the whole video (forward from the first frame with keypoints, then
 back to frame 0), replacing the propagated points of every other frame; also one undo step, with
-the same progress, cancel and feature store. It is its own action rather than part of the mask
+the same progress and feature store; a cancelled keypoint run keeps the frames it did (it has no
+provisional frames). It is its own action rather than part of the mask
 run: mask runs go from one reference to the next, keypoint references are other frames, and a
 person correcting masks does not want their keypoints re-run each time (nor the reverse).
 
@@ -22,7 +39,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -31,9 +48,10 @@ from PySide6.QtCore import QObject, Signal
 from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
 from annotator.core.features import FeatureStore
+from annotator.core.keyframes import fill_span, spans
 from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.propagation import FrameResult, propagate
-from annotator.core.undo import Transaction
+from annotator.core.undo import Change, Transaction
 from annotator.gui.settings import PropagationSettings
 from annotator.gui.worker import GeneratorWorker
 
@@ -68,6 +86,60 @@ class _StoreReady:
 
 
 @dataclass(frozen=True)
+class Leg:
+    """One piece of a mask run: the frames strictly between ``start`` (a reference) and ``stop``.
+
+    ``both_ways``: ``start`` < ``stop`` are the two references of a span, filled from both ends.
+    Otherwise a one-way run from reference ``start`` towards ``stop`` (exclusive; -1 or the frame
+    count for an end of the video); ``through`` runs pass references on the way (old Alt+P).
+    """
+
+    start: int
+    stop: int
+    both_ways: bool = False
+    through: bool = False
+
+    @property
+    def frames(self) -> range:
+        return range(self.start + 1, self.stop) if self.stop > self.start else range(self.start - 1, self.stop, -1)
+
+    @property
+    def results(self) -> int:
+        """Results the leg yields (a span's provisional backward frames and then its fused ones)."""
+        return 2 * len(self.frames) if self.both_ways else len(self.frames)
+
+
+def plan_legs(references: Iterable[int], current: int, num_frames: int, direction: int, go_on: bool,
+              both_ways: bool = True) -> list[Leg]:
+    """The legs of a run from reference ``current``; see the module docstring for what P, Shift+P
+    (``direction`` -1) and Alt+P (``go_on``) cover. Empty when there is nothing to propagate."""
+    refs = sorted(set(references))
+    if not both_ways:
+        end = num_frames if direction > 0 else -1
+        ahead = [i for i in refs if (i - current) * direction > 0]
+        stop = end if go_on or not ahead else (min(ahead) if direction > 0 else max(ahead))
+        return [Leg(current, stop, through=go_on)]
+    chosen = []
+    for span in spans(refs, num_frames):
+        if go_on:  # every span from the current reference to that end of the video
+            take = (span.first is not None and span.first >= current) if direction > 0 else \
+                (span.last is not None and span.last <= current)
+        else:  # the span before the current reference, and with P the one after it
+            take = span.last == current or (direction > 0 and span.first == current)
+        if take:
+            chosen.append(span)
+    legs = []
+    for span in chosen:
+        if span.both_ways:
+            legs.append(Leg(span.first, span.last, both_ways=True))
+        elif span.first is None:  # before the first reference: one way from it, back to frame 0
+            legs.append(Leg(span.last, -1))
+        else:  # after the last reference: one way to the end
+            legs.append(Leg(span.first, num_frames))
+    return legs
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """What a run was asked to do (for messages and tests)."""
 
@@ -75,8 +147,37 @@ class RunInfo:
     stop: int
     direction: int
     total: int
+    """Results the progress bar counts (a span's provisional and fused frames both count)."""
     kind: str = "masks"
     """"masks" or "keypoints"."""
+    legs: tuple[Leg, ...] = ()
+    go_on: bool = False
+
+    @property
+    def both_ways(self) -> bool:
+        """Some span of the run is filled from both ends."""
+        return any(leg.both_ways for leg in self.legs)
+
+    @property
+    def arrow(self) -> str:
+        """Where the run goes from its start frame: ▶, ◀ or ◀▶ (both sides)."""
+        before = any(min(g.start, g.stop) < self.start for g in self.legs)
+        after = any(max(g.start, g.stop) > self.start for g in self.legs)
+        if before and after:
+            return "◀▶"
+        return "◀" if before or (not after and self.direction < 0) else "▶"
+
+    @property
+    def name(self) -> str:
+        """The run's undo step."""
+        if self.kind == "keypoints":
+            return "Propagate keypoints"
+        if self.both_ways:
+            return "Propagate between keyframes"
+        directions = {leg.stop > leg.start for leg in self.legs}
+        if directions == {True, False}:
+            return "Propagate backward and forward"
+        return f"Propagate {'forward' if directions == {True} else 'backward'}"
 
 
 class PropagationController(QObject):
@@ -107,6 +208,7 @@ class PropagationController(QObject):
         self._txn: Transaction | None = None
         self._run: RunInfo | None = None
         self._applied = 0
+        self._frames_done: set[int] = set()  # frames holding their final result of this run
         self._t0 = 0.0
         self._last_index = -1
         model.events.video_changed.connect(self._forget_stores)
@@ -137,7 +239,7 @@ class PropagationController(QObject):
     # ---- running ------------------------------------------------------------------------------
 
     def plan(self, direction: int, go_on: bool = False) -> RunInfo:
-        """Where a run from the current frame would go; UsageError when it cannot start."""
+        """What a run from the current frame would cover (:func:`plan_legs`); UsageError when it cannot start."""
         m = self.model
         if m.video is None:
             raise UsageError("open a video first")
@@ -146,18 +248,16 @@ class PropagationController(QObject):
             raise UsageError(f"frame {start} is not a reference frame: paint on it (or press R to accept it) first")
         if not m.objects:
             raise UsageError("add an object and paint it first")
-        end = m.num_frames if direction > 0 else -1
-        stop = end
-        if not go_on:
-            refs = [i for i in m.reference_frames() if (i - start) * direction > 0]
-            if refs:
-                stop = min(refs) if direction > 0 else max(refs)
-        total = abs(stop - start) - 1
-        if go_on:
-            total -= sum(1 for i in m.reference_frames() if (i - start) * direction > 0)
+        refs = list(m.reference_frames())
+        legs = plan_legs(refs, start, m.num_frames, direction, go_on, self.settings.params.both_ways)
+        total = sum(leg.results for leg in legs)
+        if legs and legs[0].through:  # references passed on the way are not propagated
+            total -= sum(1 for i in refs if i in legs[0].frames)
         if total <= 0:
             raise UsageError("nothing to propagate: the next frame is already a reference or the end of the video")
-        return RunInfo(start, stop if not go_on else end, direction, total)
+        # the far end in the run's direction (a span's outer reference, -1 or the frame count)
+        stop = max(max(g.start, g.stop) for g in legs) if direction > 0 else min(min(g.start, g.stop) for g in legs)
+        return RunInfo(start, stop, direction, total, legs=tuple(legs), go_on=go_on)
 
     def start(self, direction: int = 1, go_on: bool = False) -> RunInfo:
         """Start propagating from the current frame (forward +1, backward -1); returns the plan."""
@@ -172,12 +272,23 @@ class PropagationController(QObject):
         output_hw = m.hw
         video = m.video
 
-        def run(store: FeatureStore) -> Iterator[object]:
-            return propagate(store, references, info.start, info.stop, params, output_hw=output_hw,
-                             label_ids=label_ids, stop_at_next_reference=not go_on,
-                             frames=video.frame)  # guided upsampling and the flow cue read frames
+        # guided upsampling and the flow cue read frames
+        common = dict(output_hw=output_hw, label_ids=label_ids, frames=video.frame)
 
-        self._launch(run, info, f"Propagate {'forward' if direction > 0 else 'backward'}")
+        def run(store: FeatureStore) -> Iterator[object]:
+            for leg in info.legs:
+                if leg.both_ways:
+                    yield from fill_span(store, references, leg.start, leg.stop, params, provisional=True, **common)
+                elif params.both_ways:
+                    # only its own keyframe in the context, as in annotator.core.pipeline: spans stay
+                    # independent, so a correction changes only the frames of its span
+                    yield from propagate(store, references, leg.start, leg.stop, params,
+                                         context_references=[leg.start], **common)
+                else:
+                    yield from propagate(store, references, leg.start, leg.stop, params,
+                                         stop_at_next_reference=not leg.through, **common)
+
+        self._launch(run, info, info.name)
         return info
 
     def plan_keypoints(self) -> RunInfo:
@@ -209,7 +320,7 @@ class PropagationController(QObject):
             return propagate_keypoints_video(store, references, num_frames, params, image_hw=image_hw,
                                              point_names=names)
 
-        self._launch(run, info, "Propagate keypoints")
+        self._launch(run, info, info.name)
         return info
 
     def _launch(self, run: Callable[[FeatureStore], Iterator[object]], info: RunInfo, step_name: str) -> None:
@@ -234,6 +345,7 @@ class PropagationController(QObject):
         self._txn = self.model.history.begin(step_name)
         self._run = info
         self._applied = 0
+        self._frames_done = set()
         self._last_index = info.start
         self._t0 = time.perf_counter()
         worker = GeneratorWorker(job, parent=self)
@@ -245,7 +357,8 @@ class PropagationController(QObject):
         self.started.emit(info)
 
     def cancel(self) -> None:
-        """Stop the run now: results still in flight are dropped, frames already applied stay (one undo step)."""
+        """Stop the run now: results still in flight are dropped; a mask run's frames are put back as
+        they were before it, a keypoint run's stay (one undo step)."""
         if self._worker is not None:
             self._worker.cancel()
 
@@ -273,7 +386,9 @@ class PropagationController(QObject):
         else:
             assert isinstance(item, FrameResult)
             if not m.is_reference(item.index):  # a person painted it during the run: theirs wins
-                self._txn.add(m.set_labels(item.index, item.labels, FrameState.PROPAGATED))
+                self._txn.add(m.set_labels(item.index, item.labels, FrameState.PROPAGATED, item.keyframes))
+        if not getattr(item, "provisional", False):
+            self._frames_done.add(item.index)
         self._applied += 1
         if self.follow and m.current_frame == self._last_index:
             m.set_current_frame(item.index)
@@ -292,9 +407,21 @@ class PropagationController(QObject):
 
     def _on_finished(self, cancelled: bool) -> None:
         worker, self._worker = self._worker, None
-        if self._txn is not None:
-            self.model.history.commit(self._txn)
-            self._txn = None
+        txn, self._txn = self._txn, None
+        done = len(self._frames_done)
+        if txn is not None:
+            if cancelled and self._run is not None and self._run.kind == "masks":
+                self._revert(txn)
+                done = 0
+            else:
+                self.model.history.commit(txn)
         if worker is not None:
             worker.deleteLater()
-        self.finished.emit(self._applied, cancelled)
+        self.finished.emit(done, cancelled)
+
+    def _revert(self, txn: Transaction) -> None:
+        """Put back what a cancelled run applied; a frame a person painted meanwhile keeps their work
+        (it is a reference now, and their own undo step holds what it was before)."""
+        m = self.model
+        txn.changes[:] = [c for c in txn.changes if not (isinstance(c, Change) and m.is_reference(c.frame))]
+        m.history.abort(txn)

@@ -170,6 +170,12 @@ class SettingsDialog(QDialog):
         self.context_labels.addItems(["soft", "hard"])
         self.context_labels.setCurrentText(p.context_labels)
         form.addRow("Context labels", self.context_labels)
+        self.both_ways = QCheckBox("Fill the frames between two references from both ends, fused")
+        self.both_ways.setChecked(p.both_ways)
+        self.both_ways.setToolTip("On: P re-fills the spans on both sides of a reference, each from the keyframes "
+                                  "at its two ends. Off: P propagates forward to the next reference only, "
+                                  "using only the references behind it")
+        form.addRow("", self.both_ways)
         self.part_groups = QLineEdit(format_part_groups(p.part_groups))
         self.part_groups.setPlaceholderText("none, e.g. 1-25,26-50")
         self.part_groups.setToolTip("Object ids that are parts of one whole: groups separated by ',', members "
@@ -242,6 +248,7 @@ class SettingsDialog(QDialog):
         self.radius_refs.setChecked(s.params.radius_for_references)
         self.reference_stride.setValue(s.params.reference_stride)
         self.context_labels.setCurrentText(s.params.context_labels)
+        self.both_ways.setChecked(s.params.both_ways)
         self.part_groups.setText(format_part_groups(s.params.part_groups))
 
     def accept(self) -> None:
@@ -261,7 +268,7 @@ class SettingsDialog(QDialog):
                          reference_stride=self.reference_stride.value(), topk=self.topk.value(),
                          temperature=self.temperature.value(), radius=self.radius.value(),
                          radius_for_references=self.radius_refs.isChecked(),
-                         context_labels=self.context_labels.currentText(),
+                         context_labels=self.context_labels.currentText(), both_ways=self.both_ways.isChecked(),
                          part_groups=parse_part_groups(self.part_groups.text()))
         return PropagationSettings(self.backbone.currentText().strip() or "lite0", self.device.currentText(),
                                    self.short_side.value(), params, self.precision.currentText(),

@@ -52,9 +52,10 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "Objects"),
     Shortcut("add_keypoint", "New keypoint", ("Shift+N",), "Keypoints"),
     Shortcut("delete_point", "Delete the selected keypoint from this frame", ("Del",), "Keypoints"),
-    Shortcut("propagate_forward", "Propagate forward to the next reference", ("P",), "Propagation"),
-    Shortcut("propagate_backward", "Propagate backward to the previous reference", ("Shift+P",), "Propagation"),
-    Shortcut("propagate_through", "Propagate forward through references to the end", ("Alt+P",), "Propagation"),
+    Shortcut("propagate_forward", "Propagate around this reference: the spans before and after it, each from "
+             "both its ends", ("P",), "Propagation"),
+    Shortcut("propagate_backward", "Propagate the span before this reference only", ("Shift+P",), "Propagation"),
+    Shortcut("propagate_through", "Propagate every span from this reference to the end", ("Alt+P",), "Propagation"),
     Shortcut("propagate_keypoints", "Propagate keypoints through the whole video", ("Ctrl+K",), "Propagation"),
     Shortcut("cancel", "Cancel propagation", ("Esc",), "Propagation"),
     Shortcut("next_frame", "Next frame", ("Right", "D"), "Navigate"),

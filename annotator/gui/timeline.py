@@ -1,7 +1,8 @@
 """The timeline: a frame slider, a strip of frame-state markers, play/pause and the frame number.
 
-Markers: references in the reference colour (a tall tick), propagated frames as a filled band,
-empty frames left dark, keypoint references (frames where a person placed points) as a magenta
+Markers: references in the reference colour (a tall tick), propagated frames as a filled band
+(a lighter shade where the frame was fused from the keyframes at both ends of its span, the
+model's :meth:`~annotator.core.annotation.AnnotationModel.keyframes`), empty frames left dark, keypoint references (frames where a person placed points) as a magenta
 tick in the lower half; the current frame has a white cursor. Clicking or dragging on the strip
 seeks. The widget listens to the model and writes the current frame back through its setter.
 """
@@ -19,6 +20,8 @@ STATE_COLORS = {
     FrameState.PROPAGATED: QColor(64, 160, 255),
     FrameState.EMPTY: QColor(70, 70, 74),
 }
+TWO_KEYFRAMES_COLOR = QColor(150, 220, 255)
+"""Propagated frames fused from both ends of a span (the plain propagated colour: from one keyframe)."""
 KEYPOINT_REFERENCE_COLOR = QColor(230, 70, 230)
 
 
@@ -33,9 +36,11 @@ class FrameStateStrip(QWidget):
         self.setMinimumHeight(16)
         self.setMaximumHeight(16)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip("Frame states: yellow = reference (painted by you), blue = propagated, dark = empty; "
+        self.setToolTip("Frame states: yellow = reference (painted by you), blue = propagated from one "
+                        "keyframe, light blue = propagated from the keyframes on both sides, dark = empty; "
                         "magenta below = keypoints placed by you")
         self._states: list[FrameState] = []
+        self._two_keyframes: set[int] = set()
         self._keypoint_references: set[int] = set()
         ev = model.events
         ev.video_changed.connect(self.reload)
@@ -45,6 +50,7 @@ class FrameStateStrip(QWidget):
 
     def reload(self) -> None:
         self._states = self.model.frame_states()
+        self._two_keyframes = {i for i in range(len(self._states)) if self.model.keyframes(i) == 2}
         self._keypoint_references = set(self.model.keypoint_references())
         self.update()
 
@@ -58,6 +64,10 @@ class FrameStateStrip(QWidget):
     def _on_state(self, frame: int, state: FrameState) -> None:
         if frame < len(self._states):
             self._states[frame] = state
+            if self.model.keyframes(frame) == 2:
+                self._two_keyframes.add(frame)
+            else:
+                self._two_keyframes.discard(frame)
             self.update()
 
     def _frame_at(self, x: float) -> int:
@@ -79,14 +89,15 @@ class FrameStateStrip(QWidget):
         if n == 0:
             return
         cell = w / n
-        # runs of propagated frames as one band each (fast for long videos)
-        start = None
+        # runs of propagated frames as one band each, by their number of keyframes (fast for long videos)
+        colors = {1: STATE_COLORS[FrameState.PROPAGATED], 2: TWO_KEYFRAMES_COLOR}
+        start, kind = None, 0
         for i, s in enumerate([*self._states, FrameState.EMPTY]):
-            if s is FrameState.PROPAGATED and start is None:
-                start = i
-            elif s is not FrameState.PROPAGATED and start is not None:
-                p.fillRect(QRectF(start * cell, 3, (i - start) * cell, h - 6), STATE_COLORS[FrameState.PROPAGATED])
-                start = None
+            k = 0 if s is not FrameState.PROPAGATED else (2 if i in self._two_keyframes else 1)
+            if k != kind:
+                if start is not None:
+                    p.fillRect(QRectF(start * cell, 3, (i - start) * cell, h - 6), colors[kind])
+                start, kind = (i if k else None), k
         for i, s in enumerate(self._states):
             if s is FrameState.REFERENCE:
                 p.fillRect(QRectF(i * cell, 0, max(cell, 2.0), h), STATE_COLORS[FrameState.REFERENCE])
@@ -118,9 +129,9 @@ class Timeline(QWidget):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
 
-        legend = QLabel("  ".join(
-            f"<span style='color:{STATE_COLORS[state].name()}'>■</span> {state.value}"
-            for state in (FrameState.REFERENCE, FrameState.PROPAGATED, FrameState.EMPTY)))
+        entries = [(STATE_COLORS[FrameState.REFERENCE], "reference"), (STATE_COLORS[FrameState.PROPAGATED], "propagated"),
+                   (TWO_KEYFRAMES_COLOR, "both ways"), (STATE_COLORS[FrameState.EMPTY], "empty")]
+        legend = QLabel("  ".join(f"<span style='color:{color.name()}'>■</span> {text}" for color, text in entries))
         legend.setToolTip(self.strip.toolTip())
         bars = QVBoxLayout()
         bars.setSpacing(2)
@@ -162,6 +173,8 @@ class Timeline(QWidget):
             self.label.setText("no video")
             return
         state = m.frame_state(m.current_frame).value
+        if m.keyframes(m.current_frame) == 2:
+            state += " both ways"
         # 0-based like the exported file names (00018.png is frame 18)
         self.label.setText(f"frame {m.current_frame} / {m.num_frames - 1}  ·  {state}")
 

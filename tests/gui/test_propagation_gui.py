@@ -53,26 +53,34 @@ def test_backward_propagation_and_no_start_without_a_reference(qtbot, make_windo
     assert _iou(w.model.labels(0) == 1, truth[0] == 1) > 0.5
 
 
-def test_cancel_stops_within_one_frame_and_keeps_what_was_done(qtbot, make_window):
+def test_cancel_stops_within_one_frame_and_puts_the_frames_back(qtbot, make_window):
     frames, truth = square_clip(n=16, step=2)
     backbone = FakeBackbone(delay_s=0.05)
     w = make_window(frames, {0: truth[0]}, backbone=backbone)
-    w.propagation.frame_done.connect(lambda i: w.propagation.cancel() if i == 2 else None)
+    shown = []
+    w.propagation.frame_done.connect(lambda i: (shown.append((i, w.model.frame_state(i))),
+                                                w.propagation.cancel() if i == 2 else None))
     t0 = time.perf_counter()
     applied, cancelled = run_propagation(qtbot, w)
     assert cancelled
-    assert applied == 2  # frame 1 and 2: results computed after the cancel are dropped
-    states = w.model.frame_states()
-    assert [i for i, s in enumerate(states) if s is FrameState.PROPAGATED] == [1, 2]
+    # frames 1 and 2 were shown; results computed after the cancel are dropped
+    assert shown == [(1, FrameState.PROPAGATED), (2, FrameState.PROPAGATED)]
+    assert applied == 0  # and the run is put back: the model is as before it, with no undo step
+    assert [i for i, s in enumerate(w.model.frame_states()) if s is not FrameState.EMPTY] == [0]
+    assert not w.model.history.can_undo
     assert backbone.frames_seen <= 8  # at most one more feature batch after the cancel
     assert time.perf_counter() - t0 < 2.0
-    assert w.model.history.undo_name() == "Propagate forward"  # a consistent, undoable partial run
 
 
-def test_correction_then_repropagation_changes_only_frames_up_to_the_next_reference(qtbot, make_window):
+def test_one_way_correction_then_repropagation_changes_only_frames_up_to_the_next_reference(qtbot, make_window):
+    """With "both ways" off, P goes forward from the correction to the next reference only."""
+    from dataclasses import replace
+
     frames, truth = square_clip(n=10, step=3)
     ref8 = truth[8].copy()
     w = make_window(frames, {0: truth[0], 8: ref8})
+    settings = w.propagation.settings
+    w.propagation.set_settings(replace(settings, params=replace(settings.params, both_ways=False)))
     m = w.model
     applied, _ = run_propagation(qtbot, w)
     assert applied == 7  # frames 1..7: stops at the reference frame 8

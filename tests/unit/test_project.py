@@ -70,6 +70,21 @@ def test_round_trip_keeps_frames_states_objects_and_settings(clip, tmp_path):
     assert not (tmp_path / "proj" / ".pending").exists()
 
 
+def test_round_trip_keeps_the_frames_fused_from_two_keyframes(clip, tmp_path):
+    folder, truth = clip
+    model = annotated(folder, truth)
+    model.set_labels(3, truth[3], FrameState.PROPAGATED, keyframes=2)
+    save_project(model, tmp_path / "proj")
+    text = json.loads((tmp_path / "proj" / "project.json").read_text())
+    assert text["frames"]["two_keyframes"] == [3] and text["version"] == 2
+    reopened = open_project(tmp_path / "proj")
+    assert [reopened.keyframes(i) for i in range(6)] == [0, 1, 0, 2, 0, 0]
+    # a project saved before the field existed: every propagated frame came from one keyframe
+    del text["frames"]["two_keyframes"]
+    (tmp_path / "proj" / "project.json").write_text(json.dumps(text))
+    assert [open_project(tmp_path / "proj").keyframes(i) for i in range(6)] == [0, 1, 0, 1, 0, 0]
+
+
 def test_second_save_writes_only_changed_frames_and_deletes_cleared_ones(clip, tmp_path):
     folder, truth = clip
     model = annotated(folder, truth)
@@ -254,6 +269,8 @@ def test_migrate_refuses_newer_and_nonsense_versions():
      b' "objects": [{"id": 300}]}', "object id must be an integer 1..254, got 300"),
     (b'{"version": 1, "video": {"path": "a", "absolute": "/a", "hw": [64, 96], "frames": 6},'
      b' "frames": {"reference": [1], "propagated": [1]}}', "frame 1 is listed twice"),
+    (b'{"version": 2, "video": {"path": "a", "absolute": "/a", "hw": [64, 96], "frames": 6},'
+     b' "frames": {"reference": [1], "two_keyframes": [1]}}', "frame 1 is in frames.two_keyframes but not"),
 ])
 def test_bad_project_files_give_one_line(raw, message):
     with pytest.raises(ProjectError, match=message) as info:

@@ -90,6 +90,42 @@ def test_propagation_run_is_one_step_over_several_frames(model):
         assert model.frame_state(f) is FrameState.PROPAGATED
 
 
+def test_two_keyframe_marks_follow_the_steps(model):
+    """A provisional one-way result replaced by a fused one in the same run: one step, and undo,
+    redo and painting keep or drop the frame's two-keyframe mark with its pixels."""
+    one_way = np.zeros((40, 60), np.uint8)
+    one_way[5:15, 10:30] = 1
+    fused = one_way.copy()
+    fused[15:20, 10:30] = 1
+    changed = []
+    model.events.frame_state_changed.connect(lambda f, s: changed.append((f, s, model.keyframes(f))))
+    txn = model.history.begin("Fill")
+    txn.add(model.set_labels(2, one_way, FrameState.PROPAGATED, 1))
+    txn.add(model.set_labels(2, fused, FrameState.PROPAGATED, 2))
+    txn.add(model.set_labels(3, one_way, FrameState.PROPAGATED, 1))
+    txn.add(model.set_labels(3, one_way, FrameState.PROPAGATED, 2))  # same pixels: only the mark changes
+    model.history.commit(txn)
+    assert (model.keyframes(2), model.keyframes(3), model.keyframes(0)) == (2, 2, 0)
+    assert (2, FrameState.PROPAGATED, 2) in changed and (3, FrameState.PROPAGATED, 2) in changed  # views hear it
+    model.history.push("Brush", [model.paint(2, np.ones((2, 2), bool), 1)])
+    assert model.keyframes(2) == 0  # a reference came from a person
+    model.history.undo()
+    assert model.keyframes(2) == 2
+    model.history.undo()
+    assert (model.keyframes(2), model.keyframes(3)) == (0, 0) and not model.labels(2).any()
+    model.history.redo()
+    assert (model.keyframes(2), model.keyframes(3)) == (2, 2)
+    np.testing.assert_array_equal(model.labels(2), fused)
+    # filled again (provisional, then fused): undo puts back the first fill's fused frame, mark included
+    txn = model.history.begin("Fill again")
+    txn.add(model.set_labels(2, one_way, FrameState.PROPAGATED, 1))
+    txn.add(model.set_labels(2, np.roll(fused, 3, axis=1), FrameState.PROPAGATED, 2))
+    model.history.commit(txn)
+    model.history.undo()
+    assert model.keyframes(2) == 2
+    np.testing.assert_array_equal(model.labels(2), fused)
+
+
 def test_deleting_an_object_is_undoable_with_its_pixels(model):
     model.history.push("p", [model.paint(0, _disc((40, 60), 20, 20, 8), 2),
                              model.paint(3, _disc((40, 60), 20, 40, 8), 2)])
