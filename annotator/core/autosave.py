@@ -177,7 +177,7 @@ class Autosaver:
             return 0
         settings = self._propagation() if self._propagation is not None else None
         result = save_project(self.model, self.folder, changes=self._changes, video_hash=self.video_hash,
-                              propagation=settings)
+                              propagation=settings, own_entries=(LOCK_FILE,))
         self.video_hash = result.video_hash
         self.saves += 1
         return result.frames_written

@@ -68,6 +68,20 @@ def test_save_as_then_save_writes_only_changes_and_reopens_in_another_window(win
     assert other.projects.folder == tmp_path / "proj" and not other.model.history.can_undo
 
 
+def test_save_as_into_a_folder_of_the_users_masks_is_refused_and_touches_nothing(window, dialogs, tmp_path):
+    shown, answers = dialogs
+    theirs = tmp_path / "groundtruth"
+    (theirs / "masks").mkdir(parents=True)
+    for i in range(40):  # a user's own ground truth, in a folder named like a project's
+        (theirs / "masks" / f"{i:05d}.png").write_bytes(b"mine %d" % i)
+    answers["save"] = str(theirs)
+    assert not window.projects.save_as_dialog()
+    assert len(shown) == 1 and "\n" not in shown[0] and "not empty and not a project" in shown[0]
+    assert sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*")) == ["masks", *(f"masks/{i:05d}.png" for i in range(40))]
+    assert all((theirs / "masks" / f"{i:05d}.png").read_bytes() == b"mine %d" % i for i in range(40))
+    assert window.projects.folder is None and "*" in window.windowTitle()
+
+
 def test_bad_projects_show_one_line_and_the_window_keeps_its_video(window, dialogs, tmp_path):
     shown, answers = dialogs
     w = window
