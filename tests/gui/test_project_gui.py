@@ -155,10 +155,8 @@ def test_autosave_during_propagation_and_recovery_after_a_crash(qtbot, window, m
     assert applied == 5 and not cancelled
     assert saves[-1] >= 2  # saved during the run, chunk by chunk, not only at the end
     assert sorted(read_project_file(saver.folder).states) == list(range(6))
-    # the process dies: its lock names a process that no longer runs, nothing was closed
-    lock = json.loads((saver.folder / LOCK_FILE).read_text())
-    lock["pid"] = _dead_pid()
-    (saver.folder / LOCK_FILE).write_text(json.dumps(lock))
+    # the process dies: the system drops its session lock, nothing was closed
+    saver.session_lock.release()
     w.projects.autosaver = None  # this window must not tidy up what the "crash" left
     w.projects.timer.stop()
     assert len(find_recoverable(root)) == 1
@@ -192,10 +190,3 @@ def test_declined_recovery_is_deleted_and_clean_close_leaves_nothing(window, mak
     fresh.close()  # everything saved: the autosave folder goes
     assert not any(root.iterdir()), [(p, sorted(x.name for x in p.iterdir()), (p / LOCK_FILE).read_text() if (p / LOCK_FILE).exists() else None) for p in root.iterdir()]
 
-
-def _dead_pid() -> int:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
