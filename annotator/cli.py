@@ -165,8 +165,11 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
     """Many videos: one progress bar, a summary table (also ``OUT/summary.csv``), exit 1 if any failed."""
-    from annotator.core.batch import run_batch
+    from annotator.core.batch import check_outputs, run_batch
+    from annotator.core.outputs import check_new_file
 
+    check_outputs(jobs, args.overwrite)
+    check_new_file(Path(args.out) / "summary.csv", args.overwrite)
     with _progress(0, f"{len(jobs)} videos", args.quiet) as bar:
         def total(frames: int) -> None:
             bar.total = frames
@@ -202,9 +205,10 @@ def cmd_keypoints(args: argparse.Namespace) -> int:
     from annotator.core.video import open_video
 
     params = _params(args)
+    from annotator.core.outputs import check_new_file
+
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    check_new_file(out, args.overwrite)
     names, refs = read_keypoints_json(args.points)
     with open_video(args.source) as video:
         backbone = _backbone(args)
@@ -257,6 +261,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"unknown sequence {unknown[0]!r}; {args.root} has: {', '.join(names)}")
         names = [n for n in names if n in args.sequences]
+    _check_eval_outputs(args, names)
     if args.grid:
         return _eval_grid(args, params, names)
     backbone = _backbone(args)
@@ -288,6 +293,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.report:
         _write_reports(args.report, [(r.scores.name, r.scores) for r in runs])
     return 0
+
+
+def _check_eval_outputs(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Before any propagation: refuse outputs that would replace files, unless ``--overwrite``."""
+    from annotator.core.outputs import check_mask_folder, check_new_files
+
+    check_new_files([args.json, args.csv], args.overwrite)
+    if args.save_masks is not None:
+        for name in names:
+            check_mask_folder(Path(args.save_masks) / name, args.overwrite)
+    if args.report is not None and not args.grid:  # a grid's reports go to one new folder per point
+        check_new_files([Path(args.report) / f"{n}.{ext}" for n in names for ext in ("csv", "png")], args.overwrite)
 
 
 def _write_reports(folder: str, named_scores) -> None:
@@ -364,16 +381,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from annotator.core.labels import write_mask
     from annotator.core.project import read_project
     from annotator.core.export import davis_paths, keypoints_export_text  # the same as the GUI's exports
+    from annotator.core.outputs import check_mask_folder, check_new_file
 
     content = read_project(args.project, with_video=False)  # the masks are enough: no video needed
     video = content.data.video
     name = args.name or Path(video.absolute).stem
     folder, _ = davis_paths(args.out, name)
-    if folder.is_dir() and any(folder.glob("*.png")) and not args.overwrite:
-        raise UsageError(f"{folder} already holds masks; pass --overwrite to replace them")
+    check_mask_folder(folder, args.overwrite)
     if args.keypoints is not None:
-        if Path(args.keypoints).exists() and not args.overwrite:
-            raise UsageError(f"{args.keypoints} exists; pass --overwrite to replace it")
+        check_new_file(args.keypoints, args.overwrite)
         # checked before any mask is written: a project without keypoints fails without side effects
         keypoints_text = keypoints_export_text(content.data.keypoints, content.data.points, video.hw)
     folder.mkdir(parents=True, exist_ok=True)
@@ -435,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "ablations) instead of every combination")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write per-frame metrics (CSV) and a plot of the curves (PNG) per sequence here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --json, --csv and --report files and --save-masks masks already there")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_factor_options(p)
     p.set_defaults(func=cmd_eval)

@@ -26,6 +26,7 @@ import numpy as np
 from annotator.core.backbones import DEFAULT_FLIP
 from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.propagation import PropagationParams
+from annotator.core.outputs import check_mask_folder
 
 __all__ = ["BatchJob", "BatchResult", "JobSettings", "davis_jobs", "list_jobs", "read_references", "run_batch",
            "run_job"]
@@ -167,11 +168,8 @@ def read_references(masks: Path, frame: int | None, expected_hw: tuple[int, int]
 
 def check_outputs(jobs: Sequence[BatchJob], overwrite: bool) -> None:
     """Refuse before any work when an output folder already holds masks (unless ``overwrite``)."""
-    if overwrite:
-        return
     for job in jobs:
-        if job.out.is_dir() and any(job.out.glob("*.png")):
-            raise UsageError(f"{job.out} already holds masks; pass --overwrite to replace them")
+        check_mask_folder(job.out, overwrite)
 
 
 # ---------------------------------------------------------------------------------------------- running

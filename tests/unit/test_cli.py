@@ -97,6 +97,30 @@ def test_eval_prints_the_table_and_writes_json_and_csv(davis_root, tmp_path, cap
     assert read_mask(masks / "beta" / "00004.png").shape == (64, 96)
 
 
+def test_eval_refuses_to_replace_masks_json_csv_or_reports_without_overwrite(davis_root, tmp_path, capsys):
+    masks, js, cs, report = tmp_path / "masks", tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "report"
+    (masks / "beta").mkdir(parents=True)
+    write_mask(masks / "beta" / "00000.png", np.zeros((64, 96), np.uint8))
+    js.write_text("mine")
+    cs.write_text("mine")
+    report.mkdir()
+    (report / "beta.csv").write_text("mine")
+    mine = read_mask(masks / "beta" / "00000.png").copy()
+    for option, path, message in (("--save-masks", masks, f"{masks / 'beta'} already holds masks"),
+                                  ("--json", js, f"{js} exists"), ("--csv", cs, f"{cs} exists"),
+                                  ("--report", report, f"{report / 'beta.csv'} exists")):
+        assert main(["eval", str(davis_root), option, str(path), *FAST]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("annotator: error:") and message in err and "--overwrite" in err and "\n" not in err
+    assert js.read_text() == cs.read_text() == (report / "beta.csv").read_text() == "mine"
+    assert np.array_equal(read_mask(masks / "beta" / "00000.png"), mine) and not (masks / "alpha").exists()
+    argv = ["eval", str(davis_root), "--save-masks", str(masks), "--json", str(js), "--csv", str(cs),
+            "--report", str(report), "--overwrite", *FAST]
+    assert main(argv) == 0
+    assert json.loads(js.read_text())["mean"]["sequence"] == "mean" and cs.read_text().startswith("sequence,")
+    assert sorted(read_mask_folder(masks / "beta")) == list(range(5))
+
+
 def test_eval_only_some_sequences_and_unknown_ones(davis_root, capsys):
     assert main(["eval", str(davis_root), "--sequences", "beta", *FAST]) == 0
     out = capsys.readouterr().out
