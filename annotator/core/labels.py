@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from annotator.core.atomic import atomic_write_bytes
 from annotator.core.errors import MaskError, SaveError
+from annotator.core.video import IMAGE_EXTENSIONS
 
 __all__ = [
     "DAVIS_PALETTE",
@@ -168,10 +169,12 @@ def mask_files(folder: str | os.PathLike[str]) -> dict[int, Path]:
         if entry.is_dir():
             subfolders.append(entry.name)
             continue
+        if entry.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue  # Thumbs.db, desktop.ini, notes.txt, 00000.png.bak: skipped, as frame folders skip them
         match = _FRAME_NAME.match(entry.name)
-        if match is None:
+        if match is None:  # an image, but not a mask named by its frame: a mistake worth a word
             raise MaskError(
-                f"{entry}: mask files must be named by frame number like 00000.png"
+                f"{entry}: mask files must be PNGs named by frame number like 00000.png"
             )
         index = int(match.group(1))
         if index in found:
@@ -192,8 +195,9 @@ def read_mask_folder(
     """Read every ``NNNNN.png`` of a folder into ``{frame index: label map}``.
 
     The frame index is the number in the file name (``00005.png`` is frame 5). Hidden files
-    (names starting with ".") and subfolders are skipped; any other file is an error, as is
-    an empty folder, two names for one frame, or masks of different sizes.
+    (names starting with "."), files that are not images and subfolders are skipped; an image that
+    is not a PNG named by its frame number is an error, as is a folder without masks, two names for one frame, or
+    masks of different sizes.
     """
     found = mask_files(folder)
     masks: dict[int, np.ndarray] = {}

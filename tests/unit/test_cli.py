@@ -50,6 +50,18 @@ def test_propagate_from_a_folder_of_references(clip, tmp_path):
     assert np.array_equal(written[2], truth[2])
 
 
+def test_propagate_from_a_mask_folder_holding_other_files(clip, tmp_path):
+    folder, _, truth = clip
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    write_mask(refs / "00000.png", truth[0])
+    for name in ("Thumbs.db", "desktop.ini", "notes.txt", "00000.png.bak"):  # what a user's folder holds
+        (refs / name).write_bytes(b"x")
+    out = tmp_path / "out"
+    assert main(["propagate", str(folder), "--masks", str(refs), "--out", str(out), *FAST]) == 0
+    assert sorted(read_mask_folder(out)) == list(range(6))
+
+
 @pytest.mark.parametrize(
     "change, code, message",
     [

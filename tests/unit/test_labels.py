@@ -285,7 +285,15 @@ def test_mask_folder_round_trip(tmp_path):
         assert np.array_equal(read[index], labels)
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "frame.png", "00001.jpg"])
+def test_mask_folder_skips_files_that_are_not_images_as_frame_folders_do(tmp_path):
+    write_mask(tmp_path / "00000.png", SAMPLE)
+    for name in ("Thumbs.db", "desktop.ini", "notes.txt", "00000.png.bak", "README"):
+        (tmp_path / name).write_bytes(b"not a mask")
+    read = read_mask_folder(tmp_path)
+    assert list(read) == [0] and np.array_equal(read[0], SAMPLE)
+
+
+@pytest.mark.parametrize("name", ["frame.png", "00001.jpg"])
 def test_mask_folder_rejects_other_files(tmp_path, name):
     write_mask(tmp_path / "00000.png", SAMPLE)
     (tmp_path / name).write_bytes(b"x")
