@@ -18,7 +18,8 @@ from pathlib import Path
 
 from annotator.core.atomic import atomic_write_text
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
-from annotator.core.errors import AnnotatorError, UsageError
+from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
+from annotator.core.outputs import make_folder
 from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import PropagationParams
 from annotator.core.upsampling import UPSAMPLE_MODES
@@ -189,7 +190,7 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
                  "status": f"{len(done)}/{len(results)} ok"})
     columns = ["video", "frames", "seconds", "frames/s", "status"]
     print(_format_table(rows, columns))
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    make_folder(args.out)
     _write_csv(str(Path(args.out) / "summary.csv"), rows, columns)
     failed = [r for r in results if not r.ok]
     if failed:
@@ -392,12 +393,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_new_file(args.keypoints, args.overwrite)
         # checked before any mask is written: a project without keypoints fails without side effects
         keypoints_text = keypoints_export_text(content.data.keypoints, content.data.points, video.hw)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     empty = np.zeros(video.hw, np.uint8)
     for i in range(video.frames):
         write_mask(folder / f"{i:05d}.png", content.labels.get(i, empty))
     if not args.quiet:
-        print(f"wrote {video.frames} masks ({len(content.labels)} labelled) of {video.hw[1]}x{video.hw[0]} to {folder}")
+        print(f"wrote {video.frames} masks ({len(content.labels)} labelled) of {size_text(video.hw)} to {folder}")
     if args.keypoints is not None:
         atomic_write_text(args.keypoints, keypoints_text)
         if not args.quiet:

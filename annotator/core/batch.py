@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from annotator.core.backbones import DEFAULT_FLIP
-from annotator.core.errors import AnnotatorError, UsageError
+from annotator.core.errors import AnnotatorError, MaskError, UsageError, size_text
 from annotator.core.propagation import PropagationParams
-from annotator.core.outputs import check_mask_folder
+from annotator.core.outputs import check_mask_folder, make_folder
 
 __all__ = ["BatchJob", "BatchResult", "JobSettings", "davis_jobs", "list_jobs", "read_references", "run_batch",
            "run_job"]
@@ -161,8 +161,8 @@ def read_references(masks: Path, frame: int | None, expected_hw: tuple[int, int]
         if not 0 <= index < num_frames:
             raise UsageError(f"mask for frame {index} but the video has {num_frames} frames")
         if labels.shape != expected_hw:
-            raise UsageError(f"mask of frame {index} is {labels.shape[1]}x{labels.shape[0]} but the video is "
-                             f"{expected_hw[1]}x{expected_hw[0]}; masks must have the video's original size")
+            raise MaskError(f"mask of frame {index} is {size_text(labels.shape)} but the video is "
+                            f"{size_text(expected_hw)}; masks must have the video's original size")
     return refs
 
 
@@ -210,7 +210,7 @@ def run_job(job: BatchJob, settings: JobSettings, on_frame: Callable[[int], None
         store = FeatureStore(video, bb, short_side=settings.short_side, disk_cache=settings.feature_cache,
                              max_bytes=STREAM_FEATURE_CACHE_BYTES, read_ahead=settings.read_ahead)
         try:
-            job.out.mkdir(parents=True, exist_ok=True)
+            make_folder(job.out)
             for index, labels in refs.items():
                 write_mask(job.out / f"{index:05d}.png", labels)
             propagated = 0

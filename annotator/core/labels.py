@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from annotator.core.atomic import atomic_write_bytes
-from annotator.core.errors import MaskError, SaveError
+from annotator.core.errors import MaskError, SaveError, size_text
+from annotator.core.outputs import make_folder
 from annotator.core.video import IMAGE_EXTENSIONS
 
 __all__ = [
@@ -103,11 +104,7 @@ def write_mask_folder(folder: str | os.PathLike[str], masks: Mapping[int, np.nda
     for index in masks:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
             raise ValueError(f"frame index must be a non-negative int, got {index!r}")
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SaveError(f"cannot create folder {folder}: {exc.strerror or exc}") from exc
+    folder = make_folder(folder)
     for index in sorted(masks):
         write_mask(folder / f"{int(index):05d}.png", masks[index])
 
@@ -206,8 +203,8 @@ def read_mask_folder(
         if masks:
             first = min(masks)
             if labels.shape != masks[first].shape:
-                (h, w), (fh, fw) = labels.shape, masks[first].shape
-                raise MaskError(f"{found[index]}: mask is {h}x{w} but {found[first].name} is {fh}x{fw}")
+                raise MaskError(f"{found[index]}: mask is {size_text(labels.shape)} but {found[first].name} "
+                                f"is {size_text(masks[first].shape)}")
         masks[index] = labels
     return masks
 
@@ -370,10 +367,8 @@ def _colour_to_labels(image: Image.Image, where: str) -> np.ndarray:
 def _check_size(labels: np.ndarray, expected_hw: tuple[int, int] | None, where: str) -> None:
     if expected_hw is None:
         return
-    h, w = labels.shape
-    want_h, want_w = int(expected_hw[0]), int(expected_hw[1])
-    if (h, w) != (want_h, want_w):
-        raise MaskError(f"{where}: mask is {h}x{w} but the video is {want_h}x{want_w}")
+    if labels.shape != (int(expected_hw[0]), int(expected_hw[1])):
+        raise MaskError(f"{where}: mask is {size_text(labels.shape)} but the video is {size_text(expected_hw)}")
 
 
 def _check_max_id(labels: np.ndarray, max_id: int, where: str) -> None:

@@ -11,9 +11,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from annotator.core.errors import UsageError
+from annotator.core.errors import SaveError, UsageError
 
-__all__ = ["check_mask_folder", "check_new_file", "check_new_files"]
+__all__ = ["check_mask_folder", "check_new_file", "check_new_files", "make_folder"]
 
 
 def _check_parents(path: Path) -> None:
@@ -51,3 +51,13 @@ def check_mask_folder(folder: str | os.PathLike[str], overwrite: bool) -> None:
 def check_new_files(paths: Iterable[str | os.PathLike[str] | None], overwrite: bool) -> None:
     for path in paths:
         check_new_file(path, overwrite)
+
+
+def make_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create an output folder (and its parents); `SaveError` when that fails (no permission, a file there)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SaveError(f"cannot create folder {folder}: {exc.strerror or exc}") from exc
+    return folder

@@ -38,7 +38,7 @@ import numpy as np
 
 from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.atomic import atomic_write_text
-from annotator.core.errors import ProjectError, SaveError, UsageError, VideoError
+from annotator.core.errors import ProjectError, SaveError, UsageError, VideoError, size_text
 from annotator.core.labels import read_mask, write_mask
 from annotator.core.project_json import (FORMAT_NAME, FORMAT_VERSION, PROJECT_FILE, ProjectData, VideoRecord, migrate,
                                          parse_project, project_json_text)
@@ -226,8 +226,8 @@ def read_project(folder: str | os.PathLike[str], *, locate_video: LocateVideo | 
                 if confirm_mismatch is None or not confirm_mismatch(path):
                     raise ProjectError(f"{path} is not the video this project was made on (its content differs)")
             if tuple(video.hw) != data.video.hw:
-                raise ProjectError(f"{path} is {video.hw[1]}x{video.hw[0]} but the project's masks are "
-                                   f"{data.video.hw[1]}x{data.video.hw[0]}")
+                raise ProjectError(f"{path} is {size_text(video.hw)} but the project's masks are "
+                                   f"{size_text(data.video.hw)}")
             last = max([*data.states, *data.points], default=-1)
             if last >= len(video):
                 raise ProjectError(f"the project has an annotation for frame {last} but {path.name} "

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog
                                QLineEdit, QMenu, QPushButton, QWidget)
 
 from annotator.core.annotation import FrameState
-from annotator.core.errors import AnnotatorError
+from annotator.core.errors import AnnotatorError, size_text
 from annotator.core.export import export_davis, export_overlay_video, snapshot_labels, write_keypoints_json
 from annotator.gui.opening import Opened, open_sample, open_source, read_single_mask
 from annotator.gui.overlay import color_table
@@ -108,7 +108,7 @@ class FileActions:
         n = len(opened.references)
         extra = f", {n} mask(s) from {opened.masks_from}" if n else ""
         window.statusBar().showMessage(f"Opened {opened.video.name}: {len(opened.video)} frames, "
-                                       f"{opened.video.hw[1]}x{opened.video.hw[0]}{extra}", 8000)
+                                       f"{size_text(opened.video.hw)}{extra}", 8000)
 
     # ---- recent files ------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ def test_propagate_from_a_mask_folder_holding_other_files(clip, tmp_path):
     "change, code, message",
     [
         ({"source": "missing"}, 3, "missing"),
-        ({"mask_hw": (32, 48)}, 2, "must have the video's original size"),
+        ({"mask_hw": (32, 48)}, 4, "mask of frame 0 is 48x32 but the video is 96x64; masks must have the video's original size"),
         ({"extra": ["--topk", "0"]}, 2, "top-k must be >= 1"),
         ({"extra": ["--backbone", "vgg99"]}, 5, "vgg99"),
         ({"extra": ["--frame", "9"]}, 2, "the video has 6 frames"),

@@ -204,7 +204,7 @@ def test_masks_that_do_not_fit_the_project_are_named(clip, tmp_path):
     with pytest.raises(MaskError, match=r"00001\.png: mask has object id 7 but the project has 2 objects"):
         read_project(proj)
     write_mask(proj / "masks" / "00001.png", np.zeros((10, 10), np.uint8))
-    with pytest.raises(MaskError, match="mask is 10x10 but the video is 64x96"):
+    with pytest.raises(MaskError, match="mask is 10x10 but the video is 96x64"):
         read_project(proj)
     (proj / "masks" / "00001.png").unlink()
     with pytest.raises(MaskError, match="mask file not found"):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from annotator.core.errors import VideoError
+from annotator.core.errors import VideoError, size_text
 from annotator.core.video._base import DEFAULT_CACHE_BYTES, DEFAULT_FOLDER_FPS, VideoSource, check_readable
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
@@ -158,8 +158,8 @@ class VideoFileSource(VideoSource):
                     self.frame_count_exact = True
                 return None
             if frame.shape[:2] != self.hw:
-                raise VideoError(f"{self.path.name}: frame {self._pos} is {frame.shape[1]}x{frame.shape[0]} "
-                                 f"but the video is {self.hw[1]}x{self.hw[0]}")
+                raise VideoError(f"{self.path.name}: frame {self._pos} is {size_text(frame.shape)} "
+                                 f"but the video is {size_text(self.hw)}")
             if index - self._pos < READ_AHEAD_FRAMES:
                 self.cache.put(self._pos, frame)
             self._last = (self._pos, frame)
