@@ -23,7 +23,7 @@ from annotator.core.atomic import atomic_write_text
 from annotator.core.errors import SaveError, UsageError
 from annotator.core.labels import DAVIS_PALETTE, write_mask
 from annotator.core.outputs import make_folder
-from annotator.core.video import VideoSource
+from annotator.core.video import VideoSource, quiet_ffmpeg
 
 RESOLUTION_FOLDER = "480p"
 
@@ -80,6 +80,7 @@ def export_overlay_video(video: VideoSource, labels: Mapping[int, np.ndarray], p
     colors = DAVIS_PALETTE if colors is None else colors
     h, w = video.hw
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.mp4'}")
+    quiet_ffmpeg()
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(video.fps), (int(w), int(h)))
     if not writer.isOpened():
         raise SaveError(f"cannot write a video at {path}")

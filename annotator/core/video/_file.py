@@ -33,6 +33,16 @@ def _to_rgb(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
+def quiet_ffmpeg() -> None:
+    """Silence FFmpeg's own log lines (``[mov,mp4,... @ 0x...] moov atom not found``) printed on stderr
+    before our one-line error; call before OpenCV first uses FFmpeg, which reads the level then.
+
+    Done on first use, not at import (nothing changes the environment at import); a level the user
+    set in ``OPENCV_FFMPEG_LOGLEVEL`` wins.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
 class VideoFileSource(VideoSource):
     """A video file (.mp4 .avi .mov .mkv .m4v .webm) read through ``cv2.VideoCapture``.
 
@@ -117,6 +127,7 @@ class VideoFileSource(VideoSource):
     # ---- decoding ----------------------------------------------------------------------------
 
     def _open_capture(self) -> None:
+        quiet_ffmpeg()
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             cap.release()
