@@ -159,8 +159,9 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     with _progress(n - 1, source.name, args.quiet) as bar:
         result = run_job(job, settings, on_frame=lambda _i: bar.update(1), backbone=_backbone(args))
     if not args.quiet:
+        removed = f"; removed {result.removed} older mask(s) beyond its last frame" if result.removed else ""
         print(f"wrote {result.frames} masks ({result.frames - result.propagated} reference, "
-              f"{result.propagated} propagated) to {out}")
+              f"{result.propagated} propagated) to {out}{removed}")
     return 0
 
 
@@ -182,7 +183,8 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
 
         results = run_batch(jobs, settings, workers=args.jobs, on_frame=frame, on_total=total)
     rows = [{"video": r.name, "frames": r.frames, "seconds": r.seconds, "frames/s": r.fps,
-             "status": "ok" if r.ok else r.error} for r in results]
+             "status": r.error if not r.ok else f"ok, removed {r.removed} older mask(s)" if r.removed else "ok"}
+            for r in results]
     done = [r for r in results if r.ok]
     seconds = sum(r.seconds for r in results)
     rows.append({"video": "total", "frames": sum(r.frames for r in results), "seconds": seconds,
@@ -432,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "process with its share of the CPU threads (or its own GPU) (default %(default)s)")
     p.add_argument("--sequences", nargs="+", default=None, help="DAVIS root: only these sequences")
     p.add_argument("--resolution", default="480p", help="DAVIS root: resolution folder (default %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace masks already in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace masks already in --out (older masks beyond the video's last frame are removed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_factor_options(p)
     p.set_defaults(func=cmd_propagate)

@@ -75,6 +75,8 @@ class BatchResult:
     propagated: int
     seconds: float
     error: str | None = None
+    removed: int = 0
+    """Older masks beyond the video's last frame removed from the output folder (``--overwrite``)."""
 
     @property
     def ok(self) -> bool:
@@ -209,20 +211,37 @@ def run_job(job: BatchJob, settings: JobSettings, on_frame: Callable[[int], None
         bb = backbone if backbone is not None else _backbone_for(settings, device or settings.device)
         store = FeatureStore(video, bb, short_side=settings.short_side, disk_cache=settings.feature_cache,
                              max_bytes=STREAM_FEATURE_CACHE_BYTES, read_ahead=settings.read_ahead)
+        propagated = 0
         try:
             make_folder(job.out)
             for index, labels in refs.items():
                 write_mask(job.out / f"{index:05d}.png", labels)
-            propagated = 0
             for result in propagate_video(store, refs, len(video), settings.params, output_hw=video.hw,
                                           frames=video.frame):
                 write_mask(job.out / f"{result.index:05d}.png", result.labels)
                 propagated += 1
                 if on_frame is not None:
                     on_frame(result.index)
+        except AnnotatorError as exc:
+            # the masks written so far stay (each is whole): say so, or they pass for a finished run
+            written = propagated + len(refs)
+            raise type(exc)(f"{exc} (after {written} of {len(video)} masks were written to {job.out}; "
+                            "they are left there)") from exc
         finally:
             store.close()  # before the video closes: the read-ahead may be decoding
-        return BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0)
+        removed = remove_stale_masks(job.out, len(video)) if settings.overwrite else 0
+        return BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0, removed=removed)
+
+
+def remove_stale_masks(folder: Path, num_frames: int) -> int:
+    """Delete the ``NNNNN.png`` masks of frames >= ``num_frames`` (left by an earlier, longer video
+    in a folder the user asked to overwrite), so the folder holds this run's masks only; their number."""
+    from annotator.core.labels import mask_index
+
+    stale = [p for p in folder.glob("*.png") if (index := mask_index(p.name)) is not None and index >= num_frames]
+    for path in stale:
+        path.unlink()
+    return len(stale)
 
 
 def _job_frames(job: BatchJob) -> int:

@@ -152,6 +152,12 @@ def read_mask(
     return labels
 
 
+def mask_index(name: str) -> int | None:
+    """The frame index of a mask file name (``00012.png`` -> 12), None for any other name."""
+    match = _FRAME_NAME.match(name)
+    return int(match.group(1)) if match is not None else None
+
+
 def mask_files(folder: str | os.PathLike[str]) -> dict[int, Path]:
     """``{frame index: path}`` of the ``NNNNN.png`` masks of a folder, checked as :func:`read_mask_folder`
     does (nothing is read: a caller that needs one mask reads only that one)."""
@@ -168,12 +174,11 @@ def mask_files(folder: str | os.PathLike[str]) -> dict[int, Path]:
             continue
         if entry.suffix.lower() not in IMAGE_EXTENSIONS:
             continue  # Thumbs.db, desktop.ini, notes.txt, 00000.png.bak: skipped, as frame folders skip them
-        match = _FRAME_NAME.match(entry.name)
-        if match is None:  # an image, but not a mask named by its frame: a mistake worth a word
+        index = mask_index(entry.name)
+        if index is None:  # an image, but not a mask named by its frame: a mistake worth a word
             raise MaskError(
                 f"{entry}: mask files must be PNGs named by frame number like 00000.png"
             )
-        index = int(match.group(1))
         if index in found:
             raise MaskError(f"{entry}: frame {index} already read from {found[index].name}")
         found[index] = entry

@@ -38,6 +38,33 @@ def test_propagate_writes_a_mask_for_every_frame(clip, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_a_run_that_fails_partway_says_which_masks_it_left(tmp_path, capsys):
+    frames, truth = moving_objects_clip(n_frames=6, hw=(64, 96), size=24, step=4)
+    folder = write_frames(tmp_path / "frames", frames)
+    write_mask(tmp_path / "first.png", truth[0])
+    (folder / "00004.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # frame 4 cannot be decoded
+    out = tmp_path / "out"
+    assert main(["propagate", str(folder), "--masks", str(tmp_path / "first.png"), "--out", str(out), *FAST]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "00004.png" in err and f"after 4 of 6 masks were written to {out}; they are left there" in err
+    assert "\n" not in err and sorted(read_mask_folder(out)) == [0, 1, 2, 3]
+
+
+def test_overwrite_removes_older_masks_beyond_the_new_videos_end(clip, tmp_path, capsys):
+    folder, mask, truth = clip
+    out = tmp_path / "out"
+    assert main(["propagate", str(folder), "--masks", str(mask), "--out", str(out), *FAST]) == 0
+    shorter = write_frames(tmp_path / "short", list(moving_objects_clip(n_frames=4, hw=(64, 96), size=24, step=4)[0]))
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    argv = ["propagate", str(shorter), "--masks", str(mask), "--out", str(out), "--overwrite", "--short-side", "0",
+            "--stage", "s3"]
+    assert main(argv) == 0
+    assert sorted(read_mask_folder(out)) == [0, 1, 2, 3]  # not mixed with the old run's frames 4 and 5
+    assert (out / "notes.txt").read_text() == "mine"  # only masks are touched
+    assert "removed 2 older mask(s) beyond its last frame" in capsys.readouterr().out
+
+
 def test_propagate_from_a_folder_of_references(clip, tmp_path):
     folder, _, truth = clip
     refs = tmp_path / "refs"
