@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QFrame, QGraphicsEllipseItem, QGraphicsPathItem, 
                                QGraphicsScene, QGraphicsView, QWidget)
 
 from annotator.core.annotation import AnnotationModel
+from annotator.core.errors import VideoError
 from annotator.core.points import clamp_to_frame
 from annotator.core.undo import Transaction
 from annotator.gui.keypoints_overlay import KeypointsLayer, point_from_scene, scene_from_point
@@ -35,6 +36,7 @@ class Canvas(QGraphicsView):
     zoom_changed = Signal(float)
     cursor_moved = Signal(int, int, int)  # x, y, id under the cursor (-1 outside the image)
     message = Signal(str)
+    frame_unreadable = Signal(int, str)  # frame, one-line reason (the frame shows as grey)
 
     def __init__(self, model: AnnotationModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -109,7 +111,12 @@ class Canvas(QGraphicsView):
         self._end_stroke(commit=True)
         self._end_drag(commit=True)
         self._cancel_polygon()
-        rgb = np.ascontiguousarray(self.model.video.frame(frame))
+        try:
+            rgb = np.ascontiguousarray(self.model.video.frame(frame))
+        except VideoError as exc:
+            # grey, not the previous picture: its labels must not look like they belong to it
+            rgb = np.full((*self.model.hw, 3), 64, np.uint8)
+            self.frame_unreadable.emit(frame, str(exc))
         h, w = rgb.shape[:2]
         image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
         self._frame_item.setPixmap(QPixmap.fromImage(image))  # fromImage copies: rgb may go

@@ -139,6 +139,8 @@ class MainWindow(QMainWindow):
             lambda x, y, i: position.setText(f"x {x}  y {y}" + (f"  id {i}" if i >= 0 else "")))
         self.canvas.zoom_changed.connect(lambda z: zoom.setText(f"{z * 100:.0f}%"))
         self.canvas.message.connect(lambda text: bar.showMessage(text, 4000))
+        self.canvas.frame_unreadable.connect(lambda frame, text: self.show_error(f"Frame {frame} cannot be shown "
+                                                                                 f"(it is grey): {text}"))
         device.setText(device_text(self.propagation.settings.backbone, self.propagation.settings.device))
         return StatusWidgets(position, zoom, device, progress, cancel)
 

@@ -270,3 +270,21 @@ def test_space_drag_and_middle_drag_pan_the_view(qtbot, make_window):
     qtbot.keyRelease(c, Qt.Key.Key_Space)
     assert c.mapToScene(vp.rect().center()).y() == pytest.approx(after.y() - 3.0, abs=0.2)
     np.testing.assert_array_equal(w.model.labels(0), labels_before)  # panning never paints
+
+
+def test_a_frame_that_cannot_be_decoded_shows_a_message_and_grey_not_the_old_frame(qtbot, make_window, tmp_path,
+                                                                                    monkeypatch):
+    from gui_helpers import window_on_frame_folder
+
+    frames, _ = square_clip(n=6)
+    w = window_on_frame_folder(make_window, tmp_path / "frames", frames)
+    (tmp_path / "frames" / "00003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # after opening: decoded later
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "open", lambda box: shown.append(box.text()))
+    w.model.set_current_frame(3)  # raised VideoError out of the frame-changed handler before
+    assert len(shown) == 1 and shown[0].startswith("Frame 3 cannot be shown") and "00003.png" in shown[0]
+    assert "\n" not in shown[0]
+    image = w.canvas._frame_item.pixmap().toImage()
+    assert image.pixelColor(5, 5).red() == image.pixelColor(5, 5).green() == 64  # grey, not frame 0's picture
+    w.model.set_current_frame(4)  # the next good frame shows again
+    assert len(shown) == 1 and w.canvas._frame_item.pixmap().toImage().pixelColor(5, 5).red() != 64
