@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from annotator.core.annotation import FrameState
@@ -190,3 +191,35 @@ def test_declined_recovery_is_deleted_and_clean_close_leaves_nothing(window, mak
     fresh.close()  # everything saved: the autosave folder goes
     assert not any(root.iterdir()), [(p, sorted(x.name for x in p.iterdir()), (p / LOCK_FILE).read_text() if (p / LOCK_FILE).exists() else None) for p in root.iterdir()]
 
+
+
+def test_ctrl_q_with_unsaved_changes_asks_save_discard_or_cancel(qtbot, window, dialogs, tmp_path, monkeypatch):
+    shown, answers = dialogs
+    w = window
+    asked: list[str] = []
+    buttons = QMessageBox.StandardButton
+    reply = {"answer": buttons.Cancel}
+
+    def question(_parent, _title, text, *_a, **_k):
+        asked.append(text)
+        return reply["answer"]
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    qtbot.keyClick(w.canvas, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    assert len(asked) == 1 and "unsaved changes" in asked[0] and w.isVisible()  # Cancel: still open
+    reply["answer"] = buttons.Save
+    answers["save"] = str(tmp_path / "proj")
+    w.actions_by_name["quit"].trigger()
+    assert len(asked) == 2 and not w.isVisible() and read_project_file(tmp_path / "proj").states
+    w.show()
+    w.model.history.push("paint", [w.model.paint(2, np.ones((3, 3), bool), 1)])
+    reply["answer"] = buttons.Discard
+    w.actions_by_name["quit"].trigger()
+    assert len(asked) == 3 and not w.isVisible() and 2 not in read_project_file(tmp_path / "proj").states
+
+
+def test_ctrl_q_without_changes_quits_without_asking(qtbot, make_window, monkeypatch):
+    w = make_window(np.zeros((3, 16, 16, 3), np.uint8))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: pytest.fail("asked with nothing unsaved"))
+    w.actions_by_name["quit"].trigger()
+    assert not w.isVisible()
