@@ -28,6 +28,11 @@ MIN_ZOOM, MAX_ZOOM = 0.05, 64.0
 POINT_HIT_RADIUS = 9.0  # screen pixels: a point is grabbed within this distance of its centre
 
 
+# A double-click closes a polygon only on its last point (within this many screen pixels); a fast
+# second click elsewhere is one more point (clicks 80 ms apart used to close the polygon).
+POLYGON_CLOSE_SLOP_PX = 4
+
+
 class Canvas(QGraphicsView):
     """Frame + overlay + keypoints view with brush, eraser, fill, polygon, erase-object and keypoint tools."""
 
@@ -493,11 +498,17 @@ class Canvas(QGraphicsView):
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
-        if self.tool is Tool.POLYGON and event.button() == Qt.MouseButton.LeftButton:
+        if (self.tool is Tool.POLYGON and event.button() == Qt.MouseButton.LeftButton and self._polygon
+                and self._near_last_polygon_point(event.position())):
             self.close_polygon()
             event.accept()
             return
+        # quick clicks at different places (placing a polygon fast) are presses, not a double-click
         self.mousePressEvent(event)
+
+    def _near_last_polygon_point(self, position: QPointF) -> bool:
+        last = self.mapFromScene(QPointF(*self._polygon[-1]))
+        return abs(last.x() - position.x()) + abs(last.y() - position.y()) <= POLYGON_CLOSE_SLOP_PX
 
     def leaveEvent(self, event) -> None:  # noqa: N802 - Qt API
         self._cursor_item.setVisible(False)
