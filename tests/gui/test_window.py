@@ -288,3 +288,35 @@ def test_a_frame_that_cannot_be_decoded_shows_a_message_and_grey_not_the_old_fra
     assert image.pixelColor(5, 5).red() == image.pixelColor(5, 5).green() == 64  # grey, not frame 0's picture
     w.model.set_current_frame(4)  # the next good frame shows again
     assert len(shown) == 1 and w.canvas._frame_item.pixmap().toImage().pixelColor(5, 5).red() != 64
+
+
+def _wheel(widget, notches: float) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    centre = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                        QPoint(0, int(120 * notches)), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_mouse_wheel_over_the_timeline_steps_frames_down_meaning_forward(make_window):
+    frames, _ = square_clip(n=6)
+    w = make_window(frames)
+    m, t = w.model, w.timeline
+    _wheel(t.strip, -1)  # wheel down over the state strip: next frame
+    assert m.current_frame == 1
+    _wheel(t.strip, -2)
+    assert m.current_frame == 3
+    _wheel(t.slider, -1)  # over the slider too, and in the same direction
+    assert m.current_frame == 4 and t.slider.value() == 4
+    _wheel(t.slider, 1)
+    assert m.current_frame == 3
+    _wheel(t.strip, 0.5)  # half a notch (a trackpad): nothing yet, then one frame back
+    assert m.current_frame == 3
+    _wheel(t.strip, 0.5)
+    assert m.current_frame == 2
+    _wheel(t.strip, -10)  # clamped at the end
+    assert m.current_frame == 5
