@@ -199,3 +199,24 @@ def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qt
     # a video change forgets what was learnt (it was about that video)
     w.files.set_opened(Opened(ArrayVideo(frames), {0: truth[0]}))
     assert len(d.calibration) == 0
+
+
+def test_runs_tab_headers_fit_a_narrow_dock_and_the_placeholder_goes_once_runs_are_listed(qtbot):
+    from annotator.core.experiments import RunRecord
+    from annotator.gui.runs_panel import RunsPanel
+
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(260, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.summary.text().startswith("Runs appear here")
+    run = RunRecord("run 1", {"backbone": "lite0", "radius": 12}, (1,), (1, 2), np.full((1, 2), 0.8),
+                    np.full((1, 2), 0.7), 2, 1.0)
+    panel.set_runs([run])
+    assert not panel.summary.text().startswith("Runs appear here") and "select one" in panel.summary.text()
+    header = panel.table.horizontalHeader()
+    viewport = panel.table.viewport().width()
+    sizes = [header.sectionSize(i) for i in range(4)]
+    assert sum(sizes) <= viewport, sizes  # no header scrolled out of view ("etting")
+    assert sizes[1] >= header.fontMetrics().horizontalAdvance("settings")
