@@ -327,6 +327,7 @@ class DiagnosticsController(QObject):
         self._dirty.clear()
         self._last_plan = None
         self.gt_panel.clear("No ground truth: Diagnostics > Load ground truth…")
+        self.gt_panel.set_frame_count(self.model.num_frames)
         self._refresh_views()
 
     def _on_current_frame(self, frame: int) -> None:

@@ -220,3 +220,12 @@ def test_runs_tab_headers_fit_a_narrow_dock_and_the_placeholder_goes_once_runs_a
     sizes = [header.sectionSize(i) for i in range(4)]
     assert sum(sizes) <= viewport, sizes  # no header scrolled out of view ("etting")
     assert sizes[1] >= header.fontMetrics().horizontalAdvance("settings")
+
+
+def test_the_empty_ground_truth_plot_shows_the_videos_frames_not_a_scaled_axis(make_window):
+    frames, _ = square_clip(n=6)
+    w = make_window(frames)
+    panel = w.diagnostics.gt_panel
+    (x0, x1), _ = panel.plot.viewRange()
+    assert -0.5 < x0 <= 0 and 5 <= x1 < 5.5  # frames 0..5, not -0.5..0.5 shown as -500..500
+    assert "x0.001" not in panel.plot.getAxis("bottom").labelString()
