@@ -229,3 +229,18 @@ def test_the_empty_ground_truth_plot_shows_the_videos_frames_not_a_scaled_axis(m
     (x0, x1), _ = panel.plot.viewRange()
     assert -0.5 < x0 <= 0 and 5 <= x1 < 5.5  # frames 0..5, not -0.5..0.5 shown as -500..500
     assert "x0.001" not in panel.plot.getAxis("bottom").labelString()
+
+
+def test_the_uncertainty_curve_leaves_its_label_alone(qtbot):
+    from annotator.gui.diagnostic_overlay import UncertaintyStrip
+
+    strip = UncertaintyStrip()
+    qtbot.addWidget(strip)
+    strip.resize(300, 22)
+    strip.set_values(np.ones(10))  # the highest curve: it fills the strip's whole height
+    image = strip.grab().toImage()
+    label_width = strip.fontMetrics().horizontalAdvance("uncertainty")
+    orange = [(x, y) for x in range(300 - label_width, 300) for y in range(22)
+              if image.pixelColor(x, y).red() > 200 and image.pixelColor(x, y).blue() < 100]
+    assert orange == []  # no curve under the label
+    assert strip._frame_at(0) == 0 and strip._frame_at(299) == 9  # clicks still reach every frame
