@@ -376,7 +376,22 @@ class MainWindow(QMainWindow):
         if self.propagation.running:
             self.statusBar().showMessage("A propagation is already running (Esc cancels it)", 4000)
             return
+        m = self.model
+        if m.video is not None and m.frame_state(m.current_frame) is FrameState.PROPAGATED:
+            # P after Esc lands here (the view follows the run): offer to go on, not an error
+            if not self._confirm_resume(m.current_frame):
+                return
+            self.mark_reference()
         self.propagation.start(direction, go_on)
+
+    def _confirm_resume(self, frame: int) -> bool:
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self, "Resume propagation?",
+            f"Frame {frame} was propagated; runs start from a reference. Accept frame {frame} as a reference "
+            "and propagate on from it? (Its features are cached: the run picks up where it stopped.)",
+            buttons.Yes | buttons.No, buttons.Yes)
+        return answer == buttons.Yes
 
     def propagate_keypoints(self) -> None:
         if self.propagation.running:
