@@ -309,16 +309,23 @@ class Recoverable:
     crashed: bool
     """True when its process ended without closing (a crash or kill); False: closed with unsaved work."""
 
+    @property
+    def name(self) -> str:
+        """The project's or the video's name."""
+        return self.project.name if self.project is not None else Path(self.video or "?").name
+
     def describe(self) -> str:
-        what = self.project.name if self.project is not None else Path(self.video or "?").name
+        what = self.name
         how = "after a crash" if self.crashed else "unsaved when the app closed"
         return f"{what}: {self.frames} labelled frame(s), {how} (last saved {self.modified or 'unknown'})"
 
 
-def find_recoverable(root: str | os.PathLike[str], *, project: str | os.PathLike[str] | None = None) -> list[Recoverable]:
+def find_recoverable(root: str | os.PathLike[str], *, project: str | os.PathLike[str] | None = None,
+                     video: str | os.PathLike[str] | None = None) -> list[Recoverable]:
     """Recovery folders under ``root`` not owned by a running process, newest first.
 
-    ``project`` keeps only those that belong to that project folder.
+    ``project`` keeps only those that belong to that project folder; ``video`` only those of that
+    video (a file or frame folder) made outside any project.
     """
     root = Path(root)
     if not root.is_dir():
@@ -340,10 +347,16 @@ def find_recoverable(root: str | os.PathLike[str], *, project: str | os.PathLike
             data = read_project_file(folder)
         except ProjectError:
             continue  # nothing readable was saved before the crash
-        video = lock.get("video") if isinstance(lock.get("video"), str) else data.video.absolute
-        found.append(Recoverable(folder, owner_path, video, data.modified, len(data.states), not closed))
+        source = lock.get("video") if isinstance(lock.get("video"), str) else data.video.absolute
+        if video is not None and (owner_path is not None or not _same_path(source, video)):
+            continue
+        found.append(Recoverable(folder, owner_path, source, data.modified, len(data.states), not closed))
     found.sort(key=lambda r: r.modified or "", reverse=True)
     return found
+
+
+def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def recover(recoverable: Recoverable | str | os.PathLike[str], model: AnnotationModel, *,

@@ -85,6 +85,8 @@ class FileActions:
 
     def open_path(self, path: str | None) -> bool:
         """Open a video, frame folder or DAVIS sequence (None: the bundled sample). False on bad input."""
+        if path is not None and self.window.projects.offer_recovery_for_video(path):
+            return True  # its autosaved work was recovered (with the video) instead
         try:
             opened = open_sample() if path is None else open_source(path)
         except AnnotatorError as exc:

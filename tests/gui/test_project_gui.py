@@ -223,3 +223,47 @@ def test_ctrl_q_without_changes_quits_without_asking(qtbot, make_window, monkeyp
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: pytest.fail("asked with nothing unsaved"))
     w.actions_by_name["quit"].trigger()
     assert not w.isVisible()
+
+
+def test_start_with_a_video_offers_its_own_recovery_and_lists_the_others(qtbot, make_window, dialogs, tmp_path,
+                                                                          monkeypatch):
+    import time
+
+    from annotator.core.annotation import AnnotationModel
+    from annotator.core.autosave import Autosaver, autosave_folder
+    from annotator.core.video import open_video
+    from tests.synthetic import write_frames
+
+    shown, answers = dialogs
+    root = tmp_path / "autosave"
+    frames, truth = square_clip(n=4)
+    crashed = {}
+    for name in ("wanted", "other"):  # "other" crashes last: it is the newest autosave
+        folder = write_frames(tmp_path / name, list(frames))
+        model = AnnotationModel(open_video(folder))
+        model.add_object(name)
+        model.paint(0, truth[0] == 1, 1)
+        saver = Autosaver(model, autosave_folder(root, str(folder)))
+        saver.start()
+        saver.flush()
+        saver.session_lock.release()  # the process "dies"
+        crashed[name] = folder
+        time.sleep(1.1)  # autosaves are ordered by their save time, to the second
+    asked: list[str] = []
+    fresh = make_window(np.zeros((2, 8, 8, 3), np.uint8))
+    fresh.projects.enable_autosave(root)
+
+    def question(_parent, _title, text, *_a, **_k):
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    fresh.projects.startup(str(crashed["wanted"]))
+    assert len(asked) == 1 and "wanted" in asked[0] and "other" not in asked[0]
+    assert [o.name for o in fresh.model.objects] == ["wanted"] and fresh.model.num_frames == 4
+    assert "other" in fresh.statusBar().currentMessage()
+    left = find_recoverable(root)
+    assert [r.name for r in left] == ["other"]  # kept, and offered when "other" is opened
+    asked.clear()
+    assert fresh.files.open_path(str(crashed["other"]))
+    assert len(asked) == 1 and "other" in asked[0] and [o.name for o in fresh.model.objects] == ["other"]
