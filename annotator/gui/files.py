@@ -92,7 +92,16 @@ class FileActions:
         except AnnotatorError as exc:
             self.window.show_error(str(exc))
             return False
-        self.set_opened(opened)
+        if path is not None and opened.masks_from is not None and len(opened.video) > 1 \
+                and len(opened.references) == len(opened.video):
+            # a mask on every frame (a DAVIS sequence) is ground truth: as references it would
+            # leave nothing to propagate, so the first is the reference and all are compared with
+            self.window.diagnostics.show_with_ground_truth(opened)
+            self.window.statusBar().showMessage(
+                f"Opened {opened.video.name}: every frame has a mask, so frame {min(opened.references)}'s is the "
+                "reference and all of them are the ground truth (Ground truth dock)", 10000)
+        else:
+            self.set_opened(opened)
         if path is not None:
             self.add_recent(str(Path(path).resolve()))
             self.window.qsettings.setValue("last_dir", str(Path(path).resolve().parent))

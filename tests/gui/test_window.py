@@ -320,3 +320,24 @@ def test_the_mouse_wheel_over_the_timeline_steps_frames_down_meaning_forward(mak
     assert m.current_frame == 2
     _wheel(t.strip, -10)  # clamped at the end
     assert m.current_frame == 5
+
+
+def test_a_davis_sequence_with_a_mask_on_every_frame_opens_as_one_reference_and_ground_truth(qtbot, make_window,
+                                                                                             tmp_path):
+    import cv2
+
+    frames, truth = square_clip(n=5)
+    seq = tmp_path / "JPEGImages" / "480p" / "squares"
+    ann = tmp_path / "Annotations" / "480p" / "squares"
+    seq.mkdir(parents=True)
+    ann.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(seq / f"{i:05d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        write_mask(ann / f"{i:05d}.png", truth[i])
+    w = make_window(frames)
+    assert w.files.open_path(str(seq))
+    m = w.model
+    assert m.is_reference(0) and [m.frame_state(i) for i in range(1, 5)] == [FrameState.EMPTY] * 4
+    assert w.diagnostics.tracker is not None  # the masks are the ground truth: something to propagate and score
+    applied, _ = run_propagation(qtbot, w)
+    assert applied == 4
