@@ -281,6 +281,8 @@ def test_a_frame_that_cannot_be_decoded_shows_a_message_and_grey_not_the_old_fra
     (tmp_path / "frames" / "00003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # after opening: decoded later
     shown: list[str] = []
     monkeypatch.setattr(QMessageBox, "open", lambda box: shown.append(box.text()))
+    # the check of every frame after opening may find it too: keep all frames, to see frame 3 itself
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
     w.model.set_current_frame(3)  # raised VideoError out of the frame-changed handler before
     assert len(shown) == 1 and shown[0].startswith("Frame 3 cannot be shown") and "00003.png" in shown[0]
     assert "\n" not in shown[0]
@@ -341,3 +343,23 @@ def test_a_davis_sequence_with_a_mask_on_every_frame_opens_as_one_reference_and_
     assert w.diagnostics.tracker is not None  # the masks are the ground truth: something to propagate and score
     applied, _ = run_propagation(qtbot, w)
     assert applied == 4
+
+
+def test_opening_a_video_with_unreadable_frames_says_how_many_read_and_offers_to_keep_those(qtbot, make_window,
+                                                                                           tmp_path, monkeypatch):
+    from tests.synthetic import write_frames
+
+    frames, _ = square_clip(n=6)
+    folder = write_frames(tmp_path / "frames", list(frames))
+    (folder / "00003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    w = make_window(frames[:2])
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    assert w.files.open_path(str(folder))
+    assert w.model.num_frames == 6  # opening decodes one frame: it is quick
+    qtbot.waitUntil(lambda: w.files._check_job is None and len(asked) == 1, timeout=20_000)
+    assert asked[0].startswith("Only 3 of 6 frames of frames can be read") and "00003.png" in asked[0]
+    assert w.model.num_frames == 3 and w.timeline.slider.maximum() == 2  # the readable start, kept
+    w.model.set_current_frame(2)
+    assert w.canvas._frame_item.pixmap().toImage().pixelColor(5, 5).red() != 64  # a real frame, not grey
