@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from annotator.core.atomic import atomic_write_text
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
-from annotator.core.errors import AnnotatorError, UsageError
+from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
+from annotator.core.outputs import make_folder
 from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import FUSIONS, PropagationParams
 from annotator.core.upsampling import UPSAMPLE_MODES
@@ -170,15 +171,19 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     with _progress(n - 1, source.name, args.quiet) as bar:
         result = run_job(job, settings, on_frame=lambda _i: bar.update(1), backbone=_backbone(args))
     if not args.quiet:
+        removed = f"; removed {result.removed} older mask(s) beyond its last frame" if result.removed else ""
         print(f"wrote {result.frames} masks ({result.frames - result.propagated} reference, "
-              f"{result.propagated} propagated) to {out}")
+              f"{result.propagated} propagated) to {out}{removed}")
     return 0
 
 
 def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
     """Many videos: one progress bar, a summary table (also ``OUT/summary.csv``), exit 1 if any failed."""
-    from annotator.core.batch import run_batch
+    from annotator.core.batch import check_outputs, run_batch
+    from annotator.core.outputs import check_new_file
 
+    check_outputs(jobs, args.overwrite)
+    check_new_file(Path(args.out) / "summary.csv", args.overwrite)
     with _progress(0, f"{len(jobs)} videos", args.quiet) as bar:
         def total(frames: int) -> None:
             bar.total = frames
@@ -190,7 +195,8 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
 
         results = run_batch(jobs, settings, workers=args.jobs, on_frame=frame, on_total=total)
     rows = [{"video": r.name, "frames": r.frames, "seconds": r.seconds, "frames/s": r.fps,
-             "status": "ok" if r.ok else r.error} for r in results]
+             "status": r.error if not r.ok else f"ok, removed {r.removed} older mask(s)" if r.removed else "ok"}
+            for r in results]
     done = [r for r in results if r.ok]
     seconds = sum(r.seconds for r in results)
     rows.append({"video": "total", "frames": sum(r.frames for r in results), "seconds": seconds,
@@ -198,7 +204,7 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
                  "status": f"{len(done)}/{len(results)} ok"})
     columns = ["video", "frames", "seconds", "frames/s", "status"]
     print(_format_table(rows, columns))
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    make_folder(args.out)
     _write_csv(str(Path(args.out) / "summary.csv"), rows, columns)
     failed = [r for r in results if not r.ok]
     if failed:
@@ -214,9 +220,10 @@ def cmd_keypoints(args: argparse.Namespace) -> int:
     from annotator.core.video import open_video
 
     params = _params(args)
+    from annotator.core.outputs import check_new_file
+
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    check_new_file(out, args.overwrite)
     names, refs = read_keypoints_json(args.points)
     with open_video(args.source) as video:
         backbone = _backbone(args)
@@ -289,6 +296,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"unknown sequence {unknown[0]!r}; {args.root} has: {', '.join(names)}")
         names = [n for n in names if n in args.sequences]
+    _check_eval_outputs(args, names)
     if args.grid:
         return _eval_grid(args, params, names)
     backbone = _backbone(args)
@@ -313,6 +321,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.report:
         _write_reports(args.report, [(r.scores.name, r.scores) for r in runs])
     return 0
+
+
+def _check_eval_outputs(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Before any propagation: refuse outputs that would replace files, unless ``--overwrite``."""
+    from annotator.core.outputs import check_mask_folder, check_new_files
+
+    check_new_files([args.json, args.csv], args.overwrite)
+    if args.save_masks is not None:
+        for name in names:
+            check_mask_folder(Path(args.save_masks) / name, args.overwrite)
+    if args.report is not None and not args.grid:  # a grid's reports go to one new folder per point
+        check_new_files([Path(args.report) / f"{n}.{ext}" for n in names for ext in ("csv", "png")], args.overwrite)
 
 
 def _write_reports(folder: str, named_scores) -> None:
@@ -368,14 +388,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from annotator.core.batch import check_output_folder
+    from annotator.core.outputs import check_mask_folder
     from annotator.core.evaluation import evaluate_video
     from annotator.core.labels import mask_files
     from annotator.core.sample import SAMPLE_GROUNDTRUTH, SAMPLE_NAME, SAMPLE_VIDEO
 
     params = _params(args)
     if args.out is not None:
-        check_output_folder(Path(args.out), args.overwrite)
+        check_mask_folder(Path(args.out), args.overwrite)
     backbone = _backbone(args)
     # by default a new folder each run, so the demo never touches anyone's files
     out = Path(args.out) if args.out is not None else Path(tempfile.mkdtemp(prefix="annotator-demo-"))
@@ -421,24 +441,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     from annotator.core.labels import write_mask
     from annotator.core.project import read_project
     from annotator.core.export import davis_paths, keypoints_export_text  # the same as the GUI's exports
+    from annotator.core.outputs import check_mask_folder, check_new_file
 
     content = read_project(args.project, with_video=False)  # the masks are enough: no video needed
     video = content.data.video
     name = args.name or Path(video.absolute).stem
     folder, _ = davis_paths(args.out, name)
-    if folder.is_dir() and any(folder.glob("*.png")) and not args.overwrite:
-        raise UsageError(f"{folder} already holds masks; pass --overwrite to replace them")
+    check_mask_folder(folder, args.overwrite)
     if args.keypoints is not None:
-        if Path(args.keypoints).exists() and not args.overwrite:
-            raise UsageError(f"{args.keypoints} exists; pass --overwrite to replace it")
+        check_new_file(args.keypoints, args.overwrite)
         # checked before any mask is written: a project without keypoints fails without side effects
         keypoints_text = keypoints_export_text(content.data.keypoints, content.data.points, video.hw)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     empty = np.zeros(video.hw, np.uint8)
     for i in range(video.frames):
         write_mask(folder / f"{i:05d}.png", content.labels.get(i, empty))
     if not args.quiet:
-        print(f"wrote {video.frames} masks ({len(content.labels)} labelled) of {video.hw[1]}x{video.hw[0]} to {folder}")
+        print(f"wrote {video.frames} masks ({len(content.labels)} labelled) of {size_text(video.hw)} to {folder}")
     if args.keypoints is not None:
         atomic_write_text(args.keypoints, keypoints_text)
         if not args.quiet:
@@ -472,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "process with its share of the CPU threads (or its own GPU) (default %(default)s)")
     p.add_argument("--sequences", nargs="+", default=None, help="DAVIS root: only these sequences")
     p.add_argument("--resolution", default="480p", help="DAVIS root: resolution folder (default %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace masks already in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace masks already in --out (older masks beyond the video's last frame are removed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_factor_options(p)
     p.set_defaults(func=cmd_propagate)
@@ -495,6 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyframes", type=int, default=None, metavar="K",
                    help="keyframe protocol: the ground truth of every K-th frame and of the last frame are the "
                         "references, every other frame is scored (default: the first frame only, DAVIS protocol)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --json, --csv and --report files and --save-masks masks already there")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_factor_options(p)
     p.set_defaults(func=cmd_eval)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from annotator.core.errors import UsageError
+from annotator.core.errors import UsageError, size_text
 from annotator.core.labels import DAVIS_PALETTE, MAX_OBJECT_ID, VOID
 from annotator.core.points import Point, check_point_inside
 from annotator.core.undo import Box, Change, History, KeypointChange, ObjectChange, PointsChange
@@ -673,6 +673,6 @@ class AnnotationModel:
     def _check_labels(self, labels: np.ndarray) -> np.ndarray:
         labels = np.asarray(labels)
         if labels.dtype != np.uint8 or labels.shape != self.hw:
-            raise UsageError(f"a label map must be {self.hw[0]}x{self.hw[1]} uint8, "
-                             f"got {'x'.join(map(str, labels.shape))} {labels.dtype}")
+            got = size_text(labels.shape) if labels.ndim == 2 else f"shape {labels.shape}"
+            raise UsageError(f"a label map must be {size_text(self.hw)} uint8, got {got} {labels.dtype}")
         return labels

@@ -2,9 +2,15 @@
 
 A recovery folder is an ordinary project folder (see :mod:`annotator.core.project`: same atomic,
 kill-safe saves, only changed frames written) plus ``lock.json`` naming the process that owns it,
-the project it belongs to (if any) and the video. The owner removes the folder when it closes
+the project it belongs to (if any) and the video, and ``session.lock``, a file the owner holds an
+advisory lock on (``flock``) for as long as it runs. The owner removes the folder when it closes
 with nothing unsaved; otherwise the folder stays, and :func:`find_recoverable` lists it at the next
-start, as crashed (its process is gone without closing) or as left with unsaved work.
+start, as crashed (its session lock is free without a close) or as left with unsaved work.
+
+Why a held lock and not the process id: the system drops the lock when the process ends, however
+it ends, while a process id is soon given to another process (always so for PID 1 in a container),
+and a crash would then look like a live session forever. The pid decides only for folders without
+a ``session.lock`` (written by an older version) or where ``flock`` does not exist (Windows).
 
 The GUI passes the root folder (its per-user data folder); this module never looks for one, and
 nothing is written from ``__del__``: call :meth:`Autosaver.flush` and :meth:`Autosaver.close`.
@@ -27,13 +33,19 @@ from typing import Any
 from annotator.core.annotation import AnnotationModel
 from annotator.core.atomic import atomic_write_text
 from annotator.core.errors import ProjectError, SaveError
+try:
+    import fcntl
+except ImportError:  # Windows: liveness falls back to the process id
+    fcntl = None  # type: ignore[assignment]
+
 from annotator.core.project import (PROJECT_FILE, ChangeTracker, LocateVideo, ProjectContent, load_project,
                                     read_project_file, save_project)
 
-__all__ = ["LOCK_FILE", "Autosaver", "Recoverable", "autosave_folder", "discard", "find_recoverable",
-           "pid_alive", "recover"]
+__all__ = ["LOCK_FILE", "SESSION_LOCK_FILE", "Autosaver", "Recoverable", "SessionLock", "autosave_folder", "discard",
+           "find_recoverable", "pid_alive", "recover", "session_lock_held"]
 
 LOCK_FILE = "lock.json"
+SESSION_LOCK_FILE = "session.lock"
 DEFAULT_INTERVAL_S = 5.0
 DEFAULT_CHUNK_FRAMES = 8
 
@@ -55,6 +67,61 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+class SessionLock:
+    """An exclusive advisory lock on a file, held while a session runs (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock; `SaveError` when another session holds it. No-op where flock does not exist."""
+        if fcntl is None or self._fd is not None:
+            return
+        try:
+            # O_CLOEXEC: a program this process starts must not keep the lock after we die (a
+            # forked child without exec still would, until it exits)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except OSError as exc:
+            raise SaveError(f"cannot create {self.path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise SaveError(f"{self.path.parent} is in use by another session") from exc
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let go of the lock (what the system does when the process ends)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def session_lock_held(path: str | os.PathLike[str]) -> bool | None:
+    """Whether a running session holds the lock file at ``path``; None when this cannot be told
+    (no such file: an older version's folder; or no flock on this system)."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # also drops the shared lock just taken
+    return False
+
+
 def _read_lock(folder: Path) -> dict[str, Any] | None:
     try:
         lock = json.loads((folder / LOCK_FILE).read_text(encoding="utf-8"))
@@ -65,14 +132,26 @@ def _read_lock(folder: Path) -> dict[str, Any] | None:
     return lock
 
 
+def _session_running(folder: Path, lock: Mapping[str, Any]) -> bool:
+    """Whether the session that wrote ``lock`` still runs: its session lock is held (else its pid runs here)."""
+    held = session_lock_held(folder / SESSION_LOCK_FILE)
+    if held is not None:
+        return held
+    return pid_alive(lock["pid"]) and lock.get("host", socket.gethostname()) == socket.gethostname()
+
+
 def _in_use(folder: Path) -> bool:
-    """Whether the folder belongs to a running session or holds work that may still be recovered."""
+    """Whether the folder belongs to another running session or holds work that may still be recovered."""
     if not folder.exists():
         return False
     lock = _read_lock(folder)
     if lock is None:
         return (folder / PROJECT_FILE).exists()
-    return lock["pid"] != os.getpid() or bool(lock.get("closed")) or (folder / PROJECT_FILE).exists()
+    if lock.get("closed") or (folder / PROJECT_FILE).exists():
+        return True
+    # nothing saved yet: free unless a running session other than this process owns it
+    ours = lock["pid"] == os.getpid() and lock.get("host", socket.gethostname()) == socket.gethostname()
+    return not ours and _session_running(folder, lock)
 
 
 def autosave_folder(root: str | os.PathLike[str], key: str) -> Path:
@@ -114,6 +193,7 @@ class Autosaver:
         self._last = 0.0
         self._started = ""
         self._video: str | None = None
+        self.session_lock = SessionLock(self.folder / SESSION_LOCK_FILE)
         self.saves = 0
 
     @property
@@ -137,7 +217,12 @@ class Autosaver:
             raise SaveError(f"cannot create the autosave folder {self.folder}: {exc.strerror or exc}") from exc
         self._started = time.strftime("%Y-%m-%dT%H:%M:%S")
         self._video = str(Path(self.model.video.path).absolute())
-        self._write_lock(closed=False)
+        self.session_lock.acquire()  # before lock.json: no instant where the folder looks crashed
+        try:
+            self._write_lock(closed=False)
+        except BaseException:
+            self.session_lock.release()
+            raise
         self._changes = ChangeTracker(self.model)
         self._changes.mark_all()
         self._last = self._clock()
@@ -177,7 +262,7 @@ class Autosaver:
             return 0
         settings = self._propagation() if self._propagation is not None else None
         result = save_project(self.model, self.folder, changes=self._changes, video_hash=self.video_hash,
-                              propagation=settings)
+                              propagation=settings, own_entries=(LOCK_FILE, SESSION_LOCK_FILE))
         self.video_hash = result.video_hash
         self.saves += 1
         return result.frames_written
@@ -193,6 +278,7 @@ class Autosaver:
             else:
                 shutil.rmtree(self.folder, ignore_errors=True)
         finally:
+            self.session_lock.release()
             self._changes.close()
             self._changes = None
 
@@ -206,6 +292,7 @@ class Autosaver:
         except SaveError:
             pass  # the lock stays "not closed": the next start sees a crash, which is still recoverable
         finally:
+            self.session_lock.release()
             self._changes.close()
             self._changes = None
 
@@ -222,16 +309,23 @@ class Recoverable:
     crashed: bool
     """True when its process ended without closing (a crash or kill); False: closed with unsaved work."""
 
+    @property
+    def name(self) -> str:
+        """The project's or the video's name."""
+        return self.project.name if self.project is not None else Path(self.video or "?").name
+
     def describe(self) -> str:
-        what = self.project.name if self.project is not None else Path(self.video or "?").name
+        what = self.name
         how = "after a crash" if self.crashed else "unsaved when the app closed"
         return f"{what}: {self.frames} labelled frame(s), {how} (last saved {self.modified or 'unknown'})"
 
 
-def find_recoverable(root: str | os.PathLike[str], *, project: str | os.PathLike[str] | None = None) -> list[Recoverable]:
+def find_recoverable(root: str | os.PathLike[str], *, project: str | os.PathLike[str] | None = None,
+                     video: str | os.PathLike[str] | None = None) -> list[Recoverable]:
     """Recovery folders under ``root`` not owned by a running process, newest first.
 
-    ``project`` keeps only those that belong to that project folder.
+    ``project`` keeps only those that belong to that project folder; ``video`` only those of that
+    video (a file or frame folder) made outside any project.
     """
     root = Path(root)
     if not root.is_dir():
@@ -243,7 +337,7 @@ def find_recoverable(root: str | os.PathLike[str], *, project: str | os.PathLike
         if lock is None or not (folder / PROJECT_FILE).is_file():
             continue
         closed = bool(lock.get("closed"))
-        if not closed and pid_alive(lock["pid"]) and lock.get("host", socket.gethostname()) == socket.gethostname():
+        if not closed and _session_running(folder, lock):
             continue  # a session that is still running
         owner = lock.get("project")
         owner_path = Path(owner) if isinstance(owner, str) else None
@@ -253,10 +347,16 @@ def find_recoverable(root: str | os.PathLike[str], *, project: str | os.PathLike
             data = read_project_file(folder)
         except ProjectError:
             continue  # nothing readable was saved before the crash
-        video = lock.get("video") if isinstance(lock.get("video"), str) else data.video.absolute
-        found.append(Recoverable(folder, owner_path, video, data.modified, len(data.states), not closed))
+        source = lock.get("video") if isinstance(lock.get("video"), str) else data.video.absolute
+        if video is not None and (owner_path is not None or not _same_path(source, video)):
+            continue
+        found.append(Recoverable(folder, owner_path, source, data.modified, len(data.states), not closed))
     found.sort(key=lambda r: r.modified or "", reverse=True)
     return found
+
+
+def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def recover(recoverable: Recoverable | str | os.PathLike[str], model: AnnotationModel, *,

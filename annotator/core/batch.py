@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from annotator.core.backbones import DEFAULT_FLIP
-from annotator.core.errors import AnnotatorError, UsageError
+from annotator.core.errors import AnnotatorError, MaskError, UsageError, size_text
 from annotator.core.propagation import PropagationParams
+from annotator.core.outputs import check_mask_folder, make_folder
 
 __all__ = ["BatchJob", "BatchResult", "JobSettings", "davis_jobs", "list_jobs", "read_references", "run_batch",
            "run_job"]
@@ -74,6 +75,8 @@ class BatchResult:
     propagated: int
     seconds: float
     error: str | None = None
+    removed: int = 0
+    """Older masks beyond the video's last frame removed from the output folder (``--overwrite``)."""
 
     @property
     def ok(self) -> bool:
@@ -160,21 +163,15 @@ def read_references(masks: Path, frame: int | None, expected_hw: tuple[int, int]
         if not 0 <= index < num_frames:
             raise UsageError(f"mask for frame {index} but the video has {num_frames} frames")
         if labels.shape != expected_hw:
-            raise UsageError(f"mask of frame {index} is {labels.shape[1]}x{labels.shape[0]} but the video is "
-                             f"{expected_hw[1]}x{expected_hw[0]}; masks must have the video's original size")
+            raise MaskError(f"mask of frame {index} is {size_text(labels.shape)} but the video is "
+                            f"{size_text(expected_hw)}; masks must have the video's original size")
     return refs
 
 
 def check_outputs(jobs: Sequence[BatchJob], overwrite: bool) -> None:
     """Refuse before any work when an output folder already holds masks (unless ``overwrite``)."""
     for job in jobs:
-        check_output_folder(job.out, overwrite)
-
-
-def check_output_folder(folder: Path, overwrite: bool) -> None:
-    """Refuse (``UsageError``) a mask output folder that already holds masks, unless ``overwrite``."""
-    if not overwrite and folder.is_dir() and any(folder.glob("*.png")):
-        raise UsageError(f"{folder} already holds masks; pass --overwrite to replace them")
+        check_mask_folder(job.out, overwrite)
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -214,20 +211,37 @@ def run_job(job: BatchJob, settings: JobSettings, on_frame: Callable[[int], None
         bb = backbone if backbone is not None else _backbone_for(settings, device or settings.device)
         store = FeatureStore(video, bb, short_side=settings.short_side, disk_cache=settings.feature_cache,
                              max_bytes=STREAM_FEATURE_CACHE_BYTES, read_ahead=settings.read_ahead)
+        propagated = 0
         try:
-            job.out.mkdir(parents=True, exist_ok=True)
+            make_folder(job.out)
             for index, labels in refs.items():
                 write_mask(job.out / f"{index:05d}.png", labels)
-            propagated = 0
             for result in propagate_video(store, refs, len(video), settings.params, output_hw=video.hw,
                                           frames=video.frame):
                 write_mask(job.out / f"{result.index:05d}.png", result.labels)
                 propagated += 1
                 if on_frame is not None:
                     on_frame(result.index)
+        except AnnotatorError as exc:
+            # the masks written so far stay (each is whole): say so, or they pass for a finished run
+            written = propagated + len(refs)
+            raise type(exc)(f"{exc} (after {written} of {len(video)} masks were written to {job.out}; "
+                            "they are left there)") from exc
         finally:
             store.close()  # before the video closes: the read-ahead may be decoding
-        return BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0)
+        removed = remove_stale_masks(job.out, len(video)) if settings.overwrite else 0
+        return BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0, removed=removed)
+
+
+def remove_stale_masks(folder: Path, num_frames: int) -> int:
+    """Delete the ``NNNNN.png`` masks of frames >= ``num_frames`` (left by an earlier, longer video
+    in a folder the user asked to overwrite), so the folder holds this run's masks only; their number."""
+    from annotator.core.labels import mask_index
+
+    stale = [p for p in folder.glob("*.png") if (index := mask_index(p.name)) is not None and index >= num_frames]
+    for path in stale:
+        path.unlink()
+    return len(stale)
 
 
 def _job_frames(job: BatchJob) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from annotator.core.errors import MaskError
+from annotator.core.errors import MaskError, size_text
 from annotator.core.labels import VOID
 from annotator.core.metrics import DEFAULT_BOUND_TH, boundary_f, jaccard
 
@@ -73,8 +73,8 @@ class FrameScore:
 def _check_pair(pred: np.ndarray, gt: np.ndarray, frame: int | None) -> None:
     if pred.shape != gt.shape:
         where = f" of frame {frame}" if frame is not None else ""
-        raise MaskError(f"the prediction{where} is {pred.shape[1]}x{pred.shape[0]} but the ground truth "
-                        f"is {gt.shape[1]}x{gt.shape[0]}")
+        raise MaskError(f"the prediction{where} is {size_text(pred.shape)} but the ground truth "
+                        f"is {size_text(gt.shape)}")
 
 
 def frame_scores(pred: np.ndarray, gt: np.ndarray, object_ids: Sequence[int], *, frame: int = -1,

@@ -6,6 +6,8 @@ same line in a dialog. Anything else that escapes is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class AnnotatorError(Exception):
     """Base of every error the user can cause; ``str()`` is a one-line message for people."""
@@ -47,3 +49,22 @@ class SaveError(AnnotatorError):
     """A file cannot be written (disk full, no permission, ...); the previous version is kept."""
 
     exit_code = 7
+
+
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (1, "a batch finished but some of its videos failed (the summary says which); an unforeseen system error"),
+    (UsageError.exit_code, "usage: options that make no sense, an output that exists without --overwrite"),
+    (VideoError.exit_code, "video: missing, unreadable or undecodable video, frame folder or DAVIS sequence"),
+    (MaskError.exit_code, "mask: unreadable mask, wrong size, unknown colours or ids"),
+    (BackboneError.exit_code, "backbone: unknown backbone or stage, weights missing or unloadable"),
+    (ProjectError.exit_code, "project: not a project, corrupt project.json, video moved or changed"),
+    (SaveError.exit_code, "save: an output cannot be written (no permission, disk full)"),
+    (130, "interrupted (Ctrl+C)"),
+)
+"""The one table of exit codes of the ``annotator`` command; README.md states it and a test holds the two equal."""
+
+
+def size_text(hw: Sequence[int]) -> str:
+    """A size as messages write it, width x height (``854x480``), from an (H, W, ...) shape."""
+    return f"{int(hw[1])}x{int(hw[0])}"

@@ -22,7 +22,8 @@ from annotator.core.annotation import AnnotationModel, FramePoints, KeypointInfo
 from annotator.core.atomic import atomic_write_text
 from annotator.core.errors import SaveError, UsageError
 from annotator.core.labels import DAVIS_PALETTE, write_mask
-from annotator.core.video import VideoSource
+from annotator.core.outputs import make_folder
+from annotator.core.video import VideoSource, quiet_ffmpeg
 
 RESOLUTION_FOLDER = "480p"
 
@@ -46,10 +47,7 @@ def export_davis(video: VideoSource, labels: Mapping[int, np.ndarray], root: str
     """
     ann_dir, img_dir = davis_paths(root, name)
     for folder in (ann_dir, img_dir) if with_images else (ann_dir,):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SaveError(f"cannot create folder {folder}: {exc.strerror or exc}") from exc
+        make_folder(folder)
     empty = np.zeros(tuple(video.hw), dtype=np.uint8)
     for i in range(len(video)):
         write_mask(ann_dir / f"{i:05d}.png", labels.get(i, empty))
@@ -82,6 +80,7 @@ def export_overlay_video(video: VideoSource, labels: Mapping[int, np.ndarray], p
     colors = DAVIS_PALETTE if colors is None else colors
     h, w = video.hw
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.mp4'}")
+    quiet_ffmpeg()
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(video.fps), (int(w), int(h)))
     if not writer.isOpened():
         raise SaveError(f"cannot write a video at {path}")

@@ -22,7 +22,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from annotator.core.atomic import atomic_write_bytes
-from annotator.core.errors import MaskError, SaveError
+from annotator.core.errors import MaskError, SaveError, size_text
+from annotator.core.outputs import make_folder
+from annotator.core.video import IMAGE_EXTENSIONS
 
 __all__ = [
     "DAVIS_PALETTE",
@@ -102,11 +104,7 @@ def write_mask_folder(folder: str | os.PathLike[str], masks: Mapping[int, np.nda
     for index in masks:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
             raise ValueError(f"frame index must be a non-negative int, got {index!r}")
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SaveError(f"cannot create folder {folder}: {exc.strerror or exc}") from exc
+    folder = make_folder(folder)
     for index in sorted(masks):
         write_mask(folder / f"{int(index):05d}.png", masks[index])
 
@@ -154,6 +152,12 @@ def read_mask(
     return labels
 
 
+def mask_index(name: str) -> int | None:
+    """The frame index of a mask file name (``00012.png`` -> 12), None for any other name."""
+    match = _FRAME_NAME.match(name)
+    return int(match.group(1)) if match is not None else None
+
+
 def mask_files(folder: str | os.PathLike[str]) -> dict[int, Path]:
     """``{frame index: path}`` of the ``NNNNN.png`` masks of a folder, checked as :func:`read_mask_folder`
     does (nothing is read: a caller that needs one mask reads only that one)."""
@@ -168,12 +172,13 @@ def mask_files(folder: str | os.PathLike[str]) -> dict[int, Path]:
         if entry.is_dir():
             subfolders.append(entry.name)
             continue
-        match = _FRAME_NAME.match(entry.name)
-        if match is None:
+        if entry.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue  # Thumbs.db, desktop.ini, notes.txt, 00000.png.bak: skipped, as frame folders skip them
+        index = mask_index(entry.name)
+        if index is None:  # an image, but not a mask named by its frame: a mistake worth a word
             raise MaskError(
-                f"{entry}: mask files must be named by frame number like 00000.png"
+                f"{entry}: mask files must be PNGs named by frame number like 00000.png"
             )
-        index = int(match.group(1))
         if index in found:
             raise MaskError(f"{entry}: frame {index} already read from {found[index].name}")
         found[index] = entry
@@ -192,8 +197,9 @@ def read_mask_folder(
     """Read every ``NNNNN.png`` of a folder into ``{frame index: label map}``.
 
     The frame index is the number in the file name (``00005.png`` is frame 5). Hidden files
-    (names starting with ".") and subfolders are skipped; any other file is an error, as is
-    an empty folder, two names for one frame, or masks of different sizes.
+    (names starting with "."), files that are not images and subfolders are skipped; an image that
+    is not a PNG named by its frame number is an error, as is a folder without masks, two names for one frame, or
+    masks of different sizes.
     """
     found = mask_files(folder)
     masks: dict[int, np.ndarray] = {}
@@ -202,8 +208,8 @@ def read_mask_folder(
         if masks:
             first = min(masks)
             if labels.shape != masks[first].shape:
-                (h, w), (fh, fw) = labels.shape, masks[first].shape
-                raise MaskError(f"{found[index]}: mask is {h}x{w} but {found[first].name} is {fh}x{fw}")
+                raise MaskError(f"{found[index]}: mask is {size_text(labels.shape)} but {found[first].name} "
+                                f"is {size_text(masks[first].shape)}")
         masks[index] = labels
     return masks
 
@@ -366,10 +372,8 @@ def _colour_to_labels(image: Image.Image, where: str) -> np.ndarray:
 def _check_size(labels: np.ndarray, expected_hw: tuple[int, int] | None, where: str) -> None:
     if expected_hw is None:
         return
-    h, w = labels.shape
-    want_h, want_w = int(expected_hw[0]), int(expected_hw[1])
-    if (h, w) != (want_h, want_w):
-        raise MaskError(f"{where}: mask is {h}x{w} but the video is {want_h}x{want_w}")
+    if labels.shape != (int(expected_hw[0]), int(expected_hw[1])):
+        raise MaskError(f"{where}: mask is {size_text(labels.shape)} but the video is {size_text(expected_hw)}")
 
 
 def _check_max_id(labels: np.ndarray, max_id: int, where: str) -> None:

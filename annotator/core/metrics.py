@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from annotator.core.errors import MaskError, UsageError
+from annotator.core.errors import MaskError, UsageError, size_text
 from annotator.core.labels import MAX_OBJECT_ID, VOID, object_ids as _ids_in
 
 __all__ = [
@@ -89,7 +89,7 @@ def seg2bmap(mask: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndarray:
         return bmap
     out_h, out_w = int(hw[0]), int(hw[1])
     if out_h > h or out_w > w or out_h <= 0 or out_w <= 0 or abs(out_w / out_h - w / h) > 0.01:
-        raise ValueError(f"cannot convert a {h}x{w} mask to a {out_h}x{out_w} boundary map")
+        raise ValueError(f"cannot convert a {size_text((h, w))} mask to a {size_text((out_h, out_w))} boundary map")
     ys, xs = np.nonzero(bmap)
     scaled = np.zeros((out_h, out_w), dtype=bool)
     scaled[(ys * out_h) // h, (xs * out_w) // w] = True
@@ -251,8 +251,8 @@ def evaluate_sequence(
         guess = pred_frames[frame]
         if guess.shape != truth.shape:
             raise MaskError(
-                f"predicted mask of frame {frame} of {label} is {guess.shape[0]}x{guess.shape[1]} "
-                f"but the ground truth is {truth.shape[0]}x{truth.shape[1]}"
+                f"predicted mask of frame {frame} of {label} is {size_text(guess.shape)} "
+                f"but the ground truth is {size_text(truth.shape)}"
             )
         void = truth == VOID
         void_or_none = void if void.any() else None

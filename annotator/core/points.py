@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from annotator.core.errors import UsageError
+from annotator.core.errors import UsageError, size_text
 
 Point = tuple[float, float]
 """(x, y) in pixels of the original video, pixel centres at integers."""
@@ -26,8 +26,7 @@ def point_inside(point: Point, image_hw: tuple[int, int]) -> bool:
 def check_point_inside(what: str, point: Point, image_hw: tuple[int, int]) -> None:
     """`UsageError` naming ``what`` (e.g. "keypoint 3") when ``point`` is off the frame."""
     if not point_inside(point, image_hw):
-        h, w = image_hw
-        raise UsageError(f"{what} at ({point[0]:.1f}, {point[1]:.1f}) is outside the {w}x{h} frame")
+        raise UsageError(f"{what} at ({point[0]:.1f}, {point[1]:.1f}) is outside the {size_text(image_hw)} frame")
 
 
 def clamp_to_frame(point: Point, image_hw: tuple[int, int]) -> Point:

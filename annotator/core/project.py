@@ -27,8 +27,9 @@ same folder (all frames for a first save or a "save as"). Qt-free.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ import numpy as np
 
 from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.atomic import atomic_write_text
-from annotator.core.errors import ProjectError, SaveError, UsageError, VideoError
+from annotator.core.errors import ProjectError, SaveError, UsageError, VideoError, size_text
 from annotator.core.labels import read_mask, write_mask
 from annotator.core.project_json import (FORMAT_NAME, FORMAT_VERSION, PROJECT_FILE, ProjectData, VideoRecord, migrate,
                                          parse_project, project_json_text)
@@ -51,8 +52,10 @@ __all__ = [
 
 MASKS_DIR = "masks"
 PENDING_DIR = ".pending"
-# Entries a folder may already hold when a project is first saved into it (an autosave area).
-_OWN_ENTRIES = frozenset({PROJECT_FILE, MASKS_DIR, PENDING_DIR, "lock.json"})
+# What a first save killed before its commit point leaves in a folder: files of .pending/<gen>/
+# (masks, or the temp files of their atomic writes). Nothing else may be there (see _check_target).
+_PENDING_LEFTOVER = re.compile(r"\d+/(\d{5}\.png|\..*\.tmp)")
+_INDEX_TEMP = re.compile(rf"\.{re.escape(PROJECT_FILE)}\..*\.tmp")
 
 LocateVideo = Callable[["VideoRecord"], "str | os.PathLike[str] | None"]
 ConfirmMismatch = Callable[[Path], bool]
@@ -223,8 +226,8 @@ def read_project(folder: str | os.PathLike[str], *, locate_video: LocateVideo | 
                 if confirm_mismatch is None or not confirm_mismatch(path):
                     raise ProjectError(f"{path} is not the video this project was made on (its content differs)")
             if tuple(video.hw) != data.video.hw:
-                raise ProjectError(f"{path} is {video.hw[1]}x{video.hw[0]} but the project's masks are "
-                                   f"{data.video.hw[1]}x{data.video.hw[0]}")
+                raise ProjectError(f"{path} is {size_text(video.hw)} but the project's masks are "
+                                   f"{size_text(data.video.hw)}")
             last = max([*data.states, *data.points], default=-1)
             if last >= len(video):
                 raise ProjectError(f"the project has an annotation for frame {last} but {path.name} "
@@ -295,14 +298,41 @@ def _stored_states(model: AnnotationModel) -> dict[int, FrameState]:
     return states
 
 
-def _check_target(folder: Path) -> None:
+def _check_target(folder: Path, own_entries: Collection[str] = ()) -> None:
+    """Refuse a file, or a folder that is neither a project nor empty, whatever it holds.
+
+    A save moves masks into ``masks/``, deletes the ``NNNNN.png`` files there it does not list,
+    and deletes ``.pending/``: in a folder of the user's (their own ground-truth masks, say) that
+    destroys files, so only what this module itself leaves behind (a first save killed before its
+    commit point) and the caller's ``own_entries`` (the autosaver's lock files) are tolerated.
+    """
     if folder.exists() and not folder.is_dir():
         raise ProjectError(f"{folder} is a file, not a project folder")
     if folder.is_dir() and not (folder / PROJECT_FILE).exists():
-        others = sorted(e.name for e in folder.iterdir() if e.name not in _OWN_ENTRIES and not e.name.startswith("."))
-        if others:
-            raise ProjectError(f"{folder} is not empty and not a project (it holds {others[0]!r}): "
+        foreign = [name for name in sorted(e.name for e in folder.iterdir())
+                   if name not in own_entries and not _left_by_a_killed_save(folder, name)]
+        if foreign:
+            raise ProjectError(f"{folder} is not empty and not a project (it holds {foreign[0]!r}): "
                                "choose a new or empty folder")
+
+
+def _left_by_a_killed_save(folder: Path, name: str) -> bool:
+    path = folder / name
+    if path.is_symlink():
+        return False
+    if name == MASKS_DIR:  # created before the commit point, filled after it
+        return path.is_dir() and not any(path.iterdir())
+    if name == PENDING_DIR:
+        return path.is_dir() and all(_pending_leftover(path, p) for p in path.rglob("*"))
+    return _INDEX_TEMP.fullmatch(name) is not None and path.is_file()
+
+
+def _pending_leftover(pending: Path, path: Path) -> bool:
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        return path.parent == pending and path.name.isdigit()
+    return path.is_file() and _PENDING_LEFTOVER.fullmatch(path.relative_to(pending).as_posix()) is not None
 
 
 def _finish_pending(folder: Path, data: ProjectData | None) -> None:
@@ -321,8 +351,12 @@ def _finish_pending(folder: Path, data: ProjectData | None) -> None:
 
 
 def save_project(model: AnnotationModel, folder: str | os.PathLike[str], *, changes: ChangeTracker | None = None,
-                 video_hash: str | None = None, propagation: Mapping[str, Any] | None = None) -> SaveResult:
+                 video_hash: str | None = None, propagation: Mapping[str, Any] | None = None,
+                 own_entries: Collection[str] = ()) -> SaveResult:
     """Save the model as a project in ``folder`` (created if needed); see the module docstring.
+
+    ``folder`` must be a project, or new, or empty but for ``own_entries`` (names the caller put
+    there itself); any other folder is refused with `ProjectError`, nothing touched.
 
     With ``changes`` whose last save went to this folder's current generation, only the frames it
     saw change are written. ``SaveError`` (disk full, no permission) leaves the previous save intact.
@@ -330,7 +364,7 @@ def save_project(model: AnnotationModel, folder: str | os.PathLike[str], *, chan
     if model.video is None:
         raise UsageError("open a video before saving a project")
     folder = Path(folder).absolute()
-    _check_target(folder)
+    _check_target(folder, own_entries)
     if video_hash is None:
         try:
             video_hash = hash_video(model.video)

@@ -18,7 +18,7 @@ from typing import Any
 
 from annotator.core.annotation import (MAX_KEYPOINT_ID, AnnotationModel, FramePoints, FrameState, KeypointInfo,
                                        ObjectInfo, keypoint_color, palette_color)
-from annotator.core.errors import ProjectError
+from annotator.core.errors import ProjectError, size_text
 from annotator.core.labels import MAX_OBJECT_ID
 from annotator.core.points import point_inside
 
@@ -284,7 +284,7 @@ def _parse_points(raw: Any, keypoint_ids: set[int], hw: tuple[int, int], num_fra
                     raise ProjectError(f"{where}: {what} must be {shape}, got {_short(value)}")
                 x, y = _number(value[0], f"x of {what}", where), _number(value[1], f"y of {what}", where)
                 if not point_inside((x, y), hw):
-                    raise ProjectError(f"{where}: {what} at ({x:.1f}, {y:.1f}) is outside the {hw[1]}x{hw[0]} frame")
+                    raise ProjectError(f"{where}: {what} at ({x:.1f}, {y:.1f}) is outside the {size_text(hw)} frame")
                 points[int(key)] = (x, y)
                 if not reference:
                     confidence[int(key)] = _number(value[2], f"confidence of {what}", where)

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from annotator.core.atomic import atomic_write_bytes, atomic_write_text
 from annotator.core.labels import DAVIS_PALETTE
+from annotator.core.outputs import make_folder
 
 __all__ = ["curves_png", "metrics_csv_text", "write_report"]
 
@@ -111,7 +112,7 @@ def write_report(folder: str | Path, name: str, object_ids: Sequence[int], frame
                  J: np.ndarray, F: np.ndarray) -> tuple[Path, Path]:
     """Write ``<folder>/<name>.csv`` (per-frame metrics) and ``<folder>/<name>.png`` (curves); returns both paths."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     csv_path, png_path = folder / f"{name}.csv", folder / f"{name}.png"
     atomic_write_text(csv_path, metrics_csv_text(object_ids, frames, J, F))
     curves: dict[str, Curve] = {}

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QFrame, QGraphicsEllipseItem, QGraphicsPathItem, 
                                QGraphicsScene, QGraphicsView, QWidget)
 
 from annotator.core.annotation import AnnotationModel
+from annotator.core.errors import VideoError
 from annotator.core.points import clamp_to_frame
 from annotator.core.undo import Transaction
 from annotator.gui.keypoints_overlay import KeypointsLayer, point_from_scene, scene_from_point
@@ -27,6 +28,11 @@ MIN_ZOOM, MAX_ZOOM = 0.05, 64.0
 POINT_HIT_RADIUS = 9.0  # screen pixels: a point is grabbed within this distance of its centre
 
 
+# A double-click closes a polygon only on its last point (within this many screen pixels); a fast
+# second click elsewhere is one more point (clicks 80 ms apart used to close the polygon).
+POLYGON_CLOSE_SLOP_PX = 4
+
+
 class Canvas(QGraphicsView):
     """Frame + overlay + keypoints view with brush, eraser, fill, polygon, erase-object and keypoint tools."""
 
@@ -35,6 +41,7 @@ class Canvas(QGraphicsView):
     zoom_changed = Signal(float)
     cursor_moved = Signal(int, int, int)  # x, y, id under the cursor (-1 outside the image)
     message = Signal(str)
+    frame_unreadable = Signal(int, str)  # frame, one-line reason (the frame shows as grey)
 
     def __init__(self, model: AnnotationModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -109,7 +116,12 @@ class Canvas(QGraphicsView):
         self._end_stroke(commit=True)
         self._end_drag(commit=True)
         self._cancel_polygon()
-        rgb = np.ascontiguousarray(self.model.video.frame(frame))
+        try:
+            rgb = np.ascontiguousarray(self.model.video.frame(frame))
+        except VideoError as exc:
+            # grey, not the previous picture: its labels must not look like they belong to it
+            rgb = np.full((*self.model.hw, 3), 64, np.uint8)
+            self.frame_unreadable.emit(frame, str(exc))
         h, w = rgb.shape[:2]
         image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
         self._frame_item.setPixmap(QPixmap.fromImage(image))  # fromImage copies: rgb may go
@@ -486,11 +498,17 @@ class Canvas(QGraphicsView):
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
-        if self.tool is Tool.POLYGON and event.button() == Qt.MouseButton.LeftButton:
+        if (self.tool is Tool.POLYGON and event.button() == Qt.MouseButton.LeftButton and self._polygon
+                and self._near_last_polygon_point(event.position())):
             self.close_polygon()
             event.accept()
             return
+        # quick clicks at different places (placing a polygon fast) are presses, not a double-click
         self.mousePressEvent(event)
+
+    def _near_last_polygon_point(self, position: QPointF) -> bool:
+        last = self.mapFromScene(QPointF(*self._polygon[-1]))
+        return abs(last.x() - position.x()) + abs(last.y() - position.y()) <= POLYGON_CLOSE_SLOP_PX
 
     def leaveEvent(self, event) -> None:  # noqa: N802 - Qt API
         self._cursor_item.setVisible(False)

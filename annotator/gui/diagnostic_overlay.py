@@ -105,6 +105,9 @@ class DiagnosticLayer(QGraphicsItem):
             painter.drawImage(QPointF(0, 0), self._image)
 
 
+UNCERTAINTY_LABEL = "uncertainty"
+
+
 class UncertaintyStrip(QWidget):
     """Per-frame uncertainty as a filled curve, references as gaps; click to seek."""
 
@@ -131,9 +134,14 @@ class UncertaintyStrip(QWidget):
         self.current = frame
         self.update()
 
+    def _plot_width(self) -> int:
+        """Width of the curve: the label keeps its own room at the right (the curve drew over it)."""
+        label = self.fontMetrics().horizontalAdvance(UNCERTAINTY_LABEL) + 8
+        return max(self.width() - label, 1)
+
     def _frame_at(self, x: float) -> int:
         n = max(len(self.values), 1)
-        return max(0, min(n - 1, int(x / max(self.width(), 1) * n)))
+        return max(0, min(n - 1, int(x / self._plot_width() * n)))
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
         if len(self.values):
@@ -145,7 +153,7 @@ class UncertaintyStrip(QWidget):
         p.fillRect(0, 0, w, h, QColor(32, 32, 34))
         n = len(self.values)
         if n:
-            cell = w / n
+            cell = self._plot_width() / n
             finite = self.values[np.isfinite(self.values)]
             top = max(float(finite.max()) if finite.size else 0.0, 1e-6)
             p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -170,5 +178,5 @@ class UncertaintyStrip(QWidget):
                 x = (self.current + 0.5) * cell
                 p.fillRect(QRectF(x - 1, 0, 2, h), QColor(255, 255, 255))
         p.setPen(QColor(150, 150, 150))
-        p.drawText(max(4, w - 74), 12, "uncertainty")
+        p.drawText(self._plot_width() + 4, 12 + max(0, (h - 22) // 2), UNCERTAINTY_LABEL)
         p.end()

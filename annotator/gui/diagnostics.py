@@ -230,6 +230,10 @@ class DiagnosticsController(QObject):
         if not opened.references:
             opened.video.close()
             raise UsageError(f"{path} has no Annotations folder beside it: nothing to compare with")
+        self.show_with_ground_truth(opened)
+
+    def show_with_ground_truth(self, opened: Opened) -> None:
+        """Show an opened sequence with its first mask as the reference and all its masks as ground truth."""
         first = min(opened.references)
         self.window.files.set_opened(Opened(opened.video, {first: opened.references[first]}, opened.masks_from))
         self.set_ground_truth(opened.references)
@@ -330,6 +334,7 @@ class DiagnosticsController(QObject):
         self._dirty.clear()
         self._last_plan = None
         self.gt_panel.clear("No ground truth: Diagnostics > Load ground truth…")
+        self.gt_panel.set_frame_count(self.model.num_frames)
         self._refresh_views()
 
     def _on_current_frame(self, frame: int) -> None:

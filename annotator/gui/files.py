@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLineEdit, QMenu, QPushButton, QWidget)
+                               QLineEdit, QMenu, QMessageBox, QPushButton, QWidget)
 
 from annotator.core.annotation import FrameState
-from annotator.core.errors import AnnotatorError
+from annotator.core.errors import AnnotatorError, size_text
 from annotator.core.export import export_davis, export_overlay_video, snapshot_labels, write_keypoints_json
+from annotator.core.video import FirstFrames, FrameCheck, open_video, scan_frames
 from annotator.gui.opening import Opened, open_sample, open_source, read_single_mask
 from annotator.gui.overlay import color_table
 from annotator.gui.worker import GeneratorWorker
@@ -64,6 +65,7 @@ class FileActions:
         self.window = window
         self.recent_menu: QMenu | None = None
         self._job: GeneratorWorker | None = None
+        self._check_job: GeneratorWorker | None = None  # the frames of the video just opened, decoded
 
     @property
     def model(self):
@@ -85,13 +87,25 @@ class FileActions:
 
     def open_path(self, path: str | None) -> bool:
         """Open a video, frame folder or DAVIS sequence (None: the bundled sample). False on bad input."""
+        if path is not None and self.window.projects.offer_recovery_for_video(path):
+            return True  # its autosaved work was recovered (with the video) instead
         try:
             opened = open_sample() if path is None else open_source(path)
         except AnnotatorError as exc:
             self.window.show_error(str(exc))
             return False
-        self.set_opened(opened)
+        if path is not None and opened.masks_from is not None and len(opened.video) > 1 \
+                and len(opened.references) == len(opened.video):
+            # a mask on every frame (a DAVIS sequence) is ground truth: as references it would
+            # leave nothing to propagate, so the first is the reference and all are compared with
+            self.window.diagnostics.show_with_ground_truth(opened)
+            self.window.statusBar().showMessage(
+                f"Opened {opened.video.name}: every frame has a mask, so frame {min(opened.references)}'s is the "
+                "reference and all of them are the ground truth (Ground truth dock)", 10000)
+        else:
+            self.set_opened(opened)
         if path is not None:
+            self._check_frames(path, opened)
             self.add_recent(str(Path(path).resolve()))
             self.window.qsettings.setValue("last_dir", str(Path(path).resolve().parent))
         return True
@@ -108,7 +122,47 @@ class FileActions:
         n = len(opened.references)
         extra = f", {n} mask(s) from {opened.masks_from}" if n else ""
         window.statusBar().showMessage(f"Opened {opened.video.name}: {len(opened.video)} frames, "
-                                       f"{opened.video.hw[1]}x{opened.video.hw[0]}{extra}", 8000)
+                                       f"{size_text(opened.video.hw)}{extra}", 8000)
+
+    def _check_frames(self, path: str, opened: Opened) -> None:
+        """Decode every frame in the background (opening read one); if some cannot be read, say how
+        many can and offer to go on with those."""
+        if self._check_job is not None:
+            self._check_job.cancel()
+        job = GeneratorWorker(lambda: scan_frames(path), parent=self.window)
+        latest: list[FrameCheck] = []
+        job.result.connect(latest.append)
+
+        def finished(cancelled: bool) -> None:
+            if self._check_job is job:
+                self._check_job = None
+            if not cancelled and latest and self.model.video is opened.video:  # not replaced meanwhile
+                self._on_frames_checked(path, opened, latest[-1])
+
+        job.finished.connect(finished)
+        self._check_job = job
+        job.start()
+
+    def _on_frames_checked(self, path: str, opened: Opened, check: FrameCheck) -> None:
+        if check.complete and check.problem is None:
+            return
+        text = f"Only {check.readable} of {check.total} frames of {opened.video.name} can be read ({check.problem})"
+        if check.readable < 1 or self.window.projects.changes.dirty:  # edits already made: keep the video as it is
+            self.window.show_error(f"{text}; the others show grey.")
+            return
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(self.window, "Unreadable frames",
+                                      f"{text}. Continue with the first {check.readable} frames?",
+                                      buttons.Yes | buttons.No, buttons.Yes)
+        if answer != buttons.Yes:
+            return
+        try:
+            cut = FirstFrames(open_video(path), check.readable)
+        except AnnotatorError as exc:
+            self.window.show_error(str(exc))
+            return
+        refs = {i: labels for i, labels in opened.references.items() if i < check.readable}
+        self.set_opened(Opened(cut, refs, opened.masks_from))
 
     # ---- recent files ------------------------------------------------------------------------
 
@@ -248,6 +302,7 @@ class FileActions:
         return job
 
     def wait(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self._job.wait()
+        for job in (self._job, self._check_job):
+            if job is not None:
+                job.cancel()
+                job.wait()

@@ -39,6 +39,8 @@ class GroundTruthPanel(QWidget):
         self.plot = pg.PlotWidget(background=(30, 30, 32))
         self.plot.setYRange(0, 1.02, padding=0)
         self.plot.setLabel("bottom", "frame")
+        # frames are integers: never "frame (x0.001)" with ticks at -400..400 around an empty plot
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.addLegend(offset=(-4, -4), labelTextSize="8pt")
@@ -47,6 +49,7 @@ class GroundTruthPanel(QWidget):
         self.curves: dict[tuple[int, str], pg.PlotDataItem] = {}
         self.status = QLabel("No ground truth: Diagnostics > Load ground truth…")
         self.status.setWordWrap(True)
+        self.set_frame_count(1)
 
         worst = QPushButton("Worst frame (W)")
         worst.setToolTip("Jump to the frame with the lowest J&F")
@@ -99,6 +102,10 @@ class GroundTruthPanel(QWidget):
 
     def set_current(self, frame: int) -> None:
         self.cursor.setValue(frame)
+
+    def set_frame_count(self, frames: int) -> None:
+        """Show the video's frames 0..frames-1 on the x axis (until curves arrive and it is panned)."""
+        self.plot.setXRange(0, max(frames - 1, 1), padding=0.02)
 
     def clear(self, text: str = "") -> None:
         for item in self.curves.values():

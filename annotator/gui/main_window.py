@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.setAcceptDrops(True)
         self.error_box: QMessageBox | None = None  # the error on show, if any (see show_error)
+        self._close_confirmed = False  # quit() asked about unsaved changes already
         self.propagation = PropagationController(self.model, PropagationSettings.load(self.qsettings),
                                                  backbone_factory, parent=self)
         self.canvas = Canvas(self.model)
@@ -139,6 +140,8 @@ class MainWindow(QMainWindow):
             lambda x, y, i: position.setText(f"x {x}  y {y}" + (f"  id {i}" if i >= 0 else "")))
         self.canvas.zoom_changed.connect(lambda z: zoom.setText(f"{z * 100:.0f}%"))
         self.canvas.message.connect(lambda text: bar.showMessage(text, 4000))
+        self.canvas.frame_unreadable.connect(lambda frame, text: self.show_error(f"Frame {frame} cannot be shown "
+                                                                                 f"(it is grey): {text}"))
         device.setText(device_text(self.propagation.settings.backbone, self.propagation.settings.device))
         return StatusWidgets(position, zoom, device, progress, cancel)
 
@@ -150,7 +153,7 @@ class MainWindow(QMainWindow):
             "export": lambda: self.files.export_dialog(),
             "export_video": lambda: self.files.export_video_dialog(),
             "export_keypoints": lambda: self.files.export_keypoints_dialog(),
-            "quit": self.close,
+            "quit": self.quit,
             "undo": self.undo, "redo": self.redo,
             "mark_reference": self.mark_reference,
             "clear_frame": lambda: self._edit("Clear frame", lambda: [m.clear_frame(m.current_frame)]),
@@ -378,7 +381,22 @@ class MainWindow(QMainWindow):
         if self.propagation.running:
             self.statusBar().showMessage("A propagation is already running (Esc cancels it)", 4000)
             return
+        m = self.model
+        if m.video is not None and m.frame_state(m.current_frame) is FrameState.PROPAGATED:
+            # P after Esc lands here (the view follows the run): offer to go on, not an error
+            if not self._confirm_resume(m.current_frame):
+                return
+            self.mark_reference()
         self.propagation.start(direction, go_on)
+
+    def _confirm_resume(self, frame: int) -> bool:
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self, "Resume propagation?",
+            f"Frame {frame} was propagated; runs start from a reference. Accept frame {frame} as a reference "
+            "and propagate on from it? (Its features are cached: the run picks up where it stopped.)",
+            buttons.Yes | buttons.No, buttons.Yes)
+        return answer == buttons.Yes
 
     def propagate_keypoints(self) -> None:
         if self.propagation.running:
@@ -461,7 +479,30 @@ class MainWindow(QMainWindow):
 
     # ---- lifetime ----------------------------------------------------------------------------
 
+    def confirm_close(self) -> bool:
+        """With unsaved changes ask Save / Discard / Cancel; True when the window may close."""
+        if self.model.video is None or not self.projects.changes.dirty:
+            return True
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self, "Unsaved changes", f"{self.model.video.name} has unsaved changes. Save them before closing?",
+            buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
+        if answer == buttons.Save:
+            return self.projects.save()  # a failed or cancelled save keeps the window open
+        return answer == buttons.Discard  # discarded work stays in the recovery area until the next start
+
+    def quit(self) -> None:
+        """Ctrl+Q: close the window once unsaved changes are saved or knowingly dropped."""
+        if self.confirm_close():
+            self._close_confirmed = True
+            self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        # asked here too for the window's own close button (a spontaneous event); a close from code
+        # (tests, the app shutting down) is not interrupted by a question
+        if event.spontaneous() and not self._close_confirmed and not self.confirm_close():
+            event.ignore()
+            return
         self.propagation.cancel()
         self.propagation.wait()
         self.files.wait()

@@ -1,7 +1,8 @@
 """What "open" means in the app: a video file, a frame folder or a DAVIS sequence, with its masks.
 
 A DAVIS sequence ``<root>/JPEGImages/<res>/<seq>`` brings the label maps of
-``<root>/Annotations/<res>/<seq>`` when that folder exists: they become reference frames. The
+``<root>/Annotations/<res>/<seq>`` when that folder exists: they become reference frames (the file
+actions take a mask on every frame as ground truth instead, the first as the one reference). The
 bundled sample clip brings its first-frame mask the same way. Qt-free; errors are the core's
 one-line `AnnotatorError`s.
 """

@@ -255,10 +255,18 @@ class ProjectActions:
             self.window.show_error(str(exc))
             return False
 
-    def _offer_recovery(self, project: Path | None) -> bool:
+    def offer_recovery_for_video(self, path: str | Path) -> bool:
+        """Opening a video: offer the autosaved work of that video (made outside a project); True if recovered."""
+        try:
+            return self._offer_recovery(project=None, video=Path(path))
+        except AnnotatorError as exc:
+            self.window.show_error(str(exc))
+            return False
+
+    def _offer_recovery(self, project: Path | None, video: Path | None = None) -> bool:
         if self.autosave_root is None:
             return False
-        for found in find_recoverable(self.autosave_root, project=project):
+        for found in find_recoverable(self.autosave_root, project=project, video=video):
             answer = QMessageBox.question(
                 self.window, "Recover unsaved work?",
                 f"Autosaved work was found — {found.describe()}. Recover it? (No deletes it.)",
@@ -277,9 +285,24 @@ class ProjectActions:
         return False
 
     def startup(self, path: str | None) -> None:
-        """What the app does once its window shows: offer recovery, else open ``path``."""
-        if not self.offer_recovery():
-            self.open_path(path)
+        """What the app does once its window shows: open ``path``, offering its own autosaved work
+        (the work of other videos is listed, and offered when they are opened); without a path, offer
+        any autosaved work, else open the sample clip."""
+        if path is None:
+            if not self.offer_recovery():
+                self.open_path(None)
+            return
+        self.open_path(path)
+        self._list_other_recoverables()
+
+    def _list_other_recoverables(self) -> None:
+        if self.autosave_root is None:
+            return
+        others = find_recoverable(self.autosave_root)
+        if others:
+            names = ", ".join(r.name for r in others[:3]) + (", …" if len(others) > 3 else "")
+            self.window.statusBar().showMessage(
+                f"Autosaved work is also kept for {names}: open it to recover it", 15000)
 
     def _on_video_changed(self) -> None:
         if self._loading:

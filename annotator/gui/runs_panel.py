@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidg
 from annotator.core.experiments import RunRecord, compare_runs
 
 RUN_COLORS = ((64, 160, 255), (255, 150, 40))
+NO_RUNS_TEXT = "Runs appear here when a sequence with ground truth is propagated."
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -38,7 +39,13 @@ class RunsPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        # the short columns fit their contents and "settings" takes the rest: with fixed 100 px
+        # columns a narrow dock scrolled the settings header out of view ("etting")
+        for col in (0, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.table.setToolTip("Select two runs to compare them")
         self.table.itemSelectionChanged.connect(self._show_selection)
         self.plot = pg.PlotWidget(background=(30, 30, 32))
@@ -50,7 +57,7 @@ class RunsPanel(QWidget):
         self.diff_plot.setLabel("bottom", "frame")
         self.diff_plot.setXLink(self.plot)
         self.diff_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen((150, 150, 150), width=1)))
-        self.summary = QLabel("Runs appear here when a sequence with ground truth is propagated.")
+        self.summary = QLabel(NO_RUNS_TEXT)
         self.summary.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -69,7 +76,6 @@ class RunsPanel(QWidget):
                 if col >= 2:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
-        self.table.resizeColumnToContents(0)
         self._show_selection()
 
     def select(self, rows: Sequence[int]) -> None:
@@ -110,6 +116,10 @@ class RunsPanel(QWidget):
         elif len(chosen) == 1:
             self.summary.setText(f"{chosen[0].name}: J&F {_fmt(chosen[0].jf)}, {_fmt(chosen[0].fps, 1)} frames/s. "
                                  "Select a second run to compare.")
+        elif self.runs:  # the placeholder would say there are none
+            self.summary.setText(f"{len(self.runs)} run(s): select one to see its J&F curve, two to compare them.")
+        else:
+            self.summary.setText(NO_RUNS_TEXT)
 
     def _on_points_clicked(self, _item, points, *_args) -> None:
         if len(points):

@@ -4,13 +4,14 @@ Markers: references in the reference colour (a tall tick), propagated frames as 
 (a lighter shade where the frame was fused from the keyframes at both ends of its span, the
 model's :meth:`~annotator.core.annotation.AnnotationModel.keyframes`), empty frames left dark, keypoint references (frames where a person placed points) as a magenta
 tick in the lower half; the current frame has a white cursor. Clicking or dragging on the strip
-seeks. The widget listens to the model and writes the current frame back through its setter.
+seeks; the mouse wheel anywhere on the timeline steps a frame per notch (down = forward, the slider
+included, whose own wheel went the other way). The widget listens to the model and writes the current frame back through its setter.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtCore import QEvent, QObject, QRectF, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
 
 from annotator.core.annotation import AnnotationModel, FrameState
@@ -23,6 +24,7 @@ STATE_COLORS = {
 TWO_KEYFRAMES_COLOR = QColor(150, 220, 255)
 """Propagated frames fused from both ends of a span (the plain propagated colour: from one keyframe)."""
 KEYPOINT_REFERENCE_COLOR = QColor(230, 70, 230)
+WHEEL_NOTCH = 120  # angleDelta units of one wheel notch (Qt); trackpads send fractions of it
 
 
 class FrameStateStrip(QWidget):
@@ -128,6 +130,9 @@ class Timeline(QWidget):
         self.label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
+        self._wheel_rest = 0  # angleDelta not yet turned into a frame step
+        for child in (self.slider, self.strip):  # the slider's own wheel went the other way
+            child.installEventFilter(self)
 
         entries = [(STATE_COLORS[FrameState.REFERENCE], "reference"), (STATE_COLORS[FrameState.PROPAGATED], "propagated"),
                    (TWO_KEYFRAMES_COLOR, "both ways"), (STATE_COLORS[FrameState.EMPTY], "empty")]
@@ -195,6 +200,22 @@ class Timeline(QWidget):
 
     def toggle_playing(self) -> None:
         self.set_playing(not self.playing)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt API
+        m = self.model
+        self._wheel_rest += event.angleDelta().y()
+        steps = int(self._wheel_rest / WHEEL_NOTCH)
+        if steps and m.video is not None:
+            self._wheel_rest -= steps * WHEEL_NOTCH
+            # wheel down (negative delta) moves forward, as a scrolled list moves down
+            m.set_current_frame(min(max(m.current_frame - steps, 0), m.num_frames - 1))
+        event.accept()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched in (self.slider, self.strip) and event.type() == QEvent.Type.Wheel:
+            self.wheelEvent(event)  # type: ignore[arg-type]
+            return True
+        return super().eventFilter(watched, event)
 
     def _tick(self) -> None:
         m = self.model

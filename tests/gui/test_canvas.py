@@ -124,3 +124,21 @@ def test_outline_mode_shows_only_borders(qtbot, make_window):
     assert rgba[2, 4, 3] == 255 and rgba[4, 4, 3] == 0  # border vs inside of object 1
     w.model.history.push("hide", [w.model.update_object(1, visible=False)])
     assert w.canvas.overlay.buffer[2, 4, 3] == 0
+
+
+def test_fast_polygon_clicks_add_points_and_only_a_double_click_on_the_last_point_closes(qtbot, make_window):
+    w, _ = _two_objects(make_window)
+    m, canvas = w.model, w.canvas
+    m.set_current_frame(3)
+    m.set_active_object(1)
+    canvas.set_tool(Tool.POLYGON)
+    vp = canvas.viewport()
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=_view_point(canvas, 10, 10))
+    # the next click 80 ms later, elsewhere: Qt may report it as a double-click
+    qtbot.mouseDClick(vp, Qt.MouseButton.LeftButton, pos=_view_point(canvas, 50, 10))
+    assert len(canvas.polygon_points) == 2 and not (m.labels(3) == 1).any()
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=_view_point(canvas, 50, 40))
+    qtbot.mouseDClick(vp, Qt.MouseButton.LeftButton, pos=_view_point(canvas, 50, 40))  # on the last point
+    assert canvas.polygon_points == []
+    labels = m.labels(3)
+    assert labels[12, 45] == 1 and labels[35, 15] == 0

@@ -199,3 +199,48 @@ def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qt
     # a video change forgets what was learnt (it was about that video)
     w.files.set_opened(Opened(ArrayVideo(frames), {0: truth[0]}))
     assert len(d.calibration) == 0
+
+
+def test_runs_tab_headers_fit_a_narrow_dock_and_the_placeholder_goes_once_runs_are_listed(qtbot):
+    from annotator.core.experiments import RunRecord
+    from annotator.gui.runs_panel import RunsPanel
+
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(260, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert panel.summary.text().startswith("Runs appear here")
+    run = RunRecord("run 1", {"backbone": "lite0", "radius": 12}, (1,), (1, 2), np.full((1, 2), 0.8),
+                    np.full((1, 2), 0.7), 2, 1.0)
+    panel.set_runs([run])
+    assert not panel.summary.text().startswith("Runs appear here") and "select one" in panel.summary.text()
+    header = panel.table.horizontalHeader()
+    viewport = panel.table.viewport().width()
+    sizes = [header.sectionSize(i) for i in range(4)]
+    assert sum(sizes) <= viewport, sizes  # no header scrolled out of view ("etting")
+    assert sizes[1] >= header.fontMetrics().horizontalAdvance("settings")
+
+
+def test_the_empty_ground_truth_plot_shows_the_videos_frames_not_a_scaled_axis(make_window):
+    frames, _ = square_clip(n=6)
+    w = make_window(frames)
+    panel = w.diagnostics.gt_panel
+    (x0, x1), _ = panel.plot.viewRange()
+    assert -0.5 < x0 <= 0 and 5 <= x1 < 5.5  # frames 0..5, not -0.5..0.5 shown as -500..500
+    assert "x0.001" not in panel.plot.getAxis("bottom").labelString()
+
+
+def test_the_uncertainty_curve_leaves_its_label_alone(qtbot):
+    from annotator.gui.diagnostic_overlay import UncertaintyStrip
+
+    strip = UncertaintyStrip()
+    qtbot.addWidget(strip)
+    strip.resize(300, 22)
+    strip.set_values(np.ones(10))  # the highest curve: it fills the strip's whole height
+    image = strip.grab().toImage()
+    label_width = strip.fontMetrics().horizontalAdvance("uncertainty")
+    orange = [(x, y) for x in range(300 - label_width, 300) for y in range(22)
+              if image.pixelColor(x, y).red() > 200 and image.pixelColor(x, y).blue() < 100]
+    assert orange == []  # no curve under the label
+    assert strip._frame_at(0) == 0 and strip._frame_at(299) == 9  # clicks still reach every frame

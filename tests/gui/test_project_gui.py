@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from annotator.core.annotation import FrameState
@@ -66,6 +67,20 @@ def test_save_as_then_save_writes_only_changes_and_reopens_in_another_window(win
     other.projects.actions["open_project"].trigger()
     assert shown == [] and same_annotation(other.model, w.model)
     assert other.projects.folder == tmp_path / "proj" and not other.model.history.can_undo
+
+
+def test_save_as_into_a_folder_of_the_users_masks_is_refused_and_touches_nothing(window, dialogs, tmp_path):
+    shown, answers = dialogs
+    theirs = tmp_path / "groundtruth"
+    (theirs / "masks").mkdir(parents=True)
+    for i in range(40):  # a user's own ground truth, in a folder named like a project's
+        (theirs / "masks" / f"{i:05d}.png").write_bytes(b"mine %d" % i)
+    answers["save"] = str(theirs)
+    assert not window.projects.save_as_dialog()
+    assert len(shown) == 1 and "\n" not in shown[0] and "not empty and not a project" in shown[0]
+    assert sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*")) == ["masks", *(f"masks/{i:05d}.png" for i in range(40))]
+    assert all((theirs / "masks" / f"{i:05d}.png").read_bytes() == b"mine %d" % i for i in range(40))
+    assert window.projects.folder is None and "*" in window.windowTitle()
 
 
 def test_bad_projects_show_one_line_and_the_window_keeps_its_video(window, dialogs, tmp_path):
@@ -141,10 +156,8 @@ def test_autosave_during_propagation_and_recovery_after_a_crash(qtbot, window, m
     assert applied == 5 and not cancelled
     assert saves[-1] >= 2  # saved during the run, chunk by chunk, not only at the end
     assert sorted(read_project_file(saver.folder).states) == list(range(6))
-    # the process dies: its lock names a process that no longer runs, nothing was closed
-    lock = json.loads((saver.folder / LOCK_FILE).read_text())
-    lock["pid"] = _dead_pid()
-    (saver.folder / LOCK_FILE).write_text(json.dumps(lock))
+    # the process dies: the system drops its session lock, nothing was closed
+    saver.session_lock.release()
     w.projects.autosaver = None  # this window must not tidy up what the "crash" left
     w.projects.timer.stop()
     assert len(find_recoverable(root)) == 1
@@ -179,9 +192,78 @@ def test_declined_recovery_is_deleted_and_clean_close_leaves_nothing(window, mak
     assert not any(root.iterdir()), [(p, sorted(x.name for x in p.iterdir()), (p / LOCK_FILE).read_text() if (p / LOCK_FILE).exists() else None) for p in root.iterdir()]
 
 
-def _dead_pid() -> int:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
+
+def test_ctrl_q_with_unsaved_changes_asks_save_discard_or_cancel(qtbot, window, dialogs, tmp_path, monkeypatch):
+    shown, answers = dialogs
+    w = window
+    asked: list[str] = []
+    buttons = QMessageBox.StandardButton
+    reply = {"answer": buttons.Cancel}
+
+    def question(_parent, _title, text, *_a, **_k):
+        asked.append(text)
+        return reply["answer"]
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    qtbot.keyClick(w.canvas, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    assert len(asked) == 1 and "unsaved changes" in asked[0] and w.isVisible()  # Cancel: still open
+    reply["answer"] = buttons.Save
+    answers["save"] = str(tmp_path / "proj")
+    w.actions_by_name["quit"].trigger()
+    assert len(asked) == 2 and not w.isVisible() and read_project_file(tmp_path / "proj").states
+    w.show()
+    w.model.history.push("paint", [w.model.paint(2, np.ones((3, 3), bool), 1)])
+    reply["answer"] = buttons.Discard
+    w.actions_by_name["quit"].trigger()
+    assert len(asked) == 3 and not w.isVisible() and 2 not in read_project_file(tmp_path / "proj").states
+
+
+def test_ctrl_q_without_changes_quits_without_asking(qtbot, make_window, monkeypatch):
+    w = make_window(np.zeros((3, 16, 16, 3), np.uint8))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: pytest.fail("asked with nothing unsaved"))
+    w.actions_by_name["quit"].trigger()
+    assert not w.isVisible()
+
+
+def test_start_with_a_video_offers_its_own_recovery_and_lists_the_others(qtbot, make_window, dialogs, tmp_path,
+                                                                          monkeypatch):
+    import time
+
+    from annotator.core.annotation import AnnotationModel
+    from annotator.core.autosave import Autosaver, autosave_folder
+    from annotator.core.video import open_video
+    from tests.synthetic import write_frames
+
+    shown, answers = dialogs
+    root = tmp_path / "autosave"
+    frames, truth = square_clip(n=4)
+    crashed = {}
+    for name in ("wanted", "other"):  # "other" crashes last: it is the newest autosave
+        folder = write_frames(tmp_path / name, list(frames))
+        model = AnnotationModel(open_video(folder))
+        model.add_object(name)
+        model.paint(0, truth[0] == 1, 1)
+        saver = Autosaver(model, autosave_folder(root, str(folder)))
+        saver.start()
+        saver.flush()
+        saver.session_lock.release()  # the process "dies"
+        crashed[name] = folder
+        time.sleep(1.1)  # autosaves are ordered by their save time, to the second
+    asked: list[str] = []
+    fresh = make_window(np.zeros((2, 8, 8, 3), np.uint8))
+    fresh.projects.enable_autosave(root)
+
+    def question(_parent, _title, text, *_a, **_k):
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    fresh.projects.startup(str(crashed["wanted"]))
+    assert len(asked) == 1 and "wanted" in asked[0] and "other" not in asked[0]
+    assert [o.name for o in fresh.model.objects] == ["wanted"] and fresh.model.num_frames == 4
+    assert "other" in fresh.statusBar().currentMessage()
+    left = find_recoverable(root)
+    assert [r.name for r in left] == ["other"]  # kept, and offered when "other" is opened
+    asked.clear()
+    assert fresh.files.open_path(str(crashed["other"]))
+    assert len(asked) == 1 and "other" in asked[0] and [o.name for o in fresh.model.objects] == ["other"]

@@ -270,3 +270,96 @@ def test_space_drag_and_middle_drag_pan_the_view(qtbot, make_window):
     qtbot.keyRelease(c, Qt.Key.Key_Space)
     assert c.mapToScene(vp.rect().center()).y() == pytest.approx(after.y() - 3.0, abs=0.2)
     np.testing.assert_array_equal(w.model.labels(0), labels_before)  # panning never paints
+
+
+def test_a_frame_that_cannot_be_decoded_shows_a_message_and_grey_not_the_old_frame(qtbot, make_window, tmp_path,
+                                                                                    monkeypatch):
+    from gui_helpers import window_on_frame_folder
+
+    frames, _ = square_clip(n=6)
+    w = window_on_frame_folder(make_window, tmp_path / "frames", frames)
+    (tmp_path / "frames" / "00003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # after opening: decoded later
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "open", lambda box: shown.append(box.text()))
+    # the check of every frame after opening may find it too: keep all frames, to see frame 3 itself
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    w.model.set_current_frame(3)  # raised VideoError out of the frame-changed handler before
+    assert len(shown) == 1 and shown[0].startswith("Frame 3 cannot be shown") and "00003.png" in shown[0]
+    assert "\n" not in shown[0]
+    image = w.canvas._frame_item.pixmap().toImage()
+    assert image.pixelColor(5, 5).red() == image.pixelColor(5, 5).green() == 64  # grey, not frame 0's picture
+    w.model.set_current_frame(4)  # the next good frame shows again
+    assert len(shown) == 1 and w.canvas._frame_item.pixmap().toImage().pixelColor(5, 5).red() != 64
+
+
+def _wheel(widget, notches: float) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    centre = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                        QPoint(0, int(120 * notches)), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_mouse_wheel_over_the_timeline_steps_frames_down_meaning_forward(make_window):
+    frames, _ = square_clip(n=6)
+    w = make_window(frames)
+    m, t = w.model, w.timeline
+    _wheel(t.strip, -1)  # wheel down over the state strip: next frame
+    assert m.current_frame == 1
+    _wheel(t.strip, -2)
+    assert m.current_frame == 3
+    _wheel(t.slider, -1)  # over the slider too, and in the same direction
+    assert m.current_frame == 4 and t.slider.value() == 4
+    _wheel(t.slider, 1)
+    assert m.current_frame == 3
+    _wheel(t.strip, 0.5)  # half a notch (a trackpad): nothing yet, then one frame back
+    assert m.current_frame == 3
+    _wheel(t.strip, 0.5)
+    assert m.current_frame == 2
+    _wheel(t.strip, -10)  # clamped at the end
+    assert m.current_frame == 5
+
+
+def test_a_davis_sequence_with_a_mask_on_every_frame_opens_as_one_reference_and_ground_truth(qtbot, make_window,
+                                                                                             tmp_path):
+    import cv2
+
+    frames, truth = square_clip(n=5)
+    seq = tmp_path / "JPEGImages" / "480p" / "squares"
+    ann = tmp_path / "Annotations" / "480p" / "squares"
+    seq.mkdir(parents=True)
+    ann.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(seq / f"{i:05d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        write_mask(ann / f"{i:05d}.png", truth[i])
+    w = make_window(frames)
+    assert w.files.open_path(str(seq))
+    m = w.model
+    assert m.is_reference(0) and [m.frame_state(i) for i in range(1, 5)] == [FrameState.EMPTY] * 4
+    assert w.diagnostics.tracker is not None  # the masks are the ground truth: something to propagate and score
+    applied, _ = run_propagation(qtbot, w)
+    assert applied == 4
+
+
+def test_opening_a_video_with_unreadable_frames_says_how_many_read_and_offers_to_keep_those(qtbot, make_window,
+                                                                                           tmp_path, monkeypatch):
+    from tests.synthetic import write_frames
+
+    frames, _ = square_clip(n=6)
+    folder = write_frames(tmp_path / "frames", list(frames))
+    (folder / "00003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    w = make_window(frames[:2])
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    assert w.files.open_path(str(folder))
+    assert w.model.num_frames == 6  # opening decodes one frame: it is quick
+    qtbot.waitUntil(lambda: w.files._check_job is None and len(asked) == 1, timeout=20_000)
+    assert asked[0].startswith("Only 3 of 6 frames of frames can be read") and "00003.png" in asked[0]
+    assert w.model.num_frames == 3 and w.timeline.slider.maximum() == 2  # the readable start, kept
+    w.model.set_current_frame(2)
+    assert w.canvas._frame_item.pixmap().toImage().pixelColor(5, 5).red() != 64  # a real frame, not grey

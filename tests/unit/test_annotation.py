@@ -80,7 +80,7 @@ def test_loaded_references_create_their_objects_and_bad_input_is_refused():
     m.set_video(m.video, {0: ref})
     assert [o.id for o in m.objects] == [3] and m.active_object == 3
     assert m.frame_state(0) is FrameState.REFERENCE
-    with pytest.raises(UsageError, match="30x50"):
+    with pytest.raises(UsageError, match="must be 50x30 uint8"):
         m.set_labels(1, np.zeros((10, 10), np.uint8), FrameState.REFERENCE)
     with pytest.raises(UsageError, match="frame 9"):
         m.labels(9)

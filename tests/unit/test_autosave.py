@@ -79,9 +79,7 @@ def test_crash_leaves_recoverable_work_and_recovery_restores_it(model, tmp_path,
     lock = json.loads((saver.folder / LOCK_FILE).read_text())
     assert lock["pid"] == os.getpid() and lock["project"] == str(project.absolute()) and not lock["closed"]
     assert find_recoverable(root) == []  # our own session is alive
-    # the process "dies": its lock names a pid that no longer runs
-    lock["pid"] = dead_pid()
-    (saver.folder / LOCK_FILE).write_text(json.dumps(lock))
+    saver.session_lock.release()  # the process "dies": the system drops its session lock
     found = find_recoverable(root)
     assert len(found) == 1 and found[0].crashed and found[0].project == project.absolute()
     assert found[0].frames == 2 and "after a crash" in found[0].describe()
@@ -92,6 +90,40 @@ def test_crash_leaves_recoverable_work_and_recovery_restores_it(model, tmp_path,
     assert np.array_equal(fresh.labels(5), model.labels(5)) and fresh.objects == model.objects
     discard(found[0])
     assert find_recoverable(root) == [] and not saver.folder.exists()
+
+
+def test_a_crash_is_offered_when_its_pid_runs_again_and_a_live_session_never_is(model, tmp_path):
+    root = tmp_path / "auto"
+    folder = autosave_folder(root, "video-key")
+    pid = os.fork()
+    if pid == 0:  # a session that autosaves, then dies without closing
+        code = 1
+        try:
+            saver = Autosaver(model, folder)
+            saver.start()
+            saver.flush()
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    lock = json.loads((folder / LOCK_FILE).read_text())
+    assert lock["pid"] == pid and not lock["closed"]
+    for reused in (1, os.getpid()):  # its pid given to another process: PID 1 in a container, or us
+        lock["pid"] = reused
+        (folder / LOCK_FILE).write_text(json.dumps(lock))
+        found = find_recoverable(root)
+        assert [f.folder for f in found] == [folder] and found[0].crashed
+        assert autosave_folder(root, "video-key") != folder  # its work is not overwritten either
+    # a running session is never offered, whatever pid its lock names
+    live = Autosaver(model, root / "live")
+    live.start()
+    live.flush()
+    lock = json.loads((live.folder / LOCK_FILE).read_text())
+    lock["pid"] = dead_pid()
+    (live.folder / LOCK_FILE).write_text(json.dumps(lock))
+    assert [f.folder for f in find_recoverable(root)] == [folder]
+    live.close(unsaved=False)
+    assert not live.folder.exists() and not live.session_lock.held
 
 
 def test_clean_close_removes_the_folder_or_keeps_unsaved_work(model, tmp_path):

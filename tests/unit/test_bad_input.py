@@ -12,6 +12,8 @@ import errno
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -86,6 +88,21 @@ def test_truncated_video_whose_header_lies_stops_with_one_line(tmp_path, capsys)
     written = sorted(out.glob("*.png"))
     assert 1 < len(written) < 20
     assert_masks_readable(out)  # what was written before the end was found is whole
+
+
+def test_ffmpegs_own_log_lines_are_not_printed_before_the_one_line(tmp_path, clip):
+    _, mask, _ = clip
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)  # no moov atom
+    code = "import sys; from annotator.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    # a child process: FFmpeg writes to the stderr file descriptor itself, once per process set-up
+    done = subprocess.run([sys.executable, "-c", code, "propagate", str(tmp_path / "broken.mp4"), "--masks",
+                           str(mask), "--out", str(tmp_path / "out"), *FAST], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 3
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr  # one line: no "[mov,mp4,... @ 0x...]"
+    assert done.stderr.startswith("annotator: error: broken.mp4 cannot be opened as a video")
 
 
 def test_unreadable_video_file(tmp_path, capsys, clip):

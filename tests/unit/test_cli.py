@@ -38,6 +38,33 @@ def test_propagate_writes_a_mask_for_every_frame(clip, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_a_run_that_fails_partway_says_which_masks_it_left(tmp_path, capsys):
+    frames, truth = moving_objects_clip(n_frames=6, hw=(64, 96), size=24, step=4)
+    folder = write_frames(tmp_path / "frames", frames)
+    write_mask(tmp_path / "first.png", truth[0])
+    (folder / "00004.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # frame 4 cannot be decoded
+    out = tmp_path / "out"
+    assert main(["propagate", str(folder), "--masks", str(tmp_path / "first.png"), "--out", str(out), *FAST]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "00004.png" in err and f"after 4 of 6 masks were written to {out}; they are left there" in err
+    assert "\n" not in err and sorted(read_mask_folder(out)) == [0, 1, 2, 3]
+
+
+def test_overwrite_removes_older_masks_beyond_the_new_videos_end(clip, tmp_path, capsys):
+    folder, mask, truth = clip
+    out = tmp_path / "out"
+    assert main(["propagate", str(folder), "--masks", str(mask), "--out", str(out), *FAST]) == 0
+    shorter = write_frames(tmp_path / "short", list(moving_objects_clip(n_frames=4, hw=(64, 96), size=24, step=4)[0]))
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    argv = ["propagate", str(shorter), "--masks", str(mask), "--out", str(out), "--overwrite", "--short-side", "0",
+            "--stage", "s3"]
+    assert main(argv) == 0
+    assert sorted(read_mask_folder(out)) == [0, 1, 2, 3]  # not mixed with the old run's frames 4 and 5
+    assert (out / "notes.txt").read_text() == "mine"  # only masks are touched
+    assert "removed 2 older mask(s) beyond its last frame" in capsys.readouterr().out
+
+
 def test_propagate_from_a_folder_of_references(clip, tmp_path):
     folder, _, truth = clip
     refs = tmp_path / "refs"
@@ -50,11 +77,23 @@ def test_propagate_from_a_folder_of_references(clip, tmp_path):
     assert np.array_equal(written[2], truth[2])
 
 
+def test_propagate_from_a_mask_folder_holding_other_files(clip, tmp_path):
+    folder, _, truth = clip
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    write_mask(refs / "00000.png", truth[0])
+    for name in ("Thumbs.db", "desktop.ini", "notes.txt", "00000.png.bak"):  # what a user's folder holds
+        (refs / name).write_bytes(b"x")
+    out = tmp_path / "out"
+    assert main(["propagate", str(folder), "--masks", str(refs), "--out", str(out), *FAST]) == 0
+    assert sorted(read_mask_folder(out)) == list(range(6))
+
+
 @pytest.mark.parametrize(
     "change, code, message",
     [
         ({"source": "missing"}, 3, "missing"),
-        ({"mask_hw": (32, 48)}, 2, "must have the video's original size"),
+        ({"mask_hw": (32, 48)}, 4, "mask of frame 0 is 48x32 but the video is 96x64; masks must have the video's original size"),
         ({"extra": ["--topk", "0"]}, 2, "top-k must be >= 1"),
         ({"extra": ["--backbone", "vgg99"]}, 5, "vgg99"),
         ({"extra": ["--frame", "9"]}, 2, "the video has 6 frames"),
@@ -95,6 +134,30 @@ def test_eval_prints_the_table_and_writes_json_and_csv(davis_root, tmp_path, cap
     rows = list(csv.DictReader(cs.open()))
     assert rows[-1]["sequence"] == "mean" and float(rows[-1]["J"]) == pytest.approx(report["mean"]["J"], abs=1e-3)
     assert read_mask(masks / "beta" / "00004.png").shape == (64, 96)
+
+
+def test_eval_refuses_to_replace_masks_json_csv_or_reports_without_overwrite(davis_root, tmp_path, capsys):
+    masks, js, cs, report = tmp_path / "masks", tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "report"
+    (masks / "beta").mkdir(parents=True)
+    write_mask(masks / "beta" / "00000.png", np.zeros((64, 96), np.uint8))
+    js.write_text("mine")
+    cs.write_text("mine")
+    report.mkdir()
+    (report / "beta.csv").write_text("mine")
+    mine = read_mask(masks / "beta" / "00000.png").copy()
+    for option, path, message in (("--save-masks", masks, f"{masks / 'beta'} already holds masks"),
+                                  ("--json", js, f"{js} exists"), ("--csv", cs, f"{cs} exists"),
+                                  ("--report", report, f"{report / 'beta.csv'} exists")):
+        assert main(["eval", str(davis_root), option, str(path), *FAST]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("annotator: error:") and message in err and "--overwrite" in err and "\n" not in err
+    assert js.read_text() == cs.read_text() == (report / "beta.csv").read_text() == "mine"
+    assert np.array_equal(read_mask(masks / "beta" / "00000.png"), mine) and not (masks / "alpha").exists()
+    argv = ["eval", str(davis_root), "--save-masks", str(masks), "--json", str(js), "--csv", str(cs),
+            "--report", str(report), "--overwrite", *FAST]
+    assert main(argv) == 0
+    assert json.loads(js.read_text())["mean"]["sequence"] == "mean" and cs.read_text().startswith("sequence,")
+    assert sorted(read_mask_folder(masks / "beta")) == list(range(5))
 
 
 def test_eval_only_some_sequences_and_unknown_ones(davis_root, capsys):

@@ -228,7 +228,7 @@ def test_missing_corrupt_and_truncated_files(tmp_path):
 def test_size_must_match_video(tmp_path):
     path = _save(tmp_path, Image.fromarray(SAMPLE))
     assert read_mask(path, expected_hw=(4, 5)).shape == (4, 5)
-    with pytest.raises(MaskError, match="mask is 4x5 but the video is 480x854"):
+    with pytest.raises(MaskError, match="mask is 5x4 but the video is 854x480"):
         read_mask(path, expected_hw=(480, 854))
 
 
@@ -285,7 +285,15 @@ def test_mask_folder_round_trip(tmp_path):
         assert np.array_equal(read[index], labels)
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "frame.png", "00001.jpg"])
+def test_mask_folder_skips_files_that_are_not_images_as_frame_folders_do(tmp_path):
+    write_mask(tmp_path / "00000.png", SAMPLE)
+    for name in ("Thumbs.db", "desktop.ini", "notes.txt", "00000.png.bak", "README"):
+        (tmp_path / name).write_bytes(b"not a mask")
+    read = read_mask_folder(tmp_path)
+    assert list(read) == [0] and np.array_equal(read[0], SAMPLE)
+
+
+@pytest.mark.parametrize("name", ["frame.png", "00001.jpg"])
 def test_mask_folder_rejects_other_files(tmp_path, name):
     write_mask(tmp_path / "00000.png", SAMPLE)
     (tmp_path / name).write_bytes(b"x")
@@ -305,7 +313,7 @@ def test_mask_folder_errors(tmp_path):
         read_mask_folder(tmp_path)
     (tmp_path / "5.png").unlink()
     write_mask(tmp_path / "00006.png", np.zeros((3, 3), np.uint8))
-    with pytest.raises(MaskError, match="mask is 3x3 but 00005.png is 4x5"):
+    with pytest.raises(MaskError, match="mask is 3x3 but 00005.png is 5x4"):
         read_mask_folder(tmp_path)
-    with pytest.raises(MaskError, match="mask is 4x5 but the video is 3x3"):
+    with pytest.raises(MaskError, match="mask is 5x4 but the video is 3x3"):
         read_mask_folder(tmp_path, expected_hw=(3, 3))

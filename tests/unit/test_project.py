@@ -219,7 +219,7 @@ def test_masks_that_do_not_fit_the_project_are_named(clip, tmp_path):
     with pytest.raises(MaskError, match=r"00001\.png: mask has object id 7 but the project has 2 objects"):
         read_project(proj)
     write_mask(proj / "masks" / "00001.png", np.zeros((10, 10), np.uint8))
-    with pytest.raises(MaskError, match="mask is 10x10 but the video is 64x96"):
+    with pytest.raises(MaskError, match="mask is 10x10 but the video is 96x64"):
         read_project(proj)
     (proj / "masks" / "00001.png").unlink()
     with pytest.raises(MaskError, match="mask file not found"):
@@ -288,6 +288,59 @@ def test_not_a_project_and_unsafe_targets(clip, tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ProjectError, match="is a file"):
         save_project(model, tmp_path / "afile")
+
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("contents", [
+    {"masks/00000.png": b"gt0", **{f"masks/{i:05d}.png": b"gt" for i in range(1, 40)}},  # the user's own masks
+    {"masks/readme.txt": b"x"},
+    {".pending/notes.txt": b"x"},
+    {".pending/1/00000.png": b"x", ".pending/1/other.jpg": b"y"},
+    {"lock.json": b"{}"},  # an autosave area's lock: only the autosaver may bring one
+    {".hidden": b"x"},
+    {"masks": None},  # an empty masks folder with something else beside it
+])
+def test_save_as_into_a_folder_that_is_not_a_project_is_refused_whatever_it_holds(clip, tmp_path, contents):
+    folder, truth = clip
+    model = annotated(folder, truth)
+    target = tmp_path / "target"
+    for name, data in contents.items():
+        path = target / name
+        if data is None:
+            path.mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    if list(contents) == ["masks"]:
+        (target / "notes.txt").write_text("mine")
+    before = tree(target)
+    with pytest.raises(ProjectError, match="is not empty and not a project") as info:
+        save_project(model, target)
+    assert "\n" not in str(info.value)
+    assert tree(target) == before  # nothing written, nothing deleted
+
+
+def test_a_first_save_killed_before_its_commit_can_be_saved_again(clip, tmp_path, monkeypatch):
+    folder, truth = clip
+    model = annotated(folder, truth)
+    target = tmp_path / "proj"
+    real = project_mod.atomic_write_text
+    monkeypatch.setattr(project_mod, "atomic_write_text", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        save_project(model, target)
+    monkeypatch.setattr(project_mod, "atomic_write_text", real)
+    # what a SIGKILL at that moment leaves: the pending masks, an atomic write's temp file
+    (target / ".pending" / "1").mkdir(parents=True)
+    write_mask(target / ".pending" / "1" / "00000.png", truth[0])
+    (target / ".pending" / "1" / ".00001.png.0a1b2c3d.tmp").write_bytes(b"half")
+    (target / ".project.json.0a1b2c3d.tmp").write_bytes(b"half")
+    save_project(model, target)
+    assert_same(model, open_project(target))
+    assert {p.name for p in target.iterdir()} == {"project.json", "masks"}
 
 
 # --------------------------------------------------------------------------------------------- kills

@@ -484,3 +484,19 @@ def test_hash_of_files(avi_path: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert hash_video(copy) != before
     copy.write_bytes(bytes(data) + b"\0")
     assert hash_video(copy) != before
+
+
+def test_check_frames_counts_the_readable_start_and_first_frames_keeps_it(tmp_path):
+    from annotator.core.video import FirstFrames, check_frames
+    from tests.synthetic import write_frames
+
+    frames = [np.full((12, 16, 3), 40 * i, np.uint8) for i in range(5)]
+    folder = write_frames(tmp_path / "seq", frames)
+    assert check_frames(folder) == check_frames(folder) and check_frames(folder).complete
+    (folder / "00002.png").write_bytes(b"not an image")
+    check = check_frames(folder)
+    assert (check.readable, check.total) == (2, 5) and "00002.png" in check.problem and not check.complete
+    with FirstFrames(open_video(folder), check.readable) as cut:
+        assert len(cut) == 2 and cut.hw == (12, 16) and np.array_equal(cut.frame(1), frames[1])
+        with pytest.raises(IndexError):
+            cut.frame(2)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from annotator.core.errors import VideoError
+from annotator.core.errors import VideoError, size_text
 from annotator.core.video._base import DEFAULT_CACHE_BYTES, DEFAULT_FOLDER_FPS, VideoSource, check_readable
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
@@ -31,6 +31,16 @@ def _to_rgb(frame: np.ndarray) -> np.ndarray:
     if frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def quiet_ffmpeg() -> None:
+    """Silence FFmpeg's own log lines (``[mov,mp4,... @ 0x...] moov atom not found``) printed on stderr
+    before our one-line error; call before OpenCV first uses FFmpeg, which reads the level then.
+
+    Done on first use, not at import (nothing changes the environment at import); a level the user
+    set in ``OPENCV_FFMPEG_LOGLEVEL`` wins.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 class VideoFileSource(VideoSource):
@@ -117,6 +127,7 @@ class VideoFileSource(VideoSource):
     # ---- decoding ----------------------------------------------------------------------------
 
     def _open_capture(self) -> None:
+        quiet_ffmpeg()
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             cap.release()
@@ -158,8 +169,8 @@ class VideoFileSource(VideoSource):
                     self.frame_count_exact = True
                 return None
             if frame.shape[:2] != self.hw:
-                raise VideoError(f"{self.path.name}: frame {self._pos} is {frame.shape[1]}x{frame.shape[0]} "
-                                 f"but the video is {self.hw[1]}x{self.hw[0]}")
+                raise VideoError(f"{self.path.name}: frame {self._pos} is {size_text(frame.shape)} "
+                                 f"but the video is {size_text(self.hw)}")
             if index - self._pos < READ_AHEAD_FRAMES:
                 self.cache.put(self._pos, frame)
             self._last = (self._pos, frame)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from annotator.core.errors import VideoError
+from annotator.core.errors import VideoError, size_text
 from annotator.core.video._base import DEFAULT_CACHE_BYTES, VideoSource, check_readable
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -102,8 +102,8 @@ class FrameFolderSource(VideoSource):
 
     def _size_error(self, path: Path, hw: tuple[int, ...]) -> VideoError:
         first = self.frame_paths[0].name
-        return VideoError(f"frames differ in size in {self.path}: {path.name} is {hw[1]}x{hw[0]} "
-                          f"but {first} is {self.hw[1]}x{self.hw[0]} (width x height)")
+        return VideoError(f"frames differ in size in {self.path}: {path.name} is {size_text(hw)} "
+                          f"but {first} is {size_text(self.hw)} (width x height)")
 
     @staticmethod
     def _read_image(path: Path) -> np.ndarray:

@@ -28,7 +28,7 @@ def working_hw(original_hw: tuple[int, int], short_side: int | None = 480) -> tu
     """
     h, w = (int(v) for v in original_hw)
     if h <= 0 or w <= 0:
-        raise ValueError(f"frame size must be positive, got {h}x{w} (h x w)")
+        raise ValueError(f"frame size must be positive, got {w}x{h} (width x height)")
     if not short_side:
         return (h, w)
     if short_side < 0:
