@@ -413,6 +413,10 @@ class PropagationController(QObject):
             if cancelled and self._run is not None and self._run.kind == "masks":
                 self._revert(txn)
                 done = 0
+                if self.follow and self.model.video is not None:
+                    # the frames the view followed are empty again: back to where P was pressed,
+                    # where P runs again at once (the features computed so far stay cached)
+                    self.model.set_current_frame(self._run.start)
             else:
                 self.model.history.commit(txn)
         if worker is not None:

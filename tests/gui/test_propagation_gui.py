@@ -182,15 +182,21 @@ def test_a_run_that_fails_reports_it_and_leaves_the_window_idle(qtbot, make_wind
     assert run_propagation(qtbot, w) == (4, False)
 
 
-def test_p_after_esc_on_a_propagated_frame_offers_to_resume_from_it(qtbot, make_window, monkeypatch):
+def test_p_after_esc_runs_again_and_on_a_propagated_frame_offers_to_go_on_from_it(qtbot, make_window, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
     frames, truth = square_clip(n=10, step=2)
     w = make_window(frames, {0: truth[0]})
     w.propagation.frame_done.connect(lambda i: w.propagation.cancel() if i == 3 else None)
     applied, cancelled = run_propagation(qtbot, w)
-    assert cancelled and w.model.current_frame == 3  # the view followed the run to where Esc stopped it
+    # Esc puts the frames back and the view back on the frame where P was pressed: P runs again at once
+    assert cancelled and w.model.current_frame == 0 and w.model.frame_state(3) is FrameState.EMPTY
     w.propagation.frame_done.disconnect()
+    with qtbot.waitSignal(w.propagation.finished, timeout=20_000):
+        w.actions_by_name["propagate_forward"].trigger()
+    assert all(w.model.frame_state(i) is FrameState.PROPAGATED for i in range(1, 10))
+    # P on a propagated frame (here 3) offers to accept it as a reference and go on from it
+    w.model.set_current_frame(3)
     errors, asked = [], []
     monkeypatch.setattr(QMessageBox, "open", lambda box: errors.append(box.text()))
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
