@@ -2,25 +2,29 @@
 
 A run from reference A towards the next reference B that only looks behind it ignores the
 keyframe just ahead, so its errors grow until B. Here a span (A, B) is propagated backward from B
-first (its soft labels kept in a :class:`SoftBuffer`), then forward from A; each forward frame's
-soft labels are fused with the backward ones (:func:`fuse`) before they are upsampled, yielded and
-put in the forward run's context. Frames before the first reference and after the last have one
-keyframe and stay one-way, as CRW and DINO propagate.
+and forward from A, each run holding both keyframes in its context, and the two runs' soft labels
+are fused cell by cell (:func:`fuse`) before they are upsampled. Frames before the first reference
+and after the last have one keyframe and stay one-way, as CRW and DINO propagate.
 
-Memory stays bounded by the span, not the video: the backward labels of a span live on the
-feature grid (L x h x w float16, 25 KB a frame for one object at 480p) and move to an anonymous
-temporary file beyond ``SoftBuffer.max_bytes``.
+Memory stays bounded by the span, not the video: the two runs' labels live on the feature grid
+(L x h x w float16, 25 KB a frame for one object at 480p) and move to an anonymous temporary file
+beyond ``SoftBuffer.max_bytes``.
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from annotator.core.propagation import FUSIONS, Fusion, FrameResult, PropagationParams, propagate, propagate_frame
+from annotator.core.propagation import (FUSIONS, Fusion, FrameResult, PropagationParams, label_ids_of, propagate,
+                                        propagate_frame)
+from annotator.core.upsampling import soft_to_labels
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,21 @@ def margin(soft: torch.Tensor) -> torch.Tensor:
     return (top2[0] - top2[1]).clamp(0, 1)
 
 
-def fuse(forward: torch.Tensor, backward: torch.Tensor, forward_weight: float, rule: Fusion = "confidence"
-         ) -> torch.Tensor:
+def fuse(forward: torch.Tensor, backward: torch.Tensor, forward_weight: float, rule: Fusion = "match",
+         forward_match: torch.Tensor | None = None, backward_match: torch.Tensor | None = None) -> torch.Tensor:
     """Soft labels of a frame from its forward and backward estimates (L, h, w).
 
     ``forward_weight`` is the distance weight of the forward run: (B - t) / (B - A) for frame t of
-    span (A, B). ``distance`` mixes the two with those weights everywhere; ``confidence`` weights each
-    cell further by how decided each direction is there (its top-2 margin), so where one direction
-    has lost the object and the other has not, the decided one wins.
+    span (A, B).
+
+    * ``distance``: the two mixed with the distance weights everywhere.
+    * ``confidence``: the distance weights times how decided each direction is at each cell (its
+      top-2 margin).
+    * ``match``: the distance weights times how well each run found the cell in its context, per
+      cell: exp of its match strength (``FrameResult.match``, the log of its softmax's normaliser)
+      at half the temperature's sharpness. At full sharpness that is one softmax over both runs'
+      candidates; halved, a run that matched a cell clearly better still wins it, while small
+      differences leave the distance weights in charge.
     """
     backward = backward.to(forward.dtype)
     if rule == "distance":
@@ -113,11 +124,25 @@ def fuse(forward: torch.Tensor, backward: torch.Tensor, forward_weight: float, r
         wb = (1 - forward_weight) * (margin(backward) + _MARGIN_FLOOR)
         total = wf + wb
         return (wf / total)[None] * forward + (wb / total)[None] * backward
+    if rule == "match":
+        if forward_match is None or backward_match is None:
+            raise ValueError("the match fusion needs both runs' match strengths")
+        prior = math.log(max(forward_weight, 1e-6)) - math.log(max(1 - forward_weight, 1e-6))
+        share = torch.sigmoid((forward_match - backward_match) / _MATCH_SOFTENING + prior)[None]
+        return share * forward + (1 - share) * backward
     raise ValueError(f"unknown fusion {rule!r}; use one of {', '.join(FUSIONS)}")
 
 
 _MARGIN_FLOOR = 1e-3
 """Keeps the confidence weights defined where both directions are undecided (distance weights then)."""
+_MATCH_SOFTENING = 2.0
+"""Match strengths are divided by this before they weigh the runs (chosen on the original ten DAVIS
+sequences against 1 and 4: bench/RESULTS.md)."""
+
+
+def span_results(frames: int, provisional: bool) -> int:
+    """How many results :func:`fill_span` yields for a span of ``frames`` frames (for progress bars)."""
+    return 3 * frames if provisional else frames
 
 
 def fill_span(
@@ -133,43 +158,58 @@ def fill_span(
     timings: dict[str, float] | None = None,
     frames=None,
     provisional: bool = False,
-    on_backward: Callable[[FrameResult], None] | None = None,
 ) -> Iterator[FrameResult]:
     """Every frame strictly between references ``first`` < ``last``, from both ends, fused.
 
-    The backward run from ``last`` goes first; its labels are yielded as ``provisional`` results
-    only when asked (the GUI shows them while the forward run is still to come) and passed to
-    ``on_backward``. Then the forward run from ``first`` yields the fused results
-    (``keyframes == 2``). Each run's context holds both keyframes (the one it starts from and the
-    one it goes towards).
+    A run goes backward from ``last`` to ``first``, then one forward from ``first`` to ``last``;
+    each holds both keyframes in its context (the one it starts from and the one it goes towards),
+    so each can find the object as it looks at either end. Their soft labels wait in a
+    :class:`SoftBuffer` each, then every frame of the span is fused (:func:`fuse`,
+    ``params.fusion``) and yielded in order with ``keyframes == 2``. With ``provisional`` the two
+    runs' own frames are yielded as they come too, flagged ``provisional`` (the GUI shows them
+    meanwhile): :func:`span_results` results in all.
     """
     if not first < last:
         raise ValueError(f"a span needs first < last, got {first} and {last}")
-    common = dict(output_hw=output_hw, label_ids=label_ids, engine=engine, timings=timings, frames=frames)
     span = range(first + 1, last)
     if not span:
         return
-    buffer: SoftBuffer | None = None
+    if label_ids is None:
+        label_ids = label_ids_of([references[first], references[last]])
+    if output_hw is None:
+        output_hw = tuple(references[first].shape[:2])
+    label_ids = tuple(label_ids)
+    common = dict(output_hw=output_hw, label_ids=label_ids, engine=engine, timings=timings, frames=frames)
+    with_match = params.fusion == "match"
+    keyframes = {first: references[first], last: references[last]}
+    soft: dict[int, SoftBuffer] = {}
+    match: dict[int, SoftBuffer] = {}
     try:
-        for result in propagate(features, references, last, first, params, context_references=[last, first],
-                                **common):
-            if buffer is None:
-                buffer = SoftBuffer(span, tuple(result.soft.shape))
-            buffer.put(result.index, result.soft)
-            if on_backward is not None:
-                on_backward(result)
-            if provisional:
-                yield FrameResult(result.index, result.labels, result.soft, result.label_ids, 1, provisional=True)
-        assert buffer is not None
-
-        def combine(index: int, soft: torch.Tensor) -> tuple[torch.Tensor, int]:
-            backward = buffer.get(index)
-            if backward is None:  # cannot happen: the backward run covered the span
-                return soft, 1
-            return fuse(soft.float(), backward, (last - index) / (last - first), params.fusion).to(soft.dtype), 2
-
-        yield from propagate(features, references, first, last, params, context_references=[first, last],
-                             combine=combine, **common)
+        for start, stop, step in ((last, first, -1), (first, last, 1)):
+            for result in propagate(features, keyframes, start, stop, params, context_references=[start, stop],
+                                    with_match=with_match, **common):
+                if step not in soft:
+                    soft[step] = SoftBuffer(span, tuple(result.soft.shape))
+                    match[step] = SoftBuffer(span, (1, *result.soft.shape[1:]))
+                soft[step].put(result.index, result.soft)
+                if result.match is not None:
+                    match[step].put(result.index, result.match[None])
+                if provisional:
+                    yield FrameResult(result.index, result.labels, result.soft, label_ids, 1, provisional=True)
+        t0 = time.perf_counter()
+        for index in span:
+            forward, backward = soft[1].get(index), soft[-1].get(index)
+            assert forward is not None and backward is not None  # both runs covered the span
+            forward_match, backward_match = match[1].get(index), match[-1].get(index)
+            fused = fuse(forward, backward, (last - index) / (last - first), params.fusion,
+                         None if forward_match is None else forward_match[0],
+                         None if backward_match is None else backward_match[0])
+            frame = frames(index) if params.upsample == "guided" and frames is not None else None
+            labels = soft_to_labels(fused, label_ids, output_hw, params.upsample, frame, params.part_groups)
+            if timings is not None:
+                timings["fusion"] = timings.get("fusion", 0.0) + time.perf_counter() - t0
+            yield FrameResult(index, labels, fused, label_ids, 2)
+            t0 = time.perf_counter()
     finally:
-        if buffer is not None:
+        for buffer in (*soft.values(), *match.values()):
             buffer.close()

@@ -80,8 +80,7 @@ def propagate_span(features: FeatureSource, references: Mapping[int, np.ndarray]
     if span.both_ways:
         yield from fill_span(features, references, span.first, span.last, params, **options)
         return
-    for name in ("provisional", "on_backward"):  # a one-way span has nothing to fuse: every result is final
-        options.pop(name, None)
+    options.pop("provisional", None)  # a one-way span has nothing to fuse: every result is final
     start = span.first if span.first is not None else span.last
     stop = span.num_frames if span.first is not None else -1
     yield from propagate(features, references, start, stop, params, context_references=[start], **options)

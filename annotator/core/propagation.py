@@ -42,8 +42,8 @@ from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labe
 ContextLabels = Literal["soft", "hard"]
 Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
-Fusion = Literal["distance", "confidence"]
-FUSIONS: tuple[str, ...] = ("distance", "confidence")
+Fusion = Literal["match", "confidence", "distance"]
+FUSIONS: tuple[str, ...] = ("match", "confidence", "distance")
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,10 @@ class PropagationParams:
     both_ways: bool = True
     """Frames between two references are propagated from both and fused (:mod:`annotator.core.keyframes`);
     False: each run looks only at the references behind it (frames before the next keyframe ignore it)."""
-    fusion: Fusion = "confidence"
-    """How the two directions of a span are fused: ``distance`` weights, or ``confidence`` (distance
-    weights times each direction's top-2 margin, per cell) (:func:`annotator.core.keyframes.fuse`)."""
+    fusion: Fusion = "match"
+    """How the two directions of a span are fused (:func:`annotator.core.keyframes.fuse`): ``match``
+    (distance weights times how well each run matched each cell), ``confidence`` (distance weights
+    times each direction's top-2 margin, per cell) or ``distance`` weights."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -151,6 +152,8 @@ class FrameResult:
     """From how many keyframes the labels came: 1 = one direction, 2 = fused from both ends of a span."""
     provisional: bool = False
     """One direction of a span that is still to be fused (shown while the run goes on, then replaced)."""
+    match: torch.Tensor | None = None
+    """(h, w) match strength of each cell, log(sum(exp(a / tau))) over its kept affinities a (when asked)."""
 
     def confidence(self) -> torch.Tensor:
         """(h, w) margin between the two most probable labels: 0 = undecided, 1 = certain."""
@@ -201,6 +204,16 @@ def _select_topk(values: list[torch.Tensor], labels: list[torch.Tensor], k: int
         return all_values, all_labels
     top, idx = all_values.topk(k, dim=1)  # (P, k)
     return top, torch.gather(all_labels, 1, idx[..., None].expand(-1, -1, all_labels.shape[2]))
+
+
+def _match_strength(values: torch.Tensor, temperature: float, hw: tuple[int, int], out: torch.Tensor | None) -> None:
+    """Write log(sum(exp(a / tau))) of the kept affinities (P, k) of each cell into ``out`` (h, w).
+
+    How well the cell found itself in the context: the normaliser of its softmax. Two runs' labels
+    of a cell weighted by exp of it are what one softmax over both runs' candidates gives
+    (:func:`annotator.core.keyframes.fuse`)."""
+    if out is not None:
+        out.copy_(torch.logsumexp(values.float() / temperature, dim=1).reshape(hw))
 
 
 def _weighted_labels(values: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -338,8 +351,8 @@ def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
-def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
-                    ) -> torch.Tensor:
+def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams,
+                    match: torch.Tensor | None = None) -> torch.Tensor:
     """Soft labels (L, h, w) of a target feature map (C, h, w) from its context (local-window engine).
 
     On a CPU the k largest affinities are chosen by a compiled running selection
@@ -374,6 +387,7 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
                 best.add_all(cells[first: first + _GLOBAL_ROWS] @ features, first, offset, w=w, stride=stride,
                              skip_radius=skip)
     values, where = best.result()
+    _match_strength(values, params.temperature, (h, w), match)
     labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1).T for f in context]).float()  # (N*h*w, L)
     out = _weighted_labels(values, labels[where], params.temperature)  # (h*w, L)
     return out.T.reshape(-1, h, w)
@@ -384,8 +398,8 @@ _GLOBAL_ROWS = 1024
 affinities that stay in cache for the selection, where the whole (h*w)^2 block would not)."""
 
 
-def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
-                          ) -> torch.Tensor:
+def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams,
+                          match: torch.Tensor | None = None) -> torch.Tensor:
     """The local-window engine with torch's top-k: masked window affinities, top-k per context frame, merged.
 
     What :func:`propagate_frame` runs on GPUs, where a batched ``topk`` is fast.
@@ -409,12 +423,15 @@ def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame],
             frame_values, frame_labels = _global_topk(tiles.reshape(-1, tiles.shape[2]), frame, params.topk, allowed)
         values.append(frame_values)
         labels.append(frame_labels)
-    out = layout.to_raster(_weighted_labels(*_select_topk(values, labels, params.topk), params.temperature))  # (h*w, L)
+    values, labels = _select_topk(values, labels, params.topk)
+    if match is not None:
+        _match_strength(layout.to_raster(values), params.temperature, (h, w), match)
+    out = layout.to_raster(_weighted_labels(values, labels, params.temperature))  # (h*w, L)
     return out.T.reshape(-1, h, w)
 
 
-def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams
-                          ) -> torch.Tensor:
+def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams,
+                          match: torch.Tensor | None = None) -> torch.Tensor:
     """Reference implementation: the full (h*w, N*h*w) affinity, masked, top-k, softmax."""
     channels, h, w = target.shape
     feats = torch.cat([f.features.reshape(channels, -1) for f in context], dim=1)  # (C, N*h*w)
@@ -426,6 +443,7 @@ def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame],
     allowed = torch.cat([near if f.local else whole for f in context], dim=1)
     affinity = affinity.masked_fill(~allowed, float("-inf"))
     values, idx = affinity.topk(min(params.topk, affinity.shape[1]), dim=1)
+    _match_strength(values, params.temperature, (h, w), match)
     out = _weighted_labels(values, labels[idx].to(target.dtype), params.temperature)
     return out.T.reshape(-1, h, w)
 
@@ -460,7 +478,7 @@ def propagate(
     timings: dict[str, float] | None = None,
     frames: Callable[[int], np.ndarray] | None = None,
     context_references: Sequence[int] | None = None,
-    combine: Callable[[int, torch.Tensor], tuple[torch.Tensor, int]] | None = None,
+    with_match: bool = False,
 ) -> Iterator[FrameResult]:
     """Propagate the labels of reference frame ``start`` towards ``stop`` (exclusive), one frame at a time.
 
@@ -476,11 +494,10 @@ def propagate(
     ("upsample") are added to it (on a GPU without synchronising, so they are launch times there).
     ``frames(i)`` gives the RGB frame i, needed by ``params.upsample == "guided"`` and ``params.flow > 0``.
 
-    ``context_references`` replaces the references of the context (default: ``start`` and every
-    reference behind the run); ``start`` is always among them. ``combine(index, soft)`` returns the
-    soft labels to use for frame ``index`` in place of the engine's (and from how many keyframes they
-    came): the keyframe fill (:mod:`annotator.core.keyframes`) fuses the other direction's labels
-    there; the combined labels are what is yielded and what joins the context.
+    ``context_references`` replaces the references of the context (default: every reference behind
+    the run); ``start`` is always among them (the keyframe fill, :mod:`annotator.core.keyframes`,
+    gives each run only its own keyframe). ``with_match``: each result carries its cells' match
+    strength (``FrameResult.match``; the engine must take ``match=``).
     """
     params.validate()
     if params.upsample == "guided" and frames is None:
@@ -520,16 +537,15 @@ def propagate(
         target = features(index)
         t0 = time.perf_counter()
         spaced = list(recent)[::-params.context_stride][::-1]  # t-1, t-1-s, ... in the order of the run
-        soft = engine(target, [*refs, *spaced], params)  # (L, h, w)
+        match = torch.empty(target.shape[1:], dtype=torch.float32, device=target.device) if with_match else None
+        context = [*refs, *spaced]
+        soft = engine(target, context, params, match=match) if with_match else engine(target, context, params)
         if cue is not None:
             t_flow = time.perf_counter()
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)
             if timings is not None:
                 timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
                 t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
-        keyframes = 1
-        if combine is not None:
-            soft, keyframes = combine(index, soft)
         t1 = time.perf_counter()
         frame = frames(index) if params.upsample == "guided" else None
         labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame, params.part_groups)
@@ -543,4 +559,5 @@ def propagate(
             else:
                 ctx_labels = soft.to(target.dtype)
             recent.append(ContextFrame(index, target, ctx_labels, True))
-        yield FrameResult(index, labels, soft.float().cpu(), label_ids, keyframes)
+        yield FrameResult(index, labels, soft.float().cpu(), label_ids,
+                          match=None if match is None else match.cpu())

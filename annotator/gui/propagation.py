@@ -10,8 +10,8 @@ What a run covers (:func:`plan_legs`) with ``params.both_ways`` (the default): t
 its references into spans (:func:`annotator.core.keyframes.spans`). P on reference C re-fills the
 spans on both sides of C, Shift+P only the one before C, Alt+P every span from C to the end. A
 span between two references is filled from both ends and fused
-(:func:`annotator.core.keyframes.fill_span`): its backward frames are applied as they come
-(provisional, counted on the one progress bar) and then replaced by the fused ones, which the
+(:func:`annotator.core.keyframes.fill_span`): the frames of its backward and forward runs are
+applied as they come (provisional, counted on the one progress bar) and then replaced by the fused ones, which the
 model marks as coming from two keyframes; a span with one reference (before the first, after the
 last) is propagated one way from it. So a correction inside a span splits it, and P there
 re-fills both halves and nothing else. Without ``both_ways``, P goes forward to the next
@@ -48,7 +48,7 @@ from PySide6.QtCore import QObject, Signal
 from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
 from annotator.core.features import FeatureStore
-from annotator.core.keyframes import fill_span, spans
+from annotator.core.keyframes import fill_span, span_results, spans
 from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.propagation import FrameResult, propagate
 from annotator.core.undo import Change, Transaction
@@ -105,8 +105,8 @@ class Leg:
 
     @property
     def results(self) -> int:
-        """Results the leg yields (a span's provisional backward frames and then its fused ones)."""
-        return 2 * len(self.frames) if self.both_ways else len(self.frames)
+        """Results the leg yields (a span's provisional frames of each direction, then its fused ones)."""
+        return span_results(len(self.frames), provisional=True) if self.both_ways else len(self.frames)
 
 
 def plan_legs(references: Iterable[int], current: int, num_frames: int, direction: int, go_on: bool,

@@ -91,9 +91,10 @@ def test_correction_inside_a_span_refills_both_halves_only_with_cached_features(
     applied, cancelled = run_propagation(qtbot, w)  # P on the correction
     assert (applied, cancelled) == (4, False)
     assert w.propagation.run_info.legs == (Leg(0, 3, True), Leg(3, 6, True))
-    # one progress bar: each half's provisional backward frames are shown, then replaced by fused ones
-    assert shown == [(2, 1), (1, 1), (1, 2), (2, 2), (5, 1), (4, 1), (4, 2), (5, 2)]
-    assert progress == [(k, 8) for k in range(1, 9)]
+    # one progress bar: each half's provisional frames (backward run, then forward run) are shown,
+    # then replaced by the fused ones
+    assert shown == [(2, 1), (1, 1), (1, 1), (2, 1), (1, 2), (2, 2), (5, 1), (4, 1), (4, 1), (5, 1), (4, 2), (5, 2)]
+    assert progress == [(k, 12) for k in range(1, 13)]
     # no frame went through the backbone again: the video's feature store was reused
     assert w.propagation.store_for_current_video() is store and store.computed == computed
     assert backbone.frames_seen == seen
@@ -131,14 +132,14 @@ def test_cancel_of_a_both_ways_fill_leaves_the_model_as_before(qtbot, make_windo
 
     def cancel_mid_span(i: int) -> None:
         seen.append((i, m.keyframes(i)))
-        if len(seen) == 3:  # the first half fused up to frame 1, frame 2 still provisional
+        if len(seen) == 5:  # the first half fused up to frame 1, frame 2 still provisional
             assert m.keyframes(1) == 2 and m.keyframes(2) == 1
             w.propagation.cancel()
 
     w.propagation.frame_done.connect(cancel_mid_span)
     applied, cancelled = run_propagation(qtbot, w)
     assert (applied, cancelled) == (0, True)
-    assert len(seen) == 3
+    assert len(seen) == 5
     _assert_same(m, before)  # no provisional nor half-fused frame is left
     assert m.history.undo_stack == undo_stack and not m.history.can_redo  # and no undo step
     assert w.diagnostics.uncertainty == uncertainty  # the suggestion reads the frames as they are again

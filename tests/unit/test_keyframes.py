@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from annotator.core.keyframes import SoftBuffer, Span, fill_span, fuse, spans
+from annotator.core.keyframes import SoftBuffer, Span, fill_span, fuse, span_results, spans
 from annotator.core.pipeline import propagate_video
 from annotator.core.propagation import PropagationParams, propagate
 
@@ -32,6 +32,14 @@ def test_fusion_weights():
     # confidence: the decided direction outweighs the undecided one although it is further away
     assert fuse(fw, bw, 0.25, "confidence")[0, 0, 0] > 0.5
     assert fuse(fw, bw, 0.25, "distance")[0, 0, 0] < 0.5
+    # match: where one run found the cell much better in its context, it wins the cell
+    strong, weak = torch.full((1, 1), 20.0), torch.full((1, 1), 14.0)
+    assert torch.allclose(fuse(fw, bw, 0.5, "match", strong, strong), 0.5 * fw + 0.5 * bw)
+    assert torch.allclose(fuse(fw, bw, 0.3, "match", strong, strong), 0.3 * fw + 0.7 * bw)  # distance weights
+    assert fuse(fw, bw, 0.3, "match", strong, weak)[0, 0, 0] > 0.8
+    assert fuse(fw, bw, 0.7, "match", weak, strong)[1, 0, 0] > 0.6
+    with pytest.raises(ValueError, match="match strengths"):
+        fuse(fw, bw, 0.5, "match")
     with pytest.raises(ValueError, match="fusion"):
         fuse(fw, bw, 0.5, "vote")
 
@@ -86,7 +94,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-@pytest.mark.parametrize("fusion", ["distance", "confidence"])
+@pytest.mark.parametrize("fusion", ["distance", "confidence", "match"])
 def test_a_span_filled_from_both_ends_beats_either_end_alone(fusion):
     clip = SwitchingFeatures(n=12, switch=6)
     refs = {0: clip.mask(0), 11: clip.mask(11)}
@@ -129,9 +137,9 @@ def test_a_correction_changes_only_the_frames_of_its_span():
 def test_provisional_results_come_first_and_are_flagged():
     clip = SwitchingFeatures(n=8, switch=4)
     refs = {0: clip.mask(0), 7: clip.mask(7)}
-    seen = []
-    results = list(fill_span(clip, refs, 0, 7, PropagationParams(context=2, radius=3), provisional=True,
-                             on_backward=lambda r: seen.append(r.index)))
-    assert [r.index for r in results] == [6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6]
-    assert [r.provisional for r in results] == [True] * 6 + [False] * 6
-    assert seen == [6, 5, 4, 3, 2, 1]
+    results = list(fill_span(clip, refs, 0, 7, PropagationParams(context=2, radius=3), provisional=True))
+    assert len(results) == span_results(6, provisional=True)
+    assert [r.index for r in results] == [6, 5, 4, 3, 2, 1] + [1, 2, 3, 4, 5, 6] * 2
+    assert [r.provisional for r in results] == [True] * 12 + [False] * 6
+    assert [r.keyframes for r in results] == [1] * 12 + [2] * 6
+    assert len(list(fill_span(clip, refs, 0, 7, PropagationParams(context=2, radius=3)))) == span_results(6, False)

@@ -50,11 +50,14 @@ def test_tiled_engine_equals_naive_reference(h, w, radius, tile, topk, local, en
     target = random_features(1, 16, h, w, seed=99)[0]
     params = PropagationParams(radius=radius, tile=tile, topk=topk, temperature=0.07, precision="float32",
                                reference_stride=reference_stride)
-    tiled = engine(target, context, params)
-    naive = propagate_frame_naive(target, context, params)
+    tiled_match, naive_match = torch.full((h, w), float("nan")), torch.full((h, w), float("nan"))
+    tiled = engine(target, context, params, match=tiled_match)
+    naive = propagate_frame_naive(target, context, params, match=naive_match)
     assert tiled.shape == (4, h, w)
     torch.testing.assert_close(tiled, naive, atol=1e-5, rtol=1e-5)
     assert torch.equal(tiled.argmax(0), naive.argmax(0))
+    torch.testing.assert_close(tiled_match, naive_match, atol=1e-4, rtol=1e-5)  # the match strength too
+    torch.testing.assert_close(torch.equal(engine(target, context, params), tiled), True)
 
 
 def test_radius_restricts_where_labels_come_from():
