@@ -64,9 +64,10 @@ def propagate_video(
     for span in spans(list(references), num_frames):
         if span.both_ways:
             yield from propagate_span(features, references, span, params, **options)
-    for span in spans(list(references), num_frames):  # the one-way ends: after the last, before the first
-        if not span.both_ways:
-            yield from propagate_span(features, references, span, params, **options)
+    # then the one-way ends: after the last reference (forward), before the first (backward)
+    one_way = [s for s in spans(list(references), num_frames) if not s.both_ways]
+    for span in sorted(one_way, key=lambda s: s.first is None):
+        yield from propagate_span(features, references, span, params, **options)
 
 
 def propagate_span(features: FeatureSource, references: Mapping[int, np.ndarray], span: Span,
