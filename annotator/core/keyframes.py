@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from annotator.core.diagnostics import margin
 from annotator.core.propagation import (FUSIONS, Fusion, FrameResult, PropagationParams, label_ids_of, propagate,
                                         propagate_frame)
 from annotator.core.upsampling import soft_to_labels
@@ -90,14 +91,6 @@ class SoftBuffer:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def margin(soft: torch.Tensor) -> torch.Tensor:
-    """(h, w) margin between the two most probable labels of (L, h, w): 0 = undecided, 1 = certain."""
-    if soft.shape[0] < 2:
-        return torch.ones(soft.shape[1:], dtype=soft.dtype)
-    top2 = soft.topk(2, dim=0).values
-    return (top2[0] - top2[1]).clamp(0, 1)
 
 
 def fuse(forward: torch.Tensor, backward: torch.Tensor, forward_weight: float, rule: Fusion = "match",
@@ -190,9 +183,10 @@ def fill_span(
                                     with_match=with_match, **common):
                 if step not in soft:
                     soft[step] = SoftBuffer(span, tuple(result.soft.shape))
-                    match[step] = SoftBuffer(span, (1, *result.soft.shape[1:]))
+                    if with_match:
+                        match[step] = SoftBuffer(span, (1, *result.soft.shape[1:]))
                 soft[step].put(result.index, result.soft)
-                if result.match is not None:
+                if with_match:
                     match[step].put(result.index, result.match[None])
                 if provisional:
                     yield FrameResult(result.index, result.labels, result.soft, label_ids, 1, provisional=True)
@@ -200,10 +194,8 @@ def fill_span(
         for index in span:
             forward, backward = soft[1].get(index), soft[-1].get(index)
             assert forward is not None and backward is not None  # both runs covered the span
-            forward_match, backward_match = match[1].get(index), match[-1].get(index)
-            fused = fuse(forward, backward, (last - index) / (last - first), params.fusion,
-                         None if forward_match is None else forward_match[0],
-                         None if backward_match is None else backward_match[0])
+            matches = [match[step].get(index)[0] for step in (1, -1)] if with_match else [None, None]
+            fused = fuse(forward, backward, (last - index) / (last - first), params.fusion, *matches)
             frame = frames(index) if params.upsample == "guided" and frames is not None else None
             labels = soft_to_labels(fused, label_ids, output_hw, params.upsample, frame, params.part_groups)
             if timings is not None:
