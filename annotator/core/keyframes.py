@@ -93,7 +93,7 @@ class SoftBuffer:
             self._file = None
 
 
-def fuse(forward: torch.Tensor, backward: torch.Tensor, forward_weight: float, rule: Fusion = "match",
+def fuse(forward: torch.Tensor, backward: torch.Tensor, forward_weight: float, rule: Fusion = "distance",
          forward_match: torch.Tensor | None = None, backward_match: torch.Tensor | None = None) -> torch.Tensor:
     """Soft labels of a frame from its forward and backward estimates (L, h, w).
 

@@ -42,8 +42,8 @@ from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labe
 ContextLabels = Literal["soft", "hard"]
 Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
-Fusion = Literal["match", "confidence", "distance"]
-FUSIONS: tuple[str, ...] = ("match", "confidence", "distance")
+Fusion = Literal["distance", "confidence", "match"]
+FUSIONS: tuple[str, ...] = ("distance", "confidence", "match")
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,12 @@ class PropagationParams:
     both_ways: bool = True
     """Frames between two references are propagated from both and fused (:mod:`annotator.core.keyframes`);
     False: each run looks only at the references behind it (frames before the next keyframe ignore it)."""
-    fusion: Fusion = "match"
-    """How the two directions of a span are fused (:func:`annotator.core.keyframes.fuse`): ``match``
-    (distance weights times how well each run matched each cell), ``confidence`` (distance weights
-    times each direction's top-2 margin, per cell) or ``distance`` weights."""
+    fusion: Fusion = "distance"
+    """How the two directions of a span are fused (:func:`annotator.core.keyframes.fuse`): ``distance``
+    weights, ``confidence`` (distance weights times each direction's top-2 margin, per cell) or
+    ``match`` (distance weights times how well each run matched each cell). With both keyframes in
+    each run's context the three gave the same mean J&F on ../shared/data/davis2016 at K=20 (0.854
+    on the original ten, 0.847-0.846 on the ten added later; bench/RESULTS.md): the simplest is the default."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
