@@ -142,17 +142,24 @@ def test_bad_input_shows_one_line_and_the_app_keeps_running(qtbot, make_window, 
     assert len(shown) == 2 and "reference" in shown[1]
 
 
-def test_davis_sequence_brings_its_annotations_as_references(qtbot, make_window, tmp_path):
+def _davis_sequence(root, frames, masks: dict) -> object:
+    """A DAVIS sequence "squares" under ``root`` (JPEG frames, the given masks); returns its frame folder."""
     import cv2
 
-    frames, truth = square_clip(n=5)
-    seq = tmp_path / "JPEGImages" / "480p" / "squares"
-    ann = tmp_path / "Annotations" / "480p" / "squares"
+    seq = root / "JPEGImages" / "480p" / "squares"
+    ann = root / "Annotations" / "480p" / "squares"
     seq.mkdir(parents=True)
     ann.mkdir(parents=True)
     for i, f in enumerate(frames):
         cv2.imwrite(str(seq / f"{i:05d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    write_mask(ann / "00000.png", truth[0])
+    for i, mask in masks.items():
+        write_mask(ann / f"{i:05d}.png", mask)
+    return seq
+
+
+def test_davis_sequence_brings_its_annotations_as_references(qtbot, make_window, tmp_path):
+    frames, truth = square_clip(n=5)
+    seq = _davis_sequence(tmp_path, frames, {0: truth[0]})
     w = make_window(frames)
     assert w.files.open_path(str(seq))
     assert w.model.num_frames == 5 and w.model.is_reference(0)
@@ -160,7 +167,7 @@ def test_davis_sequence_brings_its_annotations_as_references(qtbot, make_window,
     assert w.files.recent()[0] == str(seq.resolve())
     # import a mask onto another frame
     w.model.set_current_frame(3)
-    w.files.import_mask(str(ann / "00000.png"))
+    w.files.import_mask(str(tmp_path / "Annotations" / "480p" / "squares" / "00000.png"))
     assert w.model.is_reference(3)
 
 
@@ -326,16 +333,8 @@ def test_the_mouse_wheel_over_the_timeline_steps_frames_down_meaning_forward(mak
 
 def test_a_davis_sequence_with_a_mask_on_every_frame_opens_as_one_reference_and_ground_truth(qtbot, make_window,
                                                                                              tmp_path):
-    import cv2
-
     frames, truth = square_clip(n=5)
-    seq = tmp_path / "JPEGImages" / "480p" / "squares"
-    ann = tmp_path / "Annotations" / "480p" / "squares"
-    seq.mkdir(parents=True)
-    ann.mkdir(parents=True)
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(seq / f"{i:05d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-        write_mask(ann / f"{i:05d}.png", truth[i])
+    seq = _davis_sequence(tmp_path, frames, dict(enumerate(truth)))
     w = make_window(frames)
     assert w.files.open_path(str(seq))
     m = w.model
