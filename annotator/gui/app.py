@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 from annotator.gui.main_window import MainWindow
 
 
-def _dark_palette() -> QPalette:
+def dark_palette() -> QPalette:
     """A neutral dark theme: colours of masks read better over dark chrome."""
     p = QPalette()
     base, window, text = QColor(30, 30, 32), QColor(45, 45, 48), QColor(220, 220, 220)
@@ -38,7 +38,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("annotator")
     app.setOrganizationName("annotator")
     app.setStyle("Fusion")
-    app.setPalette(_dark_palette())
+    app.setPalette(dark_palette())
     return app
 
 

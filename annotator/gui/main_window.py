@@ -13,7 +13,7 @@ from typing import NamedTuple
 from PySide6.QtCore import QSettings, QSignalBlocker, Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QSlider, QSpinBox, QToolBar, QWidget)
+                               QPushButton, QSlider, QSpinBox, QWidget)
 
 from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.errors import AnnotatorError
@@ -26,6 +26,7 @@ from annotator.gui.propagation import BackboneFactory, PropagationController, lo
 from annotator.gui.settings import PropagationSettings, SettingsDialog, device_text
 from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog, key_sequences
 from annotator.gui.timeline import Timeline
+from annotator.gui.toolbar import OverflowToolBar, labelled
 from annotator.gui.tools import Tool
 
 
@@ -219,7 +220,7 @@ class MainWindow(QMainWindow):
 
     def _setup_toolbar(self) -> ToolWidgets:
         a = self.actions_by_name
-        bar = QToolBar("Tools", self)
+        bar = OverflowToolBar("Tools", self)  # what does not fit goes behind its "»" button
         bar.setObjectName("tools")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -239,8 +240,7 @@ class MainWindow(QMainWindow):
         size.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         size.valueChanged.connect(self.canvas.set_brush_size)
         self.canvas.brush_size_changed.connect(lambda v: self._set_blocked(size, v))
-        bar.addWidget(QLabel(" Size "))
-        bar.addWidget(size)
+        bar.addWidget(labelled("Size", size))  # a label and its box overflow together
         bar.addSeparator()
         opacity = QSlider(Qt.Orientation.Horizontal)
         opacity.setRange(0, 100)
@@ -249,8 +249,7 @@ class MainWindow(QMainWindow):
         opacity.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         opacity.setToolTip("Mask opacity ({ and })")
         opacity.valueChanged.connect(lambda v: self.canvas.set_overlay_opacity(v / 100))
-        bar.addWidget(QLabel(" Opacity "))
-        bar.addWidget(opacity)
+        bar.addWidget(labelled("Opacity", opacity))
         bar.addAction(a["outline"])
         bar.addAction(a["toggle_overlay"])
         bar.addSeparator()
