@@ -23,7 +23,7 @@ from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
 from annotator.core.outputs import make_folder
 from annotator.core.part_groups import parse_part_groups
-from annotator.core.propagation import FUSIONS, PropagationParams
+from annotator.core.propagation import FUSIONS, SPAN_REFERENCES, PropagationParams
 from annotator.core.upsampling import UPSAMPLE_MODES
 
 if TYPE_CHECKING:
@@ -76,6 +76,9 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g.add_argument("--fusion", choices=FUSIONS, default=_DEFAULTS.fusion,
                    help="how the two directions are fused: distance weights, or those times each direction's "
                         "confidence per position (default %(default)s)")
+    g.add_argument("--span-references", choices=SPAN_REFERENCES, default=_DEFAULTS.span_references,
+                   help="references in the context of a run between keyframes: the span's two keyframes "
+                        "(ends), those and every reference behind the run (behind), or all (default %(default)s)")
     if label_maps:
         g.add_argument("--part-groups", default="", metavar="SPEC",
                        help="object ids that are parts of one whole, e.g. 1-25,26-50 or 1-3+7,8-12: groups "
@@ -112,7 +115,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
                                precision=args.precision, flow=args.flow,
-                               both_ways=args.both_ways, fusion=args.fusion,
+                               both_ways=args.both_ways, fusion=args.fusion, span_references=args.span_references,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()
     return params

@@ -1,22 +1,25 @@
 """Benchmark: how many frames a simulated annotator paints until every frame is good enough.
 
-The simulated annotator has the ground truth of every frame of a DAVIS sequence. It paints frame 0
-(the ground-truth mask), lets the tool propagate, and repeats: pick a frame, paste its ground-truth
-mask (the frame becomes a reference), let the tool re-propagate what that changes, until every
-frame has J >= the goal for every object. The figure is **annotated frames per 100 frames**
-(frame 0 included): no propagation at all is 100 per 100. Strategies:
+The simulated annotator has the ground truth of every frame of a DAVIS sequence. It paints its first
+frames (ground-truth masks), lets the tool propagate, and repeats: pick a frame, paste its
+ground-truth mask (the frame becomes a reference), let the tool re-propagate what the app's P
+re-propagates after a correction, until every frame has J >= the goal for every object. The figure
+is **annotated frames per 100 frames** (the first frames included): no propagation at all is 100
+per 100. The next frame is always the app's "next frame to correct"
+(:func:`annotator.core.suggest.suggest_frame`, rule ``target``, calibrated by the J each correction
+revealed, as the GUI does); never the ground truth. Strategies:
 
-* ``forward``: the tool before keyframes both ways. Runs go forward from each reference to the
-  next one; the next frame is the app's "next frame to correct" (:func:`annotator.core.suggest.suggest_frame`,
-  rule ``target``, calibrated by the J each correction revealed, as the GUI does).
-* ``keyframes``: keyframes evenly spaced (frame 0 and the last frame among them), each span filled
-  both ways; the smallest number of keyframes that reaches the goal, found by bisection (assumes
-  more keyframes never hurt; uses the ground truth to decide: a bound no annotator has).
-* ``both``: spans filled both ways (:func:`annotator.core.pipeline.propagate_span`), the next
-  keyframe chosen by the same calibrated suggestion, never by ground truth.
+* ``forward``: the tool before keyframes both ways (``--no-both-ways``). Frame 0 first; a
+  correction re-runs forward from it to the next reference, every reference behind it in the
+  context (the frames before it keep their labels).
+* ``keyframes``: keyframes first, every 20th frame and the last (the ``eval --keyframes 20``
+  protocol), each span filled both ways; then corrections as in ``both``.
+* ``both``: frame 0 first; a correction at c in the span (a, b) re-fills the spans (a, c) and
+  (c, b) both ways (:func:`annotator.core.pipeline.propagate_span`, the context the app gives them,
+  ``PropagationParams.span_references``); every other frame keeps its labels.
 
-A span's frames depend only on its two keyframes (and a one-way run's only on its start), so
-every span and run is computed once and shared by every strategy and goal; features come from one
+Every run is computed once, keyed by what it depends on (its ends and the references in its
+context), and shared by the strategies and goals that need it; features come from one
 FeatureStore per sequence (and ``--feature-cache``).
 
     python bench/bench_effort.py ../shared/data/davis2016 --goal 0.8 0.85 0.9 --feature-cache /tmp/featcache
@@ -27,120 +30,122 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
 from annotator.core import davis
 from annotator.core.backbones import load_backbone
 from annotator.core.diagnostics import frame_scores, frame_uncertainty
+from annotator.core.evaluation import keyframe_indices
 from annotator.core.features import FeatureStore
-from annotator.core.keyframes import Span
+from annotator.core.keyframes import Span, span_context
 from annotator.core.labels import VOID, read_mask_folder
 from annotator.core.pipeline import propagate_span
-from annotator.core.propagation import FrameResult, PropagationParams, propagate
+from annotator.core.propagation import (SPAN_REFERENCES, FrameResult, PropagationParams, propagate,
+                                        references_behind)
 from annotator.core.suggest import Calibration, suggest_frame
 from annotator.core.video import open_video
 
 Values = dict[int, tuple[float, float]]  # frame -> (J of the worst object, uncertainty)
 
 
-class Results:
-    """(J, uncertainty) of every frame of each span or one-way run, computed once."""
+class Runs:
+    """(J, uncertainty) of every frame a run or span yields, each computed once per what it depends on."""
 
     def __init__(self, store: FeatureStore, gt: dict[int, np.ndarray], params: PropagationParams,
                  output_hw: tuple[int, int]) -> None:
-        self.store, self.gt, self.params, self.output_hw = store, gt, params, output_hw
+        self.store, self.gt, self.params = store, gt, params
         self.object_ids = [int(i) for i in np.unique(gt[min(gt)]) if 0 < i < VOID]
-        self.label_ids = (0, *self.object_ids)
+        self.options = dict(output_hw=output_hw, label_ids=(0, *self.object_ids))
         self.n = len(store)
-        self.spans: dict[tuple[int, int], Values] = {}
-        self.forward: dict[int, Values] = {}  # one-way runs from a reference towards the end of the video
-        self._live: dict[int, Iterator[FrameResult]] = {}
+        self.cache: dict[tuple, Values] = {}
         self.propagated = 0
 
-    def _score(self, result: FrameResult) -> tuple[float, float]:
-        self.propagated += 1
-        scores = frame_scores(result.labels, self.gt[result.index], self.object_ids)
-        return min(s.j for s in scores), frame_uncertainty(result.soft)
-
-    def _options(self) -> dict:
-        return dict(output_hw=self.output_hw, label_ids=self.label_ids)
-
-    def one_way(self, start: int, stop: int) -> Values:
-        """Frames start+1 .. stop-1 of the forward run from ``start``, extended lazily: a run does not
-        depend on where it will stop, so one generator serves every later, longer query."""
-        got = self.forward.setdefault(start, {})
-        while len(got) < stop - start - 1:
-            gen = self._live.pop(start, None)
-            if gen is None:  # new, or evicted: recompute the frames already scored (identical ones)
-                gen = propagate(self.store, {start: self.gt[start]}, start, self.n, self.params,
-                                context_references=[start], **self._options())
-                for _ in range(len(got)):
-                    next(gen)
-            self._live[start] = gen  # most recently used last
-            while len(self._live) > 8:  # each live run holds its context (~40 MB at 480p)
-                self._live.pop(next(iter(self._live)))
-            result = next(gen)
-            got[result.index] = self._score(result)
-        return {t: got[t] for t in range(start + 1, stop)}
-
-    def both_ways(self, first: int, last: int) -> Values:
-        key = (first, last)
-        if key not in self.spans:
-            refs = {first: self.gt[first], last: self.gt[last]}
-            self.spans[key] = {r.index: self._score(r) for r in propagate_span(
-                self.store, refs, Span(first, last, self.n), self.params, **self._options())}
-        return self.spans[key]
-
-    def values(self, refs: set[int], both: bool) -> Values:
-        order = sorted(refs)
+    def _values(self, results: Iterable[FrameResult]) -> Values:
         out: Values = {}
-        for a, b in zip(order, [*order[1:], self.n]):
-            out.update(self.both_ways(a, b) if both and b < self.n else self.one_way(a, b))
+        for result in results:
+            self.propagated += 1
+            scores = frame_scores(result.labels, self.gt[result.index], self.object_ids)
+            out[result.index] = (min(s.j for s in scores), frame_uncertainty(result.soft))
         return out
 
+    def _refs(self, refs: Iterable[int]) -> dict[int, np.ndarray]:
+        return {i: self.gt[i] for i in refs}
 
-def suggested(results: Results, goal: float, both: bool, first: set[int]) -> list[int]:
-    """Frames annotated (frame 0 included) when the calibrated suggestion picks each next one."""
-    refs = set(first)
+    def one_way(self, start: int, stop: int, context: list[int], refs: set[int]) -> Values:
+        """A run from reference ``start`` to ``stop`` (exclusive, the next reference or an end)."""
+        key = ("run", start, stop, tuple(context))
+        if key not in self.cache:
+            self.cache[key] = self._values(propagate(self.store, self._refs(refs), start, stop, self.params,
+                                                     context_references=context, **self.options))
+        return self.cache[key]
+
+    def span(self, first: int, last: int | None, refs: set[int]) -> Values:
+        """The frames after reference ``first`` up to the next (``last``; None: the end) as the app fills them."""
+        rule = self.params.span_references
+        if last is None:
+            return self.one_way(first, self.n, span_context(sorted(refs), first, None, rule), refs)
+        key = ("span", first, last, tuple(span_context(sorted(refs), first, last, rule)),
+               tuple(span_context(sorted(refs), last, first, rule)))
+        if key not in self.cache:
+            self.cache[key] = self._values(propagate_span(self.store, self._refs(refs), Span(first, last, self.n),
+                                                          self.params, **self.options))
+        return self.cache[key]
+
+    def forward(self, start: int, refs: set[int]) -> Values:
+        """The old tool's P on reference ``start``: forward to the next reference, those behind in context."""
+        stop = min((r for r in refs if r > start), default=self.n)
+        return self.one_way(start, stop, [start, *references_behind(refs, start, 1)], refs)
+
+
+class Tool:
+    """What the app shows after each correction: references and every other frame's (J, uncertainty)."""
+
+    def __init__(self, runs: Runs, first: Iterable[int], both: bool) -> None:
+        self.runs, self.both = runs, both
+        self.refs: set[int] = set(first)
+        if min(self.refs) != 0:
+            raise ValueError("the first frames must include frame 0")
+        self.values: Values = {}
+        order = sorted(self.refs)
+        for a, b in zip(order, [*order[1:], None]):
+            self.values.update(runs.span(a, b, self.refs) if both else runs.forward(a, self.refs))
+
+    def correct(self, frame: int) -> None:
+        self.refs.add(frame)
+        self.values.pop(frame, None)
+        after = min((r for r in self.refs if r > frame), default=None)
+        if self.both:
+            before = max(r for r in self.refs if r < frame)
+            self.values.update(self.runs.span(before, frame, self.refs))
+            self.values.update(self.runs.span(frame, after, self.refs))
+        else:
+            self.values.update(self.runs.forward(frame, self.refs))
+
+
+def suggested(runs: Runs, goal: float, both: bool, first: set[int]) -> list[int]:
+    """Frames annotated (the first ones included) when the calibrated suggestion picks each next one."""
+    tool = Tool(runs, first, both)
     calibration = Calibration()
     while True:
-        values = results.values(refs, both)
+        values = tool.values
         if all(j >= goal for j, _ in values.values()):
-            return sorted(refs)
-        frame = suggest_frame({f: u for f, (_, u) in values.items()}, refs, rule="target", target=goal,
+            return sorted(tool.refs)
+        frame = suggest_frame({f: u for f, (_, u) in values.items()}, tool.refs, rule="target", target=goal,
                               calibration=calibration)
-        if frame is None or frame in refs:
-            raise RuntimeError(f"the suggestion picked {frame!r} with references {sorted(refs)}")
+        if frame is None or frame in tool.refs:
+            raise RuntimeError(f"the suggestion picked {frame!r} with references {sorted(tool.refs)}")
         j, u = values[frame]
         calibration.add(u, j)  # what the pasted mask reveals about the propagation there
-        refs.add(frame)
+        tool.correct(frame)
 
 
-def even_keyframes(n_frames: int, n: int) -> set[int]:
-    """n >= 2 keyframes evenly spaced from frame 0 to the last frame."""
-    return {int(round(k * (n_frames - 1) / (n - 1))) for k in range(n)}
-
-
-def keyframes(results: Results, goal: float) -> list[int]:
-    def good(n: int) -> bool:
-        values = results.values(even_keyframes(results.n, n), both=True)
-        return all(j >= goal for j, _ in values.values())
-
-    lo, hi = 2, results.n  # hi: every frame a keyframe, always good
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if good(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return sorted(even_keyframes(results.n, lo))
-
+KEYFRAME_EVERY = 20
 
 STRATEGIES = {
     "forward": lambda r, g: suggested(r, g, both=False, first={0}),
-    "keyframes": keyframes,
+    "keyframes": lambda r, g: suggested(r, g, both=True, first=set(keyframe_indices(list(range(r.n)), KEYFRAME_EVERY))),
     "both": lambda r, g: suggested(r, g, both=True, first={0}),
 }
 
@@ -151,6 +156,7 @@ def main() -> None:
     p.add_argument("--sequences", nargs="+", default=None)
     p.add_argument("--goal", type=float, nargs="+", default=[0.8, 0.85, 0.9])
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    p.add_argument("--span-references", choices=SPAN_REFERENCES, default=PropagationParams().span_references)
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
@@ -160,7 +166,7 @@ def main() -> None:
     if args.sequences:
         names = [n for n in names if n in args.sequences]
     backbone = load_backbone("lite0", device="cpu", threads=args.threads, flip=True)
-    params = PropagationParams()
+    params = PropagationParams(span_references=args.span_references)
     print(f"backbone {backbone.name}, features at short side {args.short_side}, {params}", flush=True)
     rows: dict[float, list[dict]] = {g: [] for g in args.goal}
     seconds: dict[str, float] = {s: 0.0 for s in args.strategies}
@@ -169,7 +175,7 @@ def main() -> None:
         gt = read_mask_folder(davis.annotations_dir(args.root, name))
         with open_video(davis.frames_dir(args.root, name)) as video:
             store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
-            results = Results(store, gt, params, tuple(video.hw))
+            results = Runs(store, gt, params, tuple(video.hw))
             for goal in args.goal:
                 row = {"sequence": name, "frames": len(video)}
                 for label in args.strategies:
@@ -184,7 +190,7 @@ def main() -> None:
     for goal, table in rows.items():
         cols = ["sequence", "frames", *args.strategies]
         frames = sum(r["frames"] for r in table)
-        print(f"\nframes annotated until every frame has J >= {goal} (frame 0 included)")
+        print(f"\nframes annotated until every frame has J >= {goal} (the first ones included)")
         print("| " + " | ".join(cols) + " |")
         print("|" + "---|" * len(cols))
         for row in table:

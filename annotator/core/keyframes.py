@@ -133,6 +133,26 @@ _MATCH_SOFTENING = 2.0
 sequences against 1 and 4: bench/RESULTS.md)."""
 
 
+def span_context(references: Sequence[int], start: int, stop: int | None, rule: str = "ends") -> list[int]:
+    """The references in the context of a run from keyframe ``start`` towards ``stop`` (the span's other
+    keyframe; None for a one-way span), nearest to ``start`` first after the keyframes themselves.
+
+    ``rule`` is ``PropagationParams.span_references``: ``ends`` keeps the span's keyframes only (a
+    correction then changes only its own span), ``behind`` adds every reference behind ``start`` (as a
+    one-way run holds them), ``all`` every reference of the video.
+    """
+    ends = [start] if stop is None else [start, stop]
+    if rule == "ends":
+        return ends
+    step = 1 if stop is None or stop > start else -1
+    if stop is None:  # one-way: going away from the other references
+        others = [i for i in references if i != start]
+        step = 1 if not others or min(others) < start else -1
+    behind = [i for i in references if (i - start) * step < 0]
+    extra = behind if rule == "behind" else [i for i in references if i not in ends]
+    return [*ends, *sorted((i for i in extra if i not in ends), key=lambda i: abs(i - start))]
+
+
 def span_results(frames: int, provisional: bool) -> int:
     """How many results :func:`fill_span` yields for a span of ``frames`` frames (for progress bars)."""
     return 3 * frames if provisional else frames
@@ -174,12 +194,11 @@ def fill_span(
     label_ids = tuple(label_ids)
     common = dict(output_hw=output_hw, label_ids=label_ids, engine=engine, timings=timings, frames=frames)
     with_match = params.fusion == "match"
-    keyframes = {first: references[first], last: references[last]}
     soft: dict[int, SoftBuffer] = {}
     match: dict[int, SoftBuffer] = {}
     try:
         for start, stop, step in ((last, first, -1), (first, last, 1)):
-            for result in propagate(features, keyframes, start, stop, params, context_references=[start, stop],
+            for result in propagate(features, references, start, stop, params, context_references=span_context(list(references), start, stop, params.span_references),
                                     with_match=with_match, **common):
                 if step not in soft:
                     soft[step] = SoftBuffer(span, tuple(result.soft.shape))

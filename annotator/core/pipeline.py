@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from annotator.core.errors import UsageError
-from annotator.core.keyframes import Span, fill_span, spans
+from annotator.core.keyframes import Span, fill_span, span_context, spans
 from annotator.core.propagation import FeatureSource, FrameResult, PropagationParams, label_ids_of, propagate
 
 
@@ -74,9 +74,9 @@ def propagate_span(features: FeatureSource, references: Mapping[int, np.ndarray]
                    params: PropagationParams = PropagationParams(), **options) -> Iterator[FrameResult]:
     """The frames of one span: both ways between two references, one way before the first or after the last.
 
-    A span's context holds only its own keyframes, so a correction changes only the frames of the
-    span it falls in, and the cost of a frame does not grow with the number of references.
-    ``options`` are those of :func:`annotator.core.keyframes.fill_span`.
+    Which references each run holds in its context is ``params.span_references``
+    (:func:`annotator.core.keyframes.span_context`). ``options`` are those of
+    :func:`annotator.core.keyframes.fill_span`.
     """
     if span.both_ways:
         yield from fill_span(features, references, span.first, span.last, params, **options)
@@ -84,4 +84,5 @@ def propagate_span(features: FeatureSource, references: Mapping[int, np.ndarray]
     options.pop("provisional", None)  # a one-way span has nothing to fuse: every result is final
     start = span.first if span.first is not None else span.last
     stop = span.num_frames if span.first is not None else -1
-    yield from propagate(features, references, start, stop, params, context_references=[start], **options)
+    context = span_context(list(references), start, None, params.span_references)
+    yield from propagate(features, references, start, stop, params, context_references=context, **options)

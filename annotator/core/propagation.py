@@ -44,6 +44,8 @@ Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 Fusion = Literal["distance", "confidence", "match"]
 FUSIONS: tuple[str, ...] = ("distance", "confidence", "match")
+SpanReferences = Literal["ends", "behind", "all"]
+SPAN_REFERENCES: tuple[str, ...] = ("ends", "behind", "all")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ class PropagationParams:
     ``match`` (distance weights times how well each run matched each cell). With both keyframes in
     each run's context the three gave the same mean J&F on ../shared/data/davis2016 at K=20 (0.854
     on the original ten, 0.847-0.846 on the ten added later; bench/RESULTS.md): the simplest is the default."""
+    span_references: SpanReferences = "ends"
+    """The references in the context of a keyframe run (:func:`annotator.core.keyframes.span_context`):
+    ``ends``, the keyframes of its span only; ``behind``, those and every reference behind the run's
+    start; ``all``, every reference of the video."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -125,6 +131,8 @@ class PropagationParams:
             raise UsageError(f"flow weight must be between 0 and 1, got {self.flow}")
         if self.fusion not in FUSIONS:
             raise UsageError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        if self.span_references not in SPAN_REFERENCES:
+            raise UsageError(f"span references must be one of {', '.join(SPAN_REFERENCES)}, got {self.span_references!r}")
         check_part_groups(self.part_groups)
 
 

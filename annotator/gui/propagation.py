@@ -48,7 +48,8 @@ from PySide6.QtCore import QObject, Signal
 from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
 from annotator.core.features import FeatureStore
-from annotator.core.keyframes import fill_span, span_results, spans
+from annotator.core.keyframes import Span, fill_span, span_results, spans
+from annotator.core.pipeline import propagate_span
 from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.propagation import FrameResult, propagate
 from annotator.core.undo import Change, Transaction
@@ -271,6 +272,7 @@ class PropagationController(QObject):
         params = self.settings.params
         output_hw = m.hw
         video = m.video
+        n = m.num_frames
 
         # guided upsampling and the flow cue read frames
         common = dict(output_hw=output_hw, label_ids=label_ids, frames=video.frame)
@@ -279,11 +281,9 @@ class PropagationController(QObject):
             for leg in info.legs:
                 if leg.both_ways:
                     yield from fill_span(store, references, leg.start, leg.stop, params, provisional=True, **common)
-                elif params.both_ways:
-                    # only its own keyframe in the context, as in annotator.core.pipeline: spans stay
-                    # independent, so a correction changes only the frames of its span
-                    yield from propagate(store, references, leg.start, leg.stop, params,
-                                         context_references=[leg.start], **common)
+                elif params.both_ways:  # a one-way end of the video, with the context the pipeline gives it
+                    span = Span(leg.start, None, n) if leg.stop > leg.start else Span(None, leg.start, n)
+                    yield from propagate_span(store, references, span, params, **common)
                 else:
                     yield from propagate(store, references, leg.start, leg.stop, params,
                                          stop_at_next_reference=not leg.through, **common)

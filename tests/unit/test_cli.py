@@ -10,6 +10,7 @@ import pytest
 
 from annotator.cli import main
 from annotator.core.labels import read_mask, read_mask_folder, write_mask, write_mask_folder
+from annotator.core.propagation import PropagationParams
 from tests.synthetic import moving_objects_clip, write_frames
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]
@@ -228,3 +229,22 @@ def test_quality_preset_is_the_default_settings():
 
     with pytest.raises(UsageError, match="fast"):
         preset("fastest")
+
+
+@pytest.mark.parametrize("command", ["propagate", "eval"])
+def test_keyframe_options_reach_the_factors(command):
+    from annotator.cli import _params, build_parser
+    from annotator.core.presets import fill_unset_options
+
+    def parse(argv):
+        args = build_parser().parse_args(argv)
+        fill_unset_options(args, args.preset)  # as main() does
+        return args
+
+    required = [command, "x", *(["--out", "y"] if command == "propagate" else [])]
+    args = parse([*required, "--no-both-ways", "--fusion", "match", "--span-references", "all"])
+    params = _params(args)
+    assert (params.both_ways, params.fusion, params.span_references) == (False, "match", "all")
+    defaults = _params(parse(required))
+    assert (defaults.both_ways, defaults.fusion, defaults.span_references) == (True, "distance",
+                                                                                PropagationParams().span_references)

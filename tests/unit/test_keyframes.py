@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from annotator.core.keyframes import SoftBuffer, Span, fill_span, fuse, span_results, spans
+from annotator.core.keyframes import SoftBuffer, Span, fill_span, fuse, span_context, span_results, spans
 from annotator.core.pipeline import propagate_video
 from annotator.core.propagation import PropagationParams, propagate
 
@@ -119,9 +119,11 @@ def test_a_span_filled_from_both_ends_beats_either_end_alone(fusion):
 
 
 def test_a_correction_changes_only_the_frames_of_its_span():
+    """With each span's context its own keyframes (``ends``); the app re-fills only the split span
+    whatever the rule (tests/gui/test_keyframes_gui.py)."""
     clip = SwitchingFeatures(n=16, switch=6)
     refs = {2: clip.mask(2), 9: clip.mask(9), 13: clip.mask(13)}
-    params = PropagationParams(context=3, radius=3)
+    params = PropagationParams(context=3, radius=3, span_references="ends")
     before = {r.index: r for r in propagate_video(clip, refs, 16, params)}
     corrected = {**refs, 5: clip.mask(5)}
     after = {r.index: r for r in propagate_video(clip, corrected, 16, params)}
@@ -132,6 +134,47 @@ def test_a_correction_changes_only_the_frames_of_its_span():
         assert same == (not 2 < t < 9), t  # the span (2, 9) is re-filled, every other frame is as before
     # one-way frames before the first and after the last reference come from one keyframe
     assert {t for t, r in after.items() if r.keyframes == 1} == {0, 1, 14, 15}
+
+
+def test_span_context_rules():
+    refs = [0, 20, 40, 60, 79]
+    assert span_context(refs, 20, 40, "ends") == [20, 40]
+    assert span_context(refs, 20, 40, "behind") == [20, 40, 0]
+    assert span_context(refs, 40, 20, "behind") == [40, 20, 60, 79]
+    assert span_context(refs, 40, 20, "all") == [40, 20, 60, 79, 0]  # nearest to the run's start first
+    assert span_context(refs, 79, None, "behind") == [79, 60, 40, 20, 0]  # after the last: forward
+    assert span_context([10, 30], 10, None, "behind") == [10, 30]  # before the first: backward
+    assert span_context([10, 30], 10, None, "ends") == [10]
+
+
+class Returning(SwitchingFeatures):
+    """The object has look ``v`` on frames 0-2 and 11-13 and look ``u`` on every other frame."""
+
+    def __call__(self, t: int) -> torch.Tensor:
+        feats = self.background.clone()
+        ys, xs = self.box(t)
+        code = self.v if t <= 2 or 11 <= t <= 13 else self.u
+        feats[:, ys, xs] = code[:, None, None] + 0.05 * torch.randn(16, 4, 3, generator=torch.Generator().manual_seed(t))
+        return F.normalize(feats, dim=0)
+
+
+@pytest.mark.parametrize("rule", ["ends", "behind", "all"])
+def test_references_beyond_the_span_find_an_object_back_in_an_earlier_look(rule):
+    """Keyframes 0, 8 and 16: in the span (8, 16) the object takes again on frames 11-13 the look it
+    had on frame 0, which only a context holding reference 0 recognises."""
+    clip = Returning(n=17, switch=0)
+    refs = {0: clip.mask(0), 8: clip.mask(8), 16: clip.mask(16)}
+    got = {r.index: r.labels for r in propagate_video(clip, refs, 17, PropagationParams(context=3, radius=3,
+                                                                                       span_references=rule))}
+    returned = [iou(got[t] == 1, clip.mask(t) == 1) for t in (11, 12, 13)]
+    elsewhere = [iou(got[t] == 1, clip.mask(t) == 1) for t in (9, 10, 14, 15)]
+    assert min(elsewhere) > 0.9
+    if rule == "ends":
+        assert max(returned) < 0.1  # neither keyframe of the span has the look
+    elif rule == "behind":  # the forward run holds frame 0 and finds it; the distance weights favour it near 8
+        assert returned[0] > 0.5 and returned[2] < 0.1
+    else:
+        assert min(returned) > 0.9
 
 
 def test_provisional_results_come_first_and_are_flagged():
