@@ -3,8 +3,9 @@ and the per-frame uncertainty curve.
 
 :class:`DiagnosticLayer` is one more scene item on the canvas, drawn above the label overlay; it
 shows one of the :class:`DiagnosticMode` renderings of the current frame. :class:`UncertaintyStrip`
-is a thin curve of the per-frame uncertainty drawn under the timeline's state strip; clicking it
-seeks. Both only display arrays they are given (the diagnostics controller computes them).
+is a thin curve of the per-frame uncertainty, a row of the timeline under its state strip that puts
+each frame at the same x as the other rows (its label and button sit beside it, not in it); clicking
+it seeks. Both only display arrays they are given (the diagnostics controller computes them).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from annotator.core.diagnostics import ErrorKind
+from annotator.gui.timeline import FrameLane
 
 ERROR_COLORS = {
     ErrorKind.FALSE_POSITIVE: (255, 60, 60, 200),  # red: object where there is none
@@ -106,9 +108,10 @@ class DiagnosticLayer(QGraphicsItem):
 
 
 UNCERTAINTY_LABEL = "uncertainty"
+"""The name of the row, shown on its right (the diagnostics put it there)."""
 
 
-class UncertaintyStrip(QWidget):
+class UncertaintyStrip(FrameLane):
     """Per-frame uncertainty as a filled curve, references as gaps; click to seek."""
 
     seek = Signal(int)
@@ -134,18 +137,12 @@ class UncertaintyStrip(QWidget):
         self.current = frame
         self.update()
 
-    def _plot_width(self) -> int:
-        """Width of the curve: the label keeps its own room at the right (the curve drew over it)."""
-        label = self.fontMetrics().horizontalAdvance(UNCERTAINTY_LABEL) + 8
-        return max(self.width() - label, 1)
-
-    def _frame_at(self, x: float) -> int:
-        n = max(len(self.values), 1)
-        return max(0, min(n - 1, int(x / self._plot_width() * n)))
+    def frame_count(self) -> int:
+        return len(self.values)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
         if len(self.values):
-            self.seek.emit(self._frame_at(event.position().x()))
+            self.seek.emit(self.frame_at(event.position().x()))
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
         p = QPainter(self)
@@ -153,7 +150,6 @@ class UncertaintyStrip(QWidget):
         p.fillRect(0, 0, w, h, QColor(32, 32, 34))
         n = len(self.values)
         if n:
-            cell = self._plot_width() / n
             finite = self.values[np.isfinite(self.values)]
             top = max(float(finite.max()) if finite.size else 0.0, 1e-6)
             p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -161,7 +157,7 @@ class UncertaintyStrip(QWidget):
             for i in range(n + 1):
                 v = self.values[i] if i < n else float("nan")
                 if np.isfinite(v):
-                    run.append(QPointF((i + 0.5) * cell, h - 1 - (h - 3) * float(v) / top))
+                    run.append(QPointF(self.frame_centre(i), h - 1 - (h - 3) * float(v) / top))
                 elif run:
                     poly = QPolygonF([QPointF(run[0].x(), h), *run, QPointF(run[-1].x(), h)])
                     p.setPen(Qt.PenStyle.NoPen)
@@ -171,12 +167,10 @@ class UncertaintyStrip(QWidget):
                     p.drawPolyline(QPolygonF(run))
                     run = []
             if self.suggested is not None and 0 <= self.suggested < n:
-                x = (self.suggested + 0.5) * cell
+                x = self.frame_centre(self.suggested)
                 p.setPen(QPen(QColor(255, 80, 220), 3))
                 p.drawLine(QPointF(x, 0), QPointF(x, h))
             if 0 <= self.current < n:
-                x = (self.current + 0.5) * cell
+                x = self.frame_centre(self.current)
                 p.fillRect(QRectF(x - 1, 0, 2, h), QColor(255, 255, 255))
-        p.setPen(QColor(150, 150, 150))
-        p.drawText(self._plot_width() + 4, 12 + max(0, (h - 22) // 2), UNCERTAINTY_LABEL)
         p.end()

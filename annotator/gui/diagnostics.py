@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLayout, QPushButton
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from annotator.core.annotation import FrameState
 from annotator.core.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
@@ -32,8 +32,8 @@ from annotator.core.labels import read_mask_folder
 from annotator.core.propagation import FrameResult
 from annotator.core.report import write_report
 from annotator.core.suggest import DEFAULT_TARGET, Calibration, suggest_frame
-from annotator.gui.diagnostic_overlay import (DiagnosticLayer, DiagnosticMode, UncertaintyStrip, confidence_rgba,
-                                              error_rgba, split_rgba)
+from annotator.gui.diagnostic_overlay import (UNCERTAINTY_LABEL, DiagnosticLayer, DiagnosticMode, UncertaintyStrip,
+                                              confidence_rgba, error_rgba, split_rgba)
 from annotator.gui.factors_panel import FactorsPanel
 from annotator.gui.gt_panel import GroundTruthPanel
 from annotator.gui.opening import Opened, fit_masks, open_source
@@ -130,15 +130,17 @@ class DiagnosticsController(QObject):
                           "uncertainty (the first frame estimated below the target J)")
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         button.clicked.connect(self.go_to_suggestion)
-        row = QHBoxLayout()
+        label = QLabel(UNCERTAINTY_LABEL)
+        label.setToolTip(strip.toolTip())
+        label.setStyleSheet("color: rgb(150, 150, 150)")
+        # the name and the button beside the curve, right of every row: the curve keeps the rows' width
+        side = QWidget()
+        row = QHBoxLayout(side)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(strip, 1)
+        row.addStretch(1)
+        row.addWidget(label)
         row.addWidget(button)
-        holder = _layout_holding(timeline.layout(), timeline.strip)
-        if holder is not None:
-            holder.insertLayout(holder.indexOf(timeline.strip) + 1, row)
-        else:  # the timeline's layout changed: still show the strip, below it
-            timeline.layout().addLayout(row)
+        timeline.add_row(strip, side)
         return strip, button
 
     def _add_actions(self) -> dict[str, QAction]:
@@ -518,20 +520,6 @@ class DiagnosticsController(QObject):
         folder = QFileDialog.getExistingDirectory(self.window, "Folder for the report")
         if folder:
             self.export_report(folder)
-
-
-def _layout_holding(layout: QLayout | None, widget) -> QLayout | None:
-    """The (nested) layout that directly holds ``widget``."""
-    if layout is None:
-        return None
-    if layout.indexOf(widget) >= 0:
-        return layout
-    for i in range(layout.count()):
-        child = layout.itemAt(i).layout()
-        found = _layout_holding(child, widget)
-        if found is not None:
-            return found
-    return None
 
 
 def setup_diagnostics(window: MainWindow) -> DiagnosticsController:

@@ -25,6 +25,7 @@ from annotator.gui.objects_panel import ObjectsPanel
 from annotator.gui.propagation import BackboneFactory, PropagationController, load_backbone_for
 from annotator.gui.settings import PropagationSettings, SettingsDialog, device_text
 from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog, key_sequences
+from annotator.gui.status_bar import ElidingStatusBar
 from annotator.gui.timeline import Timeline
 from annotator.gui.toolbar import OverflowToolBar, labelled
 from annotator.gui.tools import Tool
@@ -124,6 +125,7 @@ class MainWindow(QMainWindow):
         return timeline
 
     def _setup_status(self) -> StatusWidgets:
+        self.setStatusBar(ElidingStatusBar())  # a long message ends in "…" in a narrow window, not mid-word
         bar = self.statusBar()
         position, zoom, device = QLabel(), QLabel(), QLabel()
         device.setToolTip("Device the backbone runs on (Propagation settings: Ctrl+,)")

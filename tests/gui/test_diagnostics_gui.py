@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtWidgets import QLabel
 
 from annotator.core.diagnostics import ErrorKind
 from annotator.core.metrics import evaluate_sequence
@@ -231,16 +232,23 @@ def test_the_empty_ground_truth_plot_shows_the_videos_frames_not_a_scaled_axis(m
     assert "x0.001" not in panel.plot.getAxis("bottom").labelString()
 
 
-def test_the_uncertainty_curve_leaves_its_label_alone(qtbot):
-    from annotator.gui.diagnostic_overlay import UncertaintyStrip
+def test_the_uncertainty_label_and_button_sit_beside_the_curve_not_in_its_frames(make_window, qtbot):
+    from annotator.gui.diagnostic_overlay import UNCERTAINTY_LABEL, UncertaintyStrip
 
     strip = UncertaintyStrip()
     qtbot.addWidget(strip)
     strip.resize(300, 22)
     strip.set_values(np.ones(10))  # the highest curve: it fills the strip's whole height
     image = strip.grab().toImage()
-    label_width = strip.fontMetrics().horizontalAdvance("uncertainty")
-    orange = [(x, y) for x in range(300 - label_width, 300) for y in range(22)
-              if image.pixelColor(x, y).red() > 200 and image.pixelColor(x, y).blue() < 100]
-    assert orange == []  # no curve under the label
-    assert strip._frame_at(0) == 0 and strip._frame_at(299) == 9  # clicks still reach every frame
+    orange = {x for x in range(300) for y in range(22)
+              if image.pixelColor(x, y).red() > 200 and image.pixelColor(x, y).blue() < 100}
+    assert min(orange) <= 16 and max(orange) >= 283  # from the first frame's middle to the last's
+    assert strip.frame_at(0) == 0 and strip.frame_at(299) == 9  # clicks reach every frame
+    # in the window, the name and the button are right of the curve, in the legend's column
+    frames, _ = square_clip(n=6)
+    w = make_window(frames)
+    d = w.diagnostics
+    label = next(lb for lb in w.timeline.findChildren(QLabel) if lb.text() == UNCERTAINTY_LABEL)
+    right = d.strip.mapTo(w, QPoint(d.strip.width(), 0)).x()
+    for widget in (label, d.next_button):
+        assert widget.isVisible() and widget.mapTo(w, QPoint(0, 0)).x() >= right
