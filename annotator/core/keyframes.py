@@ -2,9 +2,10 @@
 
 A run from reference A towards the next reference B that only looks behind it ignores the
 keyframe just ahead, so its errors grow until B. Here a span (A, B) is propagated backward from B
-and forward from A, each run holding both keyframes in its context, and the two runs' soft labels
-are fused cell by cell (:func:`fuse`) before they are upsampled. Frames before the first reference
-and after the last have one keyframe and stay one-way, as CRW and DINO propagate.
+and forward from A, each run holding both keyframes in its context (and, by default, every
+reference behind its start: :func:`span_context`), and the two runs' soft labels are fused cell by
+cell (:func:`fuse`) before they are upsampled. Frames before the first reference and after the last
+have one keyframe and stay one-way, as CRW and DINO propagate.
 
 Memory stays bounded by the span, not the video: the two runs' labels live on the feature grid
 (L x h x w float16, 25 KB a frame for one object at 480p) and move to an anonymous temporary file
@@ -176,7 +177,8 @@ def fill_span(
 
     A run goes backward from ``last`` to ``first``, then one forward from ``first`` to ``last``;
     each holds both keyframes in its context (the one it starts from and the one it goes towards),
-    so each can find the object as it looks at either end. Their soft labels wait in a
+    so each can find the object as it looks at either end, and the other ``references`` that
+    ``params.span_references`` names (:func:`span_context`). Their soft labels wait in a
     :class:`SoftBuffer` each, then every frame of the span is fused (:func:`fuse`,
     ``params.fusion``) and yielded in order with ``keyframes == 2``. With ``provisional`` the two
     runs' own frames are yielded as they come too, flagged ``provisional`` (the GUI shows them
