@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING
 from annotator.core.atomic import atomic_write_text
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
+from annotator.core.experiments import FACTORS
 from annotator.core.outputs import make_folder
 from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import FUSIONS, PropagationParams
+from annotator.core.settings import RunSettings
 from annotator.core.upsampling import UPSAMPLE_MODES
 
 if TYPE_CHECKING:
@@ -105,6 +107,13 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="working resolution: frames are resized to this short side (0 = original)")
 
 
+def _settings(args: argparse.Namespace) -> RunSettings:
+    """The run settings the options give (the factors checked)."""
+    return RunSettings(params=_params(args), backbone=args.backbone, stage=args.stage, weights=args.weights,
+                       device=args.device, half=args.half, flip=args.flip, threads=args.threads,
+                       short_side=args.short_side or None, feature_cache=args.feature_cache)
+
+
 def _params(args: argparse.Namespace) -> PropagationParams:
     params = PropagationParams(context=args.context, context_stride=args.context_stride,
                                reference_stride=args.reference_stride, topk=args.topk,
@@ -118,13 +127,6 @@ def _params(args: argparse.Namespace) -> PropagationParams:
     return params
 
 
-def _backbone(args: argparse.Namespace):
-    from annotator.core.backbones import load_backbone
-
-    return load_backbone(args.backbone, device=args.device, stage=args.stage, weights=args.weights,
-                         threads=args.threads, half=args.half, flip=args.flip)
-
-
 def _progress(total: int, desc: str, quiet: bool):
     from tqdm import tqdm
 
@@ -134,19 +136,10 @@ def _progress(total: int, desc: str, quiet: bool):
 # --------------------------------------------------------------------------------------------- propagate
 
 
-def _job_settings(args: argparse.Namespace):
-    from annotator.core.batch import JobSettings
-
-    return JobSettings(params=_params(args), backbone=args.backbone, stage=args.stage, weights=args.weights,
-                       device=args.device, half=args.half, flip=args.flip, threads=args.threads,
-                       short_side=args.short_side or None,
-                       feature_cache=args.feature_cache, overwrite=args.overwrite)
-
-
 def cmd_propagate(args: argparse.Namespace) -> int:
     from annotator.core.batch import BatchJob, check_outputs, davis_jobs, list_jobs, run_job
 
-    settings = _job_settings(args)
+    settings = _settings(args)
     out = Path(args.out)
     source = Path(args.source) if args.source else None
     if args.list:
@@ -162,14 +155,15 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if not args.masks:
         raise UsageError("--masks is needed for a single video (a mask PNG or a folder of NNNNN.png)")
     job = BatchJob(source.stem or source.name, source, Path(args.masks), out, mask_frame=args.frame)
-    settings = dataclasses.replace(settings, read_ahead=True)  # one video: overlap backbone and propagation
     check_outputs([job], args.overwrite)
     from annotator.core.video import open_video
 
     with open_video(source) as video:
         n = len(video)
     with _progress(n - 1, source.name, args.quiet) as bar:
-        result = run_job(job, settings, on_frame=lambda _i: bar.update(1), backbone=_backbone(args))
+        # one video: read-ahead overlaps the backbone and the propagation
+        result = run_job(job, settings, on_frame=lambda _i: bar.update(1), backbone=settings.load_backbone(),
+                         read_ahead=True, overwrite=args.overwrite)
     if not args.quiet:
         removed = f"; removed {result.removed} older mask(s) beyond its last frame" if result.removed else ""
         print(f"wrote {result.frames} masks ({result.frames - result.propagated} reference, "
@@ -193,7 +187,8 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
             bar.set_postfix_str(name, refresh=False)
             bar.update(1)
 
-        results = run_batch(jobs, settings, workers=args.jobs, on_frame=frame, on_total=total)
+        results = run_batch(jobs, settings, workers=args.jobs, overwrite=args.overwrite, on_frame=frame,
+                            on_total=total)
     rows = [{"video": r.name, "frames": r.frames, "seconds": r.seconds, "frames/s": r.fps,
              "status": r.error if not r.ok else f"ok, removed {r.removed} older mask(s)" if r.removed else "ok"}
             for r in results]
@@ -219,15 +214,16 @@ def cmd_keypoints(args: argparse.Namespace) -> int:
     from annotator.core.keypoints import keypoints_json_text, propagate_keypoints_video, read_keypoints_json
     from annotator.core.video import open_video
 
-    params = _params(args)
+    settings = _settings(args)
+    params = settings.params
     from annotator.core.outputs import check_new_file
 
     out = Path(args.out)
     check_new_file(out, args.overwrite)
     names, refs = read_keypoints_json(args.points)
     with open_video(args.source) as video:
-        backbone = _backbone(args)
-        store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
+        store = FeatureStore(video, settings.load_backbone(), short_side=settings.short_side,
+                             disk_cache=settings.feature_cache)
         results = []
         with _progress(len(video) - len(refs), video.name, args.quiet) as bar:
             for result in propagate_keypoints_video(store, refs, len(video), params, image_hw=video.hw,
@@ -287,28 +283,22 @@ def _print_scores(runs: Sequence[SequenceRun], backbone, params: PropagationPara
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from annotator.core import davis
-    from annotator.core.evaluation import evaluate_davis_sequence, keyframe_indices
+    from annotator.core.evaluation import evaluate_davis_sequence
 
-    params = _params(args)
-    names = davis.list_sequences(args.root, args.resolution)
-    if args.sequences:
-        unknown = sorted(set(args.sequences) - set(names))
-        if unknown:
-            raise UsageError(f"unknown sequence {unknown[0]!r}; {args.root} has: {', '.join(names)}")
-        names = [n for n in names if n in args.sequences]
+    settings = _settings(args)
+    params = settings.params
+    names = davis.select_sequences(args.root, args.resolution, args.sequences)
     _check_eval_outputs(args, names)
+    total = _eval_frames(args, names)
     if args.grid:
-        return _eval_grid(args, params, names)
-    backbone = _backbone(args)
-    lengths = [len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) for n in names]
-    total = sum(n - (1 if args.keyframes is None else len(keyframe_indices(list(range(n)), args.keyframes)))
-                for n in lengths)
+        return _eval_grid(args, settings, names, total)
+    backbone = settings.load_backbone()
     runs = []
     with _progress(total, "eval", args.quiet) as bar:
         for name in names:
             bar.set_postfix_str(name)
-            runs.append(evaluate_davis_sequence(args.root, name, backbone, params, short_side=args.short_side or None,
-                                                feature_cache=args.feature_cache, keyframes=args.keyframes,
+            runs.append(evaluate_davis_sequence(args.root, name, backbone, params, short_side=settings.short_side,
+                                                feature_cache=settings.feature_cache, keyframes=args.keyframes,
                                                 resolution=args.resolution, write_dir=args.save_masks,
                                                 on_frame=lambda _i: bar.update(1)))
     rows = _print_scores(runs, backbone, params)
@@ -321,6 +311,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.report:
         _write_reports(args.report, [(r.scores.name, r.scores) for r in runs])
     return 0
+
+
+def _eval_frames(args: argparse.Namespace, names: Sequence[str]) -> int:
+    """Frames ``eval`` propagates per grid point: all but the first of each sequence, or all but its keyframes."""
+    from annotator.core import davis
+    from annotator.core.evaluation import keyframe_indices
+
+    lengths = [len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) for n in names]
+    return sum(n - (1 if args.keyframes is None else len(keyframe_indices(list(range(n)), args.keyframes)))
+               for n in lengths)
 
 
 def _check_eval_outputs(args: argparse.Namespace, names: Sequence[str]) -> None:
@@ -343,10 +343,8 @@ def _write_reports(folder: str, named_scores) -> None:
     print(f"wrote per-frame metrics (CSV) and curves (PNG) of {len(named_scores)} sequence(s) to {folder}")
 
 
-def _eval_grid(args: argparse.Namespace, params: PropagationParams, names: list[str]) -> int:
+def _eval_grid(args: argparse.Namespace, settings: RunSettings, names: list[str], frames: int) -> int:
     """``eval --grid``: every combination of the swept factors, one row each (an ablation table)."""
-    from annotator.core import davis
-    from annotator.core.backbones import load_backbone
     from annotator.core.experiments import (axis_points, dataset_means, evaluate_grid, grid_points, markdown_table,
                                             parse_grid)
 
@@ -355,21 +353,17 @@ def _eval_grid(args: argparse.Namespace, params: PropagationParams, names: list[
         from annotator.core.backbones.lite0 import DEFAULT_LITE0_STAGE
 
         default_stage = DEFAULT_LITE0_STAGE if args.backbone.startswith("lite0") else "layer3"
-        base = {**dataclasses.asdict(params), "short_side": args.short_side, "backbone": args.backbone,
+        base = {**dataclasses.asdict(settings.params), "short_side": args.short_side, "backbone": args.backbone,
                 "stage": args.stage or default_stage}
         points = axis_points(grid, base)
     else:
         points = grid_points(grid)
-    load = lambda spec, stage: load_backbone(spec, device=args.device, stage=stage, weights=args.weights,  # noqa: E731
-                                             threads=args.threads, half=args.half, flip=args.flip)
-    total = len(points) * sum(len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) - 1 for n in names)
-    with _progress(total, "grid", args.quiet) as bar:
-        results = evaluate_grid(args.root, names, points, params, load_backbone=load, backbone=args.backbone,
-                                stage=args.stage, short_side=args.short_side, resolution=args.resolution,
-                                feature_cache=args.feature_cache, on_frame=lambda _i: bar.update(1))
+    with _progress(len(points) * frames, "grid", args.quiet) as bar:
+        results = evaluate_grid(args.root, names, points, settings, resolution=args.resolution,
+                                keyframes=args.keyframes, on_frame=lambda _i: bar.update(1))
     rows = [{**point, **dataset_means(records)} for point, records in zip(points, results)]
     columns = [*grid, "J", "F", "J&F", "frames/s"]
-    print(f"grid over {len(names)} sequence(s), other factors: {params}")
+    print(f"grid over {len(names)} sequence(s), other factors: {settings.params}")
     print(markdown_table(rows, columns))
     if args.csv:
         _write_csv(args.csv, rows, columns)
@@ -393,18 +387,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from annotator.core.labels import mask_files
     from annotator.core.sample import SAMPLE_GROUNDTRUTH, SAMPLE_NAME, SAMPLE_VIDEO
 
-    params = _params(args)
+    settings = _settings(args)
+    params = settings.params
     if args.out is not None:
         check_mask_folder(Path(args.out), args.overwrite)
-    backbone = _backbone(args)
+    backbone = settings.load_backbone()
     # by default a new folder each run, so the demo never touches anyone's files
     out = Path(args.out) if args.out is not None else Path(tempfile.mkdtemp(prefix="annotator-demo-"))
     total = len(mask_files(SAMPLE_GROUNDTRUTH)) - 1
     try:
         with _progress(total, SAMPLE_NAME, args.quiet) as bar:
             run = evaluate_video(SAMPLE_VIDEO, SAMPLE_GROUNDTRUTH, backbone, params, name=SAMPLE_NAME,
-                                 short_side=args.short_side or None, write_dir=out,
-                                 feature_cache=args.feature_cache, on_frame=lambda _i: bar.update(1))
+                                 short_side=settings.short_side, write_dir=out,
+                                 feature_cache=settings.feature_cache, on_frame=lambda _i: bar.update(1))
     except BaseException:
         if args.out is None:  # no empty folder left behind by a failed or interrupted run
             shutil.rmtree(out, ignore_errors=True)
@@ -505,8 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="write the table as CSV here")
     p.add_argument("--save-masks", default=None, help="write the propagated masks under this folder")
     p.add_argument("--grid", action="append", default=[], metavar="FACTOR=V1,V2,...",
-                   help="sweep a factor (m, stride, k, tau, radius, radius_for_references, context_labels, upsample, flow, "
-                        "short_side, backbone, stage); repeat for a grid; prints the ablation table (--csv writes it)")
+                   help=f"sweep a factor ({', '.join(aliases[0] for aliases, _ in FACTORS.values())}); repeat for "
+                        "a grid; prints the ablation table (--csv writes it)")
     p.add_argument("--one-at-a-time", action="store_true",
                    help="with --grid: vary one factor at a time around the other options' values (the paper's "
                         "ablations) instead of every combination")

@@ -22,14 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from annotator.core.backbones import DEFAULT_FLIP
+from annotator.core import davis
 from annotator.core.errors import AnnotatorError, MaskError, UsageError, size_text
-from annotator.core.propagation import PropagationParams
+from annotator.core.features import FeatureStore
+from annotator.core.labels import mask_files, mask_index, read_mask, read_mask_folder, write_mask
 from annotator.core.outputs import check_mask_folder, make_folder
+from annotator.core.runner import run_video
+from annotator.core.settings import BackboneCache, RunSettings
+from annotator.core.video import open_video
 
-__all__ = ["BatchJob", "BatchResult", "JobSettings", "davis_jobs", "list_jobs", "read_references", "run_batch",
-           "run_job"]
+__all__ = ["BatchJob", "BatchResult", "davis_jobs", "list_jobs", "read_references", "run_batch", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -44,27 +48,6 @@ class BatchJob:
     first_only: bool = False
     """Use only the earliest mask of the folder (the DAVIS semi-supervised protocol)."""
     mask_frame: int | None = None
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """Everything a worker process needs besides the job (picklable)."""
-
-    params: PropagationParams = PropagationParams()
-    backbone: str = "lite0"
-    stage: str | None = None
-    weights: str | None = None
-    device: str = "auto"
-    half: bool | None = None
-    flip: bool = DEFAULT_FLIP
-    threads: int | None = None
-    short_side: int | None = 480
-    feature_cache: str | None = None
-    read_ahead: bool = False
-    """Compute the next frames' features in a background thread (FeatureStore read-ahead): 1.15x end to
-    end for one video on 2 cores with the defaults (bench/RESULTS.md); off for parallel jobs, which
-    already keep every core busy."""
-    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,16 +76,7 @@ class BatchResult:
 def davis_jobs(root: str | Path, out: str | Path, resolution: str = "480p",
                sequences: Sequence[str] | None = None) -> list[BatchJob]:
     """One job per sequence of a DAVIS root, from its first mask, writing ``out/<sequence>/NNNNN.png``."""
-    from annotator.core import davis
-
-    names = davis.list_sequences(root, resolution)
-    if sequences:
-        unknown = sorted(set(sequences) - set(names))
-        if unknown:
-            raise UsageError(f"unknown sequence {unknown[0]!r}; {root} has: {', '.join(names)}")
-        names = [n for n in names if n in sequences]
-    if not names:
-        raise UsageError(f"{root} holds no DAVIS sequence (JPEGImages/{resolution}/<name> with Annotations)")
+    names = davis.select_sequences(root, resolution, sequences)
     return [BatchJob(n, davis.frames_dir(root, n, resolution), davis.annotations_dir(root, n, resolution),
                      Path(out) / n, first_only=True) for n in names]
 
@@ -144,8 +118,6 @@ def list_jobs(list_file: str | Path, out: str | Path) -> list[BatchJob]:
 def read_references(masks: Path, frame: int | None, expected_hw: tuple[int, int], num_frames: int,
                     first_only: bool = False) -> dict[int, np.ndarray]:
     """Reference label maps from a mask file or folder, checked against the video's size and length."""
-    from annotator.core.labels import mask_files, read_mask, read_mask_folder
-
     if masks.is_dir():
         if frame is not None:
             raise UsageError("--frame applies to a single mask file, not to a folder of masks")
@@ -177,7 +149,7 @@ def check_outputs(jobs: Sequence[BatchJob], overwrite: bool) -> None:
 # ---------------------------------------------------------------------------------------------- running
 
 
-_BACKBONES: dict[tuple, object] = {}  # per process: the backbone is loaded once for all its jobs
+_BACKBONES = BackboneCache()  # per process: the backbone is loaded once for all its jobs
 
 # A streaming run reads each frame once forward (and once backward before the first reference) and
 # the context keeps its own features, so big caches buy nothing here; small ones keep memory flat
@@ -186,38 +158,26 @@ STREAM_FRAME_CACHE_BYTES = 64 * 2**20
 STREAM_FEATURE_CACHE_BYTES = 64 * 2**20
 
 
-def _backbone_for(settings: JobSettings, device: str):
-    from annotator.core.backbones import load_backbone
+def run_job(job: BatchJob, settings: RunSettings, on_frame: Callable[[int], None] | None = None, *,
+            backbone=None, read_ahead: bool = False, overwrite: bool = False) -> BatchResult:
+    """Propagate one video, writing its masks as they come; bad input raises (see :func:`run_batch`).
 
-    key = (settings.backbone, settings.stage, settings.weights, device, settings.half, settings.flip, settings.threads)
-    if key not in _BACKBONES:
-        _BACKBONES[key] = load_backbone(settings.backbone, device=device, stage=settings.stage,
-                                        weights=settings.weights, threads=settings.threads, half=settings.half,
-                                        flip=settings.flip)
-    return _BACKBONES[key]
-
-
-def run_job(job: BatchJob, settings: JobSettings, on_frame: Callable[[int], None] | None = None,
-            device: str | None = None, backbone=None) -> BatchResult:
-    """Propagate one video, writing its masks as they come; bad input raises (see :func:`run_batch`)."""
-    from annotator.core.features import FeatureStore
-    from annotator.core.labels import write_mask
-    from annotator.core.pipeline import propagate_video
-    from annotator.core.video import open_video
-
+    ``read_ahead``: compute the next frames' features in a background thread (FeatureStore read-ahead):
+    1.15x end to end for one video on 2 cores with the defaults (bench/RESULTS.md); off for parallel
+    jobs, which already keep every core busy. ``overwrite``: remove older masks beyond the video's end.
+    """
     t0 = time.perf_counter()
     with open_video(job.source, cache_bytes=STREAM_FRAME_CACHE_BYTES) as video:
         refs = read_references(job.masks, job.mask_frame, video.hw, len(video), job.first_only)
-        bb = backbone if backbone is not None else _backbone_for(settings, device or settings.device)
+        bb = backbone if backbone is not None else _BACKBONES(settings)
         store = FeatureStore(video, bb, short_side=settings.short_side, disk_cache=settings.feature_cache,
-                             max_bytes=STREAM_FEATURE_CACHE_BYTES, read_ahead=settings.read_ahead)
+                             max_bytes=STREAM_FEATURE_CACHE_BYTES, read_ahead=read_ahead)
         propagated = 0
         try:
             make_folder(job.out)
             for index, labels in refs.items():
                 write_mask(job.out / f"{index:05d}.png", labels)
-            for result in propagate_video(store, refs, len(video), settings.params, output_hw=video.hw,
-                                          frames=video.frame):
+            for result in run_video(store, refs, settings.params):
                 write_mask(job.out / f"{result.index:05d}.png", result.labels)
                 propagated += 1
                 if on_frame is not None:
@@ -229,15 +189,13 @@ def run_job(job: BatchJob, settings: JobSettings, on_frame: Callable[[int], None
                             "they are left there)") from exc
         finally:
             store.close()  # before the video closes: the read-ahead may be decoding
-        removed = remove_stale_masks(job.out, len(video)) if settings.overwrite else 0
+        removed = remove_stale_masks(job.out, len(video)) if overwrite else 0
         return BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0, removed=removed)
 
 
 def remove_stale_masks(folder: Path, num_frames: int) -> int:
     """Delete the ``NNNNN.png`` masks of frames >= ``num_frames`` (left by an earlier, longer video
     in a folder the user asked to overwrite), so the folder holds this run's masks only; their number."""
-    from annotator.core.labels import mask_index
-
     stale = [p for p in folder.glob("*.png") if (index := mask_index(p.name)) is not None and index >= num_frames]
     for path in stale:
         path.unlink()
@@ -246,8 +204,6 @@ def remove_stale_masks(folder: Path, num_frames: int) -> int:
 
 def _job_frames(job: BatchJob) -> int:
     """Frames to propagate, for the progress bar's total (an estimate when the masks are unread)."""
-    from annotator.core.video import open_video
-
     try:
         with open_video(job.source) as video:
             n = len(video)
@@ -258,19 +214,17 @@ def _job_frames(job: BatchJob) -> int:
     return max(n - 1, 0)
 
 
-def _worker(job: BatchJob, settings: JobSettings, device: str, progress) -> BatchResult:
+def _worker(job: BatchJob, settings: RunSettings, overwrite: bool, progress) -> BatchResult:
     """Runs in a worker process: one job, frames reported through the queue, errors returned."""
-    import torch
-
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    return _guarded(job, settings, device, lambda i: progress.put((job.name, i)))
+    return _guarded(job, settings, overwrite, lambda i: progress.put((job.name, i)))
 
 
-def _guarded(job: BatchJob, settings: JobSettings, device: str, on_frame) -> BatchResult:
+def _guarded(job: BatchJob, settings: RunSettings, overwrite: bool, on_frame) -> BatchResult:
     t0 = time.perf_counter()
     try:
-        return run_job(job, settings, on_frame, device)
+        return run_job(job, settings, on_frame, overwrite=overwrite)
     except AnnotatorError as exc:
         return BatchResult(job.name, 0, 0, time.perf_counter() - t0, str(exc))
     except OSError as exc:  # a full disk, a vanished folder: that video fails, the batch goes on
@@ -282,8 +236,6 @@ def _guarded(job: BatchJob, settings: JobSettings, device: str, on_frame) -> Bat
 def batch_devices(device: str, workers: int) -> list[str]:
     """The device of each worker: every visible GPU in turn for ``cuda``/``auto`` on a multi-GPU host, else ``device``."""
     try:
-        import torch
-
         gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
     except Exception:  # noqa: BLE001 - a broken CUDA install falls back to what was asked
         gpus = 0
@@ -292,18 +244,19 @@ def batch_devices(device: str, workers: int) -> list[str]:
     return [device] * workers
 
 
-def run_batch(jobs: Sequence[BatchJob], settings: JobSettings, *, workers: int = 1,
+def run_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, workers: int = 1, overwrite: bool = False,
               on_frame: Callable[[str, int], None] | None = None,
               on_total: Callable[[int], None] | None = None) -> list[BatchResult]:
     """Run every job, ``workers`` at a time in separate processes (1: in this process), in list order.
 
     CPU threads are shared out (``settings.threads`` per worker, default: cores / workers); on a
     host with several GPUs each worker takes its own. ``on_total(frames)`` is called once with the
-    number of frames to propagate and ``on_frame(job name, frame)`` after each one.
+    number of frames to propagate and ``on_frame(job name, frame)`` after each one. ``overwrite``:
+    output folders may hold masks already (see :func:`run_job`).
     """
     if workers < 1:
         raise UsageError(f"--jobs must be >= 1, got {workers}")
-    check_outputs(jobs, settings.overwrite)
+    check_outputs(jobs, overwrite)
     workers = min(workers, len(jobs)) or 1
     if on_total is not None:
         on_total(sum(_job_frames(j) for j in jobs))
@@ -312,14 +265,16 @@ def run_batch(jobs: Sequence[BatchJob], settings: JobSettings, *, workers: int =
         settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
     devices = batch_devices(settings.device, workers)
     if workers == 1:
-        return [_guarded(job, settings, devices[0], lambda i, n=job.name: report(n, i)) for job in jobs]
+        one = dataclasses.replace(settings, device=devices[0])
+        return [_guarded(job, one, overwrite, lambda i, n=job.name: report(n, i)) for job in jobs]
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
     with context.Manager() as manager:
         progress = manager.Queue()
         results: dict[int, BatchResult] = {}
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             pending: dict[Future, int] = {
-                pool.submit(_worker, job, settings, devices[k % workers], progress): k for k, job in enumerate(jobs)}
+                pool.submit(_worker, job, dataclasses.replace(settings, device=devices[k % workers]), overwrite,
+                            progress): k for k, job in enumerate(jobs)}
             while pending:
                 done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(progress, report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from annotator.core.errors import UsageError
@@ -27,3 +28,15 @@ def list_sequences(root: str | Path, resolution: str = "480p") -> list[str]:
     if not names:
         raise UsageError(f"{root} has no sequence with both JPEGImages/{resolution} and Annotations/{resolution}")
     return names
+
+
+def select_sequences(root: str | Path, resolution: str = "480p", sequences: Sequence[str] | None = None) -> list[str]:
+    """The sequences of a DAVIS root (:func:`list_sequences`), only ``sequences`` when given (in the
+    root's order); `UsageError` naming the first one the root does not hold."""
+    names = list_sequences(root, resolution)
+    if not sequences:
+        return names
+    unknown = sorted(set(sequences) - set(names))
+    if unknown:
+        raise UsageError(f"unknown sequence {unknown[0]!r}; {root} has: {', '.join(names)}")
+    return [n for n in names if n in sequences]

@@ -1,14 +1,16 @@
 """Propagate a video from its first ground-truth mask and score it (the DAVIS semi-supervised protocol).
 
-`evaluate_video` is the one run-and-score of a sequence: a video (file or frame folder) beside a
-folder of ground-truth label maps; `evaluate_davis_sequence` finds those two in a DAVIS root, and
-``annotator demo`` passes the bundled sample clip and its ground truth.
+`evaluate_store` is the one run-and-score of a sequence (through :func:`annotator.core.runner.run_video`,
+the loop every whole-video job shares); `evaluate_video` opens a video (file or frame folder) beside
+a folder of ground-truth label maps for it; `evaluate_davis_sequence` finds those two in a DAVIS
+root, ``annotator demo`` passes the bundled sample clip and its ground truth, and ``eval --grid``
+(:func:`annotator.core.experiments.evaluate_grid`) calls `evaluate_store` once per grid point.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +21,8 @@ from annotator.core.features import FeatureStore
 from annotator.core.errors import UsageError
 from annotator.core.labels import object_ids, read_mask_folder, write_mask_folder
 from annotator.core.metrics import SequenceScores, evaluate_sequence
-from annotator.core.pipeline import propagate_video
 from annotator.core.propagation import PropagationParams
+from annotator.core.runner import run_video
 from annotator.core.video import open_video
 
 
@@ -82,25 +84,42 @@ def evaluate_video(
     frame, and every other frame is scored (the keyframe protocol).
     """
     gt = read_mask_folder(groundtruth_dir)
-    first = min(gt)
-    references = {first: gt[first]} if keyframes is None else {i: gt[i] for i in keyframe_indices(sorted(gt), keyframes)}
     with open_video(video_path) as video:
         # read-ahead: the backbone of the next frames overlaps the propagation (1.15x on 2 cores),
         # so the per-stage timings below are busy times that may add up to more than the wall time
         store = FeatureStore(video, backbone, short_side=short_side, disk_cache=feature_cache, read_ahead=True)
-        predictions: dict[int, np.ndarray] = dict(references)
-        run_timings: dict[str, float] = {}
-        start = time.perf_counter()
         try:
-            for result in propagate_video(store, references, len(video), params, output_hw=video.hw,
-                                          timings=run_timings, frames=video.frame):
-                predictions[result.index] = result.labels
-                if on_frame is not None:
-                    on_frame(result.index)
+            return evaluate_store(store, gt, params, name=name, keyframes=keyframes, write_dir=write_dir,
+                                  on_frame=on_frame)
         finally:
             store.close()
-        seconds = time.perf_counter() - start
-        timings = {**store.timings, **run_timings}
+
+
+def evaluate_store(
+    store: FeatureStore,
+    gt: Mapping[int, np.ndarray],
+    params: PropagationParams,
+    *,
+    name: str,
+    keyframes: int | None = None,
+    write_dir: str | Path | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> SequenceRun:
+    """Propagate the video of ``store`` from its ground truth ``gt`` (the first label map, or with
+    ``keyframes`` K every K-th and the last) and score it: what :func:`evaluate_video` does once and
+    ``eval --grid`` once per grid point, sharing the store. Timings count only this run's work."""
+    first = min(gt)
+    references = {first: gt[first]} if keyframes is None else {i: gt[i] for i in keyframe_indices(sorted(gt), keyframes)}
+    predictions: dict[int, np.ndarray] = dict(references)
+    run_timings: dict[str, float] = {}
+    store_before = dict(store.timings)
+    start = time.perf_counter()
+    for result in run_video(store, references, params, timings=run_timings):
+        predictions[result.index] = result.labels
+        if on_frame is not None:
+            on_frame(result.index)
+    seconds = time.perf_counter() - start
+    timings = {**{k: v - store_before.get(k, 0.0) for k, v in store.timings.items()}, **run_timings}
     timings["other"] = max(0.0, seconds - sum(timings.values()))
     if write_dir is not None:
         write_mask_folder(write_dir, predictions)

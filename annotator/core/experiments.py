@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from annotator.core import davis
 from annotator.core.errors import UsageError
+from annotator.core.evaluation import evaluate_store
+from annotator.core.features import FeatureStore
+from annotator.core.labels import read_mask_folder
 from annotator.core.part_groups import format_part_groups
 from annotator.core.propagation import PropagationParams
+from annotator.core.settings import BackboneCache, RunSettings
+from annotator.core.video import open_video
 
 __all__ = [
     "FACTORS",
@@ -32,6 +37,7 @@ __all__ = [
     "grid_points",
     "markdown_table",
     "parse_grid",
+    "point_settings",
 ]
 
 # factor name -> (aliases, parser); params fields plus what features depend on
@@ -227,55 +233,46 @@ def dataset_means(records: Sequence[RunRecord]) -> dict[str, float]:
 
 
 def evaluate_grid(root: str | Path, names: Sequence[str], points: Sequence[Mapping[str, object]],
-                  base_params: PropagationParams, *, load_backbone: Callable[[str, str | None], object],
-                  backbone: str = "lite0", stage: str | None = None, short_side: int | None = 480,
-                  resolution: str = "480p", on_frame: Callable[[int], None] | None = None,
-                  feature_cache: str | Path | None = None) -> list[list[RunRecord]]:
-    """Propagate every DAVIS sequence of ``names`` from its first mask once per grid point and score it.
+                  settings: RunSettings, *, resolution: str = "480p", keyframes: int | None = None,
+                  on_frame: Callable[[int], None] | None = None,
+                  backbones: BackboneCache | None = None) -> list[list[RunRecord]]:
+    """Propagate every DAVIS sequence of ``names`` once per grid point and score it, as ``annotator eval``
+    does (:func:`annotator.core.evaluation.evaluate_store`: from the first mask, or with ``keyframes``).
 
-    Returns one list of :class:`RunRecord` (one per sequence) per point. Points that share the
-    backbone, stage and working resolution share one FeatureStore per sequence, so a sweep over
-    the propagation factors computes each frame's features once. So that frames/s stays
-    comparable between points, a run's time is its propagation time plus the mean feature time
-    per frame times the frames it used, whichever point happened to compute them.
+    ``settings`` holds the values of the factors a point does not set. Returns one list of
+    :class:`RunRecord` (one per sequence) per point. Points that share the backbone, stage and
+    working resolution share one FeatureStore per sequence, so a sweep over the propagation
+    factors computes each frame's features once. So that frames/s stays comparable between
+    points, a run's time is its propagation time plus the mean feature time per frame times the
+    frames it used, whichever point happened to compute them.
     """
-    from annotator.core import davis
-    from annotator.core.features import FeatureStore
-    from annotator.core.labels import read_mask_folder
-    from annotator.core.metrics import evaluate_sequence
-    from annotator.core.pipeline import propagate_video
-    from annotator.core.video import open_video
-
     results: list[list[RunRecord]] = [[] for _ in points]
-    backbones: dict[tuple, object] = {}
-    params_of = [apply_point(base_params, p) for p in points]  # bad values fail before any work
+    backbones = backbones if backbones is not None else BackboneCache()
+    settings_of = [point_settings(settings, p) for p in points]  # bad values fail before any work
     for name in names:
         gt = read_mask_folder(davis.annotations_dir(root, name, resolution))
-        first = min(gt)
         with open_video(davis.frames_dir(root, name, resolution)) as video:
             stores: dict[tuple, FeatureStore] = {}
-            for k, point in enumerate(points):
-                bkey = (str(point.get("backbone", backbone)), point.get("stage", stage))
-                if bkey not in backbones:
-                    backbones[bkey] = load_backbone(*bkey)
-                side = int(point.get("short_side", short_side or 0)) or None  # type: ignore[arg-type]
-                skey = (bkey, side)
-                store = stores.get(skey)
+            for k, point_set in enumerate(settings_of):
+                store = stores.get(point_set.feature_key())
                 if store is None:
-                    store = stores[skey] = FeatureStore(video, backbones[bkey], short_side=side, disk_cache=feature_cache)
-                predictions = {first: gt[first]}
+                    store = stores[point_set.feature_key()] = FeatureStore(
+                        video, backbones(point_set), short_side=point_set.short_side, disk_cache=point_set.feature_cache)
                 feature_time = sum(store.timings.values())
-                t0 = time.perf_counter()
-                for result in propagate_video(store, {first: gt[first]}, len(video), params_of[k], output_hw=video.hw):
-                    predictions[result.index] = result.labels
-                    if on_frame is not None:
-                        on_frame(result.index)
-                elapsed = time.perf_counter() - t0
-                propagation = elapsed - (sum(store.timings.values()) - feature_time)
+                run = evaluate_store(store, gt, point_set.params, name=name, keyframes=keyframes, on_frame=on_frame)
+                propagation = run.seconds - (sum(store.timings.values()) - feature_time)
                 per_frame = sum(store.timings.values()) / max(store.computed, 1)
-                scores = evaluate_sequence(predictions, gt, name=name)
-                settings = {"backbone": getattr(backbones[bkey], "name", bkey[0]), "short_side": side or 0,
-                            **dataclasses.asdict(params_of[k])}
-                results[k].append(RunRecord(name, settings, scores.object_ids, scores.frames, scores.J, scores.F,
-                                            len(predictions) - 1, propagation + per_frame * len(video)))
+                scores = run.scores
+                record_settings = {"backbone": getattr(store.backbone, "name", point_set.backbone),
+                                   "short_side": point_set.short_side or 0, **dataclasses.asdict(point_set.params)}
+                results[k].append(RunRecord(name, record_settings, scores.object_ids, scores.frames, scores.J,
+                                            scores.F, run.frames, propagation + per_frame * len(video)))
     return results
+
+
+def point_settings(settings: RunSettings, point: Mapping[str, object]) -> RunSettings:
+    """``settings`` with the factors of a grid point replaced (the feature factors too)."""
+    features = {k: v for k, v in point.items() if k in FEATURE_FACTORS}
+    if "short_side" in features:
+        features["short_side"] = int(features["short_side"]) or None  # type: ignore[call-overload]
+    return dataclasses.replace(settings, params=apply_point(settings.params, point), **features)
