@@ -71,6 +71,10 @@ class BackboneCache:
         """Keep ``backbone`` (loaded elsewhere, e.g. on a worker thread) for ``settings``."""
         self._loaded[settings.backbone_key()] = backbone
 
+    def clear(self) -> None:
+        """Forget every backbone (the next call loads again)."""
+        self._loaded.clear()
+
     def __call__(self, settings: RunSettings):
         """The backbone for ``settings``, loaded on first use."""
         backbone = self.get(settings)

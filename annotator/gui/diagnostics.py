@@ -39,7 +39,7 @@ from annotator.gui.gt_panel import GroundTruthPanel
 from annotator.gui.opening import Opened, fit_masks, open_source
 from annotator.gui.overlay import color_table
 from annotator.gui.runs_panel import RunsPanel
-from annotator.gui.settings import device_text
+from annotator.gui.settings import device_text, save_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.gui.main_window import MainWindow
@@ -392,7 +392,7 @@ class DiagnosticsController(QObject):
         self._last_plan = (info.start, info.direction, info.go_on)
         self._before_run = {}
         self._run = {"frames": [], "t0": time.perf_counter(), "fps": float("nan"),
-                     "settings": {"backbone": s.backbone, "short_side": s.short_side, **dataclasses.asdict(s.params)}}
+                     "settings": {"backbone": s.backbone, "short_side": s.short_side or 0, **dataclasses.asdict(s.params)}}
 
     def _on_result(self, item: FrameResult) -> None:
         if self.model.video is None or self.model.is_reference(item.index):
@@ -460,7 +460,7 @@ class DiagnosticsController(QObject):
             self.window.statusBar().showMessage(str(exc), 4000)
             return
         self.propagation.set_settings(settings)
-        settings.save(self.window.qsettings)
+        save_settings(self.window.qsettings, settings)
         self.window.status.device.setText(device_text(settings.backbone, settings.device))
 
     def rerun(self) -> None:

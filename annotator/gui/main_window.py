@@ -23,7 +23,7 @@ from annotator.gui.gui_thread_gc import collect_on_gui_thread
 from annotator.gui.keypoints_panel import KeypointsPanel
 from annotator.gui.objects_panel import ObjectsPanel
 from annotator.gui.propagation import BackboneFactory, PropagationController, load_backbone_for
-from annotator.gui.settings import PropagationSettings, SettingsDialog, device_text
+from annotator.gui.settings import SettingsDialog, device_text, load_settings, save_settings
 from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog, key_sequences
 from annotator.gui.timeline import Timeline
 from annotator.gui.tools import Tool
@@ -65,7 +65,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.error_box: QMessageBox | None = None  # the error on show, if any (see show_error)
         self._close_confirmed = False  # quit() asked about unsaved changes already
-        self.propagation = PropagationController(self.model, PropagationSettings.load(self.qsettings),
+        self.propagation = PropagationController(self.model, load_settings(self.qsettings),
                                                  backbone_factory, parent=self)
         self.canvas = Canvas(self.model)
         self.setCentralWidget(self.canvas)
@@ -423,7 +423,7 @@ class MainWindow(QMainWindow):
             settings = dialog.settings()
             settings.params.validate()
             self.propagation.set_settings(settings)
-            settings.save(self.qsettings)
+            save_settings(self.qsettings, settings)
             self.status.device.setText(device_text(settings.backbone, settings.device))
 
     def _step(self, delta: int) -> None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PySide6.QtCore import QObject, Signal
@@ -51,11 +51,11 @@ from annotator.core.features import FeatureStore
 from annotator.core.keyframes import fill_span, span_results, spans
 from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.propagation import FrameResult, propagate
+from annotator.core.settings import BackboneCache, RunSettings
 from annotator.core.undo import Change, Transaction
-from annotator.gui.settings import PropagationSettings
 from annotator.gui.worker import GeneratorWorker
 
-BackboneFactory = Callable[[PropagationSettings], object]
+BackboneFactory = Callable[[RunSettings], object]
 
 
 def compute_threads() -> int:
@@ -67,13 +67,11 @@ def compute_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def load_backbone_for(settings: PropagationSettings):
-    """The real backbone named by the settings (may take a second: called on the worker thread)."""
-    from annotator.core.backbones import load_backbone
-
-    device = settings.device
-    threads = compute_threads() if device in ("auto", "cpu") else None
-    return load_backbone(settings.backbone, device=device, threads=threads, half=settings.half, flip=settings.flip)
+def load_backbone_for(settings: RunSettings):
+    """The real backbone named by the settings, on :func:`compute_threads` CPU threads (may take a second:
+    called on the worker thread)."""
+    threads = compute_threads() if settings.device in ("auto", "cpu") else None
+    return replace(settings, threads=threads).load_backbone()
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class _StoreReady:
     """First item of a run that had to build its feature store: handed back to the GUI thread."""
 
     key: tuple
-    backbone_key: tuple
+    settings: RunSettings
     store: FeatureStore
 
 
@@ -191,18 +189,17 @@ class PropagationController(QObject):
     failed = Signal(str)  # one-line message
     device_changed = Signal(str)
 
-    def __init__(self, model: AnnotationModel, settings: PropagationSettings | None = None,
+    def __init__(self, model: AnnotationModel, settings: RunSettings | None = None,
                  backbone_factory: BackboneFactory = load_backbone_for, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model = model
-        self.settings = settings or PropagationSettings()
-        self.follow = True
+        self.settings = settings or RunSettings()
         self._factory = backbone_factory
         if backbone_factory is load_backbone_for and self.settings.backbone.split(":")[0] == "lite0":
             from annotator.core.backbones.lite0 import read_weights, weights_path
 
             read_weights(weights_path())  # ~50 ms now, instead of a crawl on the worker later
-        self._backbones: dict[tuple, object] = {}
+        self._backbones = BackboneCache()  # loaded on the worker thread, kept here on the GUI thread
         self._stores: dict[tuple, FeatureStore] = {}
         self._worker: GeneratorWorker | None = None
         self._txn: Transaction | None = None
@@ -226,7 +223,7 @@ class PropagationController(QObject):
     def store_for_current_video(self) -> FeatureStore | None:
         return self._stores.get(self._store_key())
 
-    def set_settings(self, settings: PropagationSettings) -> None:
+    def set_settings(self, settings: RunSettings) -> None:
         self.settings = settings  # stores are keyed by what features depend on, so old ones stay valid
 
     def _store_key(self) -> tuple:
@@ -329,7 +326,7 @@ class PropagationController(QObject):
         video = self.model.video
         key = self._store_key()
         store = self._stores.get(key)
-        backbone = self._backbones.get(settings.backbone_key())
+        backbone = self._backbones.get(settings)
         factory = self._factory
 
         def job() -> Iterator[object]:
@@ -337,9 +334,9 @@ class PropagationController(QObject):
             if store is None:
                 bb = backbone if backbone is not None else factory(settings)
                 # read-ahead only off the CPU: there it would take the core kept free for the GUI
-                store = FeatureStore(video, bb, short_side=settings.short_side or None,
+                store = FeatureStore(video, bb, short_side=settings.short_side,
                                      read_ahead=torch.device(getattr(bb, "device", "cpu")).type != "cpu")
-                yield _StoreReady(key, settings.backbone_key(), store)
+                yield _StoreReady(key, settings, store)
             yield from run(store)
 
         self._txn = self.model.history.begin(step_name)
@@ -371,7 +368,7 @@ class PropagationController(QObject):
     def _on_result(self, item: object) -> None:
         if isinstance(item, _StoreReady):
             self._stores[item.key] = item.store
-            self._backbones[item.backbone_key] = item.store.backbone
+            self._backbones.put(item.settings, item.store.backbone)
             self.device_changed.emit(str(getattr(item.store.backbone, "device", "?")))
             self._t0 = time.perf_counter()  # frames/s counts propagation, not model loading
             return
@@ -390,7 +387,7 @@ class PropagationController(QObject):
         if not getattr(item, "provisional", False):
             self._frames_done.add(item.index)
         self._applied += 1
-        if self.follow and m.current_frame == self._last_index:
+        if m.current_frame == self._last_index:  # the view follows the run unless a person moved it
             m.set_current_frame(item.index)
         self._last_index = item.index
         elapsed = max(time.perf_counter() - self._t0, 1e-6)
@@ -413,7 +410,7 @@ class PropagationController(QObject):
             if cancelled and self._run is not None and self._run.kind == "masks":
                 self._revert(txn)
                 done = 0
-                if self.follow and self.model.video is not None:
+                if self.model.video is not None:
                     # the frames the view followed are empty again: back to where P was pressed,
                     # where P runs again at once (the features computed so far stay cached)
                     self.model.set_current_frame(self._run.start)

@@ -94,12 +94,12 @@ def test_the_run_list_keeps_two_runs_with_different_factors(qtbot, make_window):
     d.set_ground_truth(dict(enumerate(truth)))
     run_propagation(qtbot, w)
     panel = d.factors_panel
-    panel.topk.setValue(1)  # live: the settings change at once
-    panel.temperature.setValue(1.0)
-    panel.radius.setValue(1.0)
+    panel.fields.topk.setValue(1)  # live: the settings change at once
+    panel.fields.temperature.setValue(1.0)
+    panel.fields.radius.setValue(1.0)
     assert w.propagation.settings.params.topk == 1
-    panel.context_stride.setValue(2)
-    panel.reference_stride.setValue(2)
+    panel.fields.context_stride.setValue(2)
+    panel.fields.reference_stride.setValue(2)
     assert (w.propagation.settings.params.context_stride, w.propagation.settings.params.reference_stride) == (2, 2)
     with qtbot.waitSignal(w.propagation.finished, timeout=20_000):
         panel.rerun.click()
