@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from annotator.core.atomic import atomic_write_text
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
-from annotator.core.experiments import FACTORS
+from annotator.core.experiments import FACTORS, markdown_table
 from annotator.core.outputs import make_folder
 from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import FUSIONS, PropagationParams
@@ -198,7 +198,7 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
                  "frames/s": sum(r.propagated for r in done) / seconds if seconds else float("nan"),
                  "status": f"{len(done)}/{len(results)} ok"})
     columns = ["video", "frames", "seconds", "frames/s", "status"]
-    print(_format_table(rows, columns))
+    print(markdown_table(rows, columns))
     make_folder(args.out)
     _write_csv(str(Path(args.out) / "summary.csv"), rows, columns)
     failed = [r for r in results if not r.ok]
@@ -248,18 +248,6 @@ def _write_csv(path: str, rows: list[dict], columns: Sequence[str]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _format_table(rows: list[dict], columns: Sequence[str]) -> str:
-    def fmt(v) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    cells = [[fmt(r[c]) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    numeric = [i > 0 and all(isinstance(r[c], (int, float)) for r in rows) for i, c in enumerate(columns)]
-    line = lambda vals: "| " + " | ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths))) + " |"  # noqa: E731
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(list(columns)), sep, *(line(r) for r in cells)])
-
-
 _SCORE_COLUMNS = ("sequence", "J", "F", "J&F", "frames", "frames/s")
 """The columns of the score table of ``eval`` and ``demo`` (printed, and written by ``--csv``)."""
 
@@ -277,7 +265,7 @@ def _print_scores(runs: Sequence[SequenceRun], backbone, params: PropagationPara
     rows.append({"sequence": "mean", "J": overall.j_mean, "F": overall.f_mean, "J&F": overall.jf,
                  "frames": frames, "frames/s": frames / seconds if seconds else float("nan")})
     print(f"backbone {backbone.name} on {backbone.device}, {params}")
-    print(_format_table(rows, _SCORE_COLUMNS))
+    print(markdown_table(rows, _SCORE_COLUMNS))
     return rows
 
 
@@ -345,8 +333,7 @@ def _write_reports(folder: str, named_scores) -> None:
 
 def _eval_grid(args: argparse.Namespace, settings: RunSettings, names: list[str], frames: int) -> int:
     """``eval --grid``: every combination of the swept factors, one row each (an ablation table)."""
-    from annotator.core.experiments import (axis_points, dataset_means, evaluate_grid, grid_points, markdown_table,
-                                            parse_grid)
+    from annotator.core.experiments import axis_points, dataset_means, evaluate_grid, grid_points, parse_grid
 
     grid = parse_grid(args.grid)
     if args.one_at_a_time:

@@ -211,13 +211,18 @@ def compare_runs(a: RunRecord, b: RunRecord) -> tuple[np.ndarray, np.ndarray]:
 
 
 def markdown_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
-    """A markdown table; floats with 3 decimals."""
+    """A markdown table; floats with 3 decimals, numeric columns after the first right-aligned."""
     def fmt(v: object) -> str:
         return f"{v:.3f}" if isinstance(v, float) else str(v)
 
     cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+    numeric = [i > 0 and all(isinstance(r.get(c), (int, float)) for r in rows) for i, c in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        return "| " + " | ".join(v.rjust(w) if numeric[i] else v.ljust(w)
+                                 for i, (v, w) in enumerate(zip(values, widths))) + " |"
+
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(list(columns)), sep, *(line(r) for r in cells)])
 

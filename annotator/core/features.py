@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -125,13 +124,6 @@ class FeatureStore:
 
         assert self._ahead is not None
         self._ahead_job = self._ahead.submit(job)
-
-    def prefetch(self, indices: Iterable[int]) -> None:
-        """Compute the features of ``indices`` that are not cached yet, in batches."""
-        with self._compute_lock:
-            missing = [i for i in indices if i not in self._cache]
-            for k in range(0, len(missing), self.batch_size):
-                self._compute(missing[k:k + self.batch_size])
 
     def close(self) -> None:
         """Stop the read-ahead thread (waits for a batch in progress)."""

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from annotator.core.atomic import atomic_write_bytes
-from annotator.core.errors import MaskError, SaveError, size_text
+from annotator.core.errors import MaskError, SaveError, read_bytes, size_text
 from annotator.core.outputs import make_folder
 from annotator.core.video import IMAGE_EXTENSIONS
 
@@ -135,7 +135,7 @@ def read_mask(
     ``expected_hw`` and object ids above ``max_id`` (void, 255, is always allowed).
     """
     where = os.fspath(path)
-    data = _read_bytes(where)
+    data = read_bytes(where, MaskError, "mask file")
     if _png_bit_depth(data) == 16:
         raise MaskError(f"{where}: 16-bit PNG not supported, save as 8-bit indexed")
     try:
@@ -284,18 +284,6 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
     if array.size and (array.min() < 0 or array.max() > 255):
         raise ValueError(f"label ids must lie in 0..255, got {array.min()}..{array.max()}")
     return array.astype(np.uint8)
-
-
-def _read_bytes(where: str) -> bytes:
-    try:
-        with open(where, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise MaskError(f"mask file not found: {where}") from None
-    except IsADirectoryError:
-        raise MaskError(f"{where} is a folder, not a mask file") from None
-    except OSError as exc:
-        raise MaskError(f"cannot read mask {where}: {exc.strerror or exc}") from None
 
 
 def _png_bit_depth(data: bytes) -> int | None:

@@ -38,7 +38,7 @@ import numpy as np
 
 from annotator.core.annotation import AnnotationModel, FrameState
 from annotator.core.atomic import atomic_write_text
-from annotator.core.errors import ProjectError, SaveError, UsageError, VideoError, size_text
+from annotator.core.errors import ProjectError, SaveError, UsageError, VideoError, read_bytes, size_text
 from annotator.core.labels import read_mask, write_mask
 from annotator.core.project_json import (FORMAT_NAME, FORMAT_VERSION, PROJECT_FILE, ProjectData, VideoRecord, migrate,
                                          parse_project, project_json_text)
@@ -168,14 +168,8 @@ def is_project_folder(path: str | os.PathLike[str]) -> bool:
 def read_project_file(folder: str | os.PathLike[str]) -> ProjectData:
     """The validated ``project.json`` of ``folder``; `ProjectError` when missing or bad."""
     path = Path(folder) / PROJECT_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ProjectError(f"{folder} is not an annotation project (no {PROJECT_FILE})") from None
-    except IsADirectoryError:
-        raise ProjectError(f"{path} is a folder, not a project file") from None
-    except OSError as exc:
-        raise ProjectError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = read_bytes(path, ProjectError, "project file",
+                     missing=f"{folder} is not an annotation project (no {PROJECT_FILE})")
     return parse_project(raw, str(path))
 
 

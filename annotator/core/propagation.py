@@ -157,13 +157,6 @@ class FrameResult:
     match: torch.Tensor | None = None
     """(h, w) match strength of each cell, log(sum(exp(a / tau))) over its kept affinities a (when asked)."""
 
-    def confidence(self) -> torch.Tensor:
-        """(h, w) margin between the two most probable labels: 0 = undecided, 1 = certain."""
-        if self.soft.shape[0] < 2:
-            return torch.ones(self.soft.shape[1:])
-        top2 = self.soft.topk(2, dim=0).values
-        return (top2[0] - top2[1]).clamp(0, 1)
-
 
 # --------------------------------------------------------------------------------------------
 # label maps <-> label tensors on the feature grid

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLayout, QPushButton
 
@@ -40,12 +40,10 @@ from annotator.gui.opening import Opened, fit_masks, open_source
 from annotator.gui.overlay import color_table
 from annotator.gui.runs_panel import RunsPanel
 from annotator.gui.settings import device_text, save_settings
+from annotator.gui.shortcuts import make_action
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.gui.main_window import MainWindow
-
-KEYS = {"worst_frame": "W", "suggest_frame": "C", "cycle_layer": "V"}
-
 
 SIDE_DOCK_WIDTH = 340
 """Initial width (px) of the right-hand docks (objects, ground truth, runs, factors)."""
@@ -53,10 +51,6 @@ SIDE_DOCK_WIDTH = 340
 
 class DiagnosticsController(QObject):
     """See the module docstring."""
-
-    scores_changed = Signal()
-    runs_changed = Signal()
-    uncertainty_changed = Signal()
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -149,11 +143,9 @@ class DiagnosticsController(QObject):
             w.menuBar().insertMenu(help_menu, menu)
         actions: dict[str, QAction] = {}
 
-        def add(name: str, text: str, handler, key: str | None = None) -> QAction:
-            action = QAction(text, w)
-            if key:
-                action.setShortcut(key)
-                action.setToolTip(f"{text} ({key})")
+        def add(name: str, text: str, handler, keyed: bool = False) -> QAction:
+            """``keyed``: the keys come from the shortcuts table's entry ``name``."""
+            action = make_action(name, w, text) if keyed else QAction(text, w)
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             action.triggered.connect(lambda _c=False: w._guard(handler))
             w.addAction(action)
@@ -165,8 +157,8 @@ class DiagnosticsController(QObject):
         add("load_gt", "Load ground truth masks for this video…", self.load_ground_truth_dialog)
         add("export_report", "Export report (CSV + PNG)…", self.export_report_dialog)
         menu.addSeparator()
-        add("worst_frame", "Jump to the worst frame", self.go_to_worst, KEYS["worst_frame"])
-        add("suggest_frame", "Next frame to correct", self.go_to_suggestion, KEYS["suggest_frame"])
+        add("worst_frame", "Jump to the worst frame", self.go_to_worst, keyed=True)
+        add("suggest_frame", "Next frame to correct", self.go_to_suggestion, keyed=True)
         menu.addSeparator()
         group = QActionGroup(w)
         for mode, text in ((DiagnosticMode.OFF, "Result only"), (DiagnosticMode.ERRORS, "Error map"),
@@ -176,7 +168,7 @@ class DiagnosticsController(QObject):
             a.setCheckable(True)
             a.setChecked(mode is DiagnosticMode.OFF)
             group.addAction(a)
-        add("cycle_layer", "Next diagnostic layer", self.cycle_mode, KEYS["cycle_layer"])
+        add("cycle_layer", "Next diagnostic layer", self.cycle_mode, keyed=True)
         menu.addSeparator()
         for name in self.docks:
             menu.addAction(self.docks[name].toggleViewAction())
@@ -221,7 +213,6 @@ class DiagnosticsController(QObject):
                     self.tracker.update(frame, np.asarray(self.model.labels(frame)))
             self.gt_panel.status.setText(f"Ground truth on {len(masks)} frames; {len(self.tracker.scored_frames)} "
                                          "scored (DAVIS: not the first and last). Propagate to fill the plot.")
-        self.scores_changed.emit()
         self._refresh_views()
 
     def open_with_ground_truth(self, path: str | Path) -> None:
@@ -369,7 +360,6 @@ class DiagnosticsController(QObject):
             if self.model.frame_state(frame) is not FrameState.EMPTY:
                 self.tracker.update(frame, np.asarray(self.model.labels(frame)))
         self._dirty.clear()
-        self.scores_changed.emit()
         self._schedule_refresh()
 
     # ---- propagation runs ----------------------------------------------------------------------
@@ -408,8 +398,6 @@ class DiagnosticsController(QObject):
             self._run["frames"].append(item.index)
         if self.tracker is not None and self.tracker.update(item.index, item.labels):
             self._dirty.discard(item.index)
-            self.scores_changed.emit()
-        self.uncertainty_changed.emit()
         self._schedule_refresh()
 
     def _on_progress(self, _done: int, _total: int, fps: float, _left: float) -> None:
@@ -439,7 +427,6 @@ class DiagnosticsController(QObject):
             record = RunRecord(name, run["settings"], n_frames=applied, seconds=seconds)
         self.runs.append(record)
         self.runs_panel.set_runs(self.runs)
-        self.runs_changed.emit()
 
     def _restore(self, before: dict[int, tuple[object, float | None, tuple[int, ...] | None]]) -> None:
         """Soft labels and uncertainty of the frames a cancelled run put back, as they were before it."""
@@ -449,7 +436,6 @@ class DiagnosticsController(QObject):
                     store.pop(frame, None)
                 else:
                     store[frame] = value
-        self.uncertainty_changed.emit()
         self._schedule_refresh()
 
     def _on_factors(self) -> None:

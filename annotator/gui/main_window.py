@@ -24,7 +24,7 @@ from annotator.gui.keypoints_panel import KeypointsPanel
 from annotator.gui.objects_panel import ObjectsPanel
 from annotator.gui.propagation import BackboneFactory, PropagationController, load_backbone_for
 from annotator.gui.settings import SettingsDialog, device_text, load_settings, save_settings
-from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog, key_sequences
+from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from annotator.gui.timeline import Timeline
 from annotator.gui.tools import Tool
 
@@ -187,10 +187,7 @@ class MainWindow(QMainWindow):
         for s in SHORTCUTS:
             if s.name not in handlers:
                 continue
-            action = QAction(s.text.split(" (")[0].rstrip("…") + ("…" if s.text.endswith("…") else ""), self)
-            action.setShortcuts(key_sequences(s))
-            action.setToolTip(f"{s.text} ({' / '.join(s.keys)})" if s.keys else s.text)
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action = make_action(s.name, self, s.text.split(" (")[0].rstrip("…") + ("…" if s.text.endswith("…") else ""))
             action.triggered.connect(lambda _checked=False, h=handlers[s.name]: self._guard(h))
             self.addAction(action)
             actions[s.name] = action

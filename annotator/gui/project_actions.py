@@ -22,7 +22,7 @@ from annotator.core.autosave import Autosaver, autosave_folder, discard, find_re
 from annotator.core.errors import AnnotatorError
 from annotator.core.project import (ChangeTracker, ProjectContent, VideoRecord, apply_project, is_project_folder,
                                     read_project, save_project)
-from annotator.gui.shortcuts import key_sequences, shortcut_named
+from annotator.gui.shortcuts import make_action
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.gui.main_window import MainWindow
@@ -67,10 +67,7 @@ class ProjectActions:
                  ("save_project_as", self.save_as_dialog)]
         actions = {}
         for name, handler in specs:
-            shortcut = shortcut_named(name)  # text and keys come from the one shortcuts table
-            action = QAction(shortcut.text, w)
-            action.setShortcuts(key_sequences(shortcut))
-            action.setToolTip(f"{shortcut.text.rstrip('…')} ({' / '.join(shortcut.keys)})")
+            action = make_action(name, w)  # text and keys come from the one shortcuts table
             action.triggered.connect(lambda _c=False, h=handler: self._guard(h))
             w.addAction(action)
             actions[name] = action
