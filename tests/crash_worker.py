@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.core.annotation import AnnotationModel, FrameState
+from tests.fakes import ColourBackbone
 
 MAX_CHILD_SECONDS = 30.0
 
@@ -83,26 +84,6 @@ def _edit_job(job: dict) -> None:
             _say(f"saved {step}")
 
 
-class SlowColourBackbone:
-    """Mean colour per 8x8 cell, plus a delay so that a run lasts long enough to be interrupted."""
-
-    name = "slow-colour"
-
-    def __init__(self, delay_s: float) -> None:
-        import torch
-
-        self.device = torch.device("cpu")
-        self.delay_s = delay_s
-
-    def __call__(self, frames):
-        import torch.nn.functional as F
-
-        time.sleep(self.delay_s * frames.shape[0])
-        x = F.avg_pool2d(frames.float() / 255.0, 8, ceil_mode=True)  # (B, 3, h, w)
-        x = x - 0.45
-        return F.normalize(x, dim=1)
-
-
 def _propagate_job(job: dict) -> None:
     from annotator.core.autosave import Autosaver
     from annotator.core.features import FeatureStore
@@ -116,7 +97,7 @@ def _propagate_job(job: dict) -> None:
     saver.start()
     saver.flush()
     _say("started")
-    store = FeatureStore(model.video, SlowColourBackbone(job["delay"]), short_side=None, batch_size=1)
+    store = FeatureStore(model.video, ColourBackbone(job["delay"]), short_side=None, batch_size=1)
     refs = {i: np.array(lab) for i, lab in model.reference_frames().items()}
     params = PropagationParams(context=4, topk=5, radius=3)
     for result in propagate(store, refs, 0, model.num_frames, params, output_hw=model.hw,

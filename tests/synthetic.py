@@ -7,30 +7,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from annotator.core.video import VideoSource
-
-
-class ArrayVideo(VideoSource):
-    """A video held in memory: frames (n, h, w, 3) uint8 RGB (a test double of a real source)."""
-
-    def __init__(self, frames: np.ndarray, name: str = "tiny") -> None:
-        super().__init__(f"/nonexistent/{name}")
-        self.name = name
-        self._frames = frames
-        self.hw = tuple(frames.shape[1:3])
-
-    @property
-    def num_frames(self) -> int:
-        return len(self._frames)
-
-    def count_frames_exactly(self) -> int:
-        return len(self._frames)
-
-    def validate(self) -> None:
-        pass
-
-    def _decode(self, index: int) -> np.ndarray:
-        return self._frames[index]
 
 
 def texture(h: int, w: int, seed: int, scale: int = 6) -> np.ndarray:

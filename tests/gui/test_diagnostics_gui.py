@@ -180,7 +180,7 @@ def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qt
     from annotator.core.annotation import FrameState
     from annotator.core.diagnostics import correction_j
     from annotator.gui.opening import Opened
-    from gui_helpers import ArrayVideo
+    from tests.fakes import ArrayVideo
 
     frames, truth = two_objects_clip(n=6)
     w = make_window(frames, {0: truth[0]})

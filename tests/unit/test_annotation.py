@@ -8,7 +8,7 @@ import pytest
 from annotator.core.annotation import AnnotationModel, FrameState, palette_color
 from annotator.core.errors import UsageError
 from annotator.core.labels import DAVIS_PALETTE
-from tests.synthetic import ArrayVideo
+from tests.fakes import ArrayVideo
 
 
 def _model(n=4, hw=(30, 50)) -> AnnotationModel:

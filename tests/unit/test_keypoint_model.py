@@ -7,7 +7,7 @@ import pytest
 
 from annotator.core.annotation import AnnotationModel, FramePoints, KeypointInfo
 from annotator.core.errors import UsageError
-from tests.synthetic import ArrayVideo
+from tests.fakes import ArrayVideo
 
 
 @pytest.fixture

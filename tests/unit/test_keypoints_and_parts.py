@@ -14,7 +14,8 @@ from annotator.core.features import FeatureStore
 from annotator.core.keypoints import heatmap_peaks, keypoint_heatmaps, pck, point_errors, propagate_keypoints
 from annotator.core.metrics import jaccard
 from annotator.core.propagation import PropagationParams, propagate
-from tests.synthetic import ArrayVideo, tracking_clip
+from tests.fakes import ArrayVideo
+from tests.synthetic import tracking_clip
 
 MOTIONS = ((0, 6), (-6, 0))
 SIZE = 56

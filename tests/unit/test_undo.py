@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annotator.core.annotation import AnnotationModel, FrameState
-from tests.synthetic import ArrayVideo
+from tests.fakes import ArrayVideo
 
 
 @pytest.fixture
