@@ -93,3 +93,18 @@ def write_frames(folder: Path, frames: list[np.ndarray]) -> Path:
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(folder / f"{i:05d}.png")
     return folder
+
+
+def make_davis_root(root: Path, names: tuple[str, ...] = ("alpha", "beta"), n_frames: int = 5,
+                    seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """A tiny DAVIS root: JPEGImages/480p/<name> and a mask of every frame in Annotations/480p/<name>
+    (a square moving over texture, 96x64, seed ``seed + k`` for the k-th name); the true label maps by name."""
+    from annotator.core.labels import write_mask_folder
+
+    truths = {}
+    for k, name in enumerate(names):
+        frames, truth = moving_objects_clip(n_frames=n_frames, hw=(64, 96), size=24, step=4, seed=seed + k)
+        write_frames(root / "JPEGImages" / "480p" / name, frames)
+        write_mask_folder(root / "Annotations" / "480p" / name, dict(enumerate(truth)))
+        truths[name] = truth
+    return truths

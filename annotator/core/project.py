@@ -106,13 +106,15 @@ class ChangeTracker:
         self._saved_objects = model.objects
         self._saved_keypoints = model.keypoints
         self.base: tuple[Path, int] | None = (Path(base[0]).absolute(), int(base[1])) if base else None
-        ev = model.events
-        ev.labels_changed.connect(self._on_frame)
-        ev.frame_state_changed.connect(self._on_frame)
-        ev.objects_changed.connect(self._on_meta)
-        ev.keypoints_changed.connect(self._on_meta)
-        ev.points_changed.connect(self._on_points)
-        ev.video_changed.connect(self._on_video)
+        for event, listener in self._listeners():
+            event.connect(listener)
+
+    def _listeners(self) -> tuple:
+        """(model event, method) pairs: connected by the constructor, disconnected by :meth:`close`."""
+        ev = self.model.events
+        return ((ev.labels_changed, self._on_frame), (ev.frame_state_changed, self._on_frame),
+                (ev.objects_changed, self._on_meta), (ev.keypoints_changed, self._on_meta),
+                (ev.points_changed, self._on_points), (ev.video_changed, self._on_video))
 
     @property
     def dirty(self) -> bool:
@@ -149,13 +151,8 @@ class ChangeTracker:
         self.base = (Path(folder).absolute(), int(generation))
 
     def close(self) -> None:
-        ev = self.model.events
-        ev.labels_changed.disconnect(self._on_frame)
-        ev.frame_state_changed.disconnect(self._on_frame)
-        ev.objects_changed.disconnect(self._on_meta)
-        ev.keypoints_changed.disconnect(self._on_meta)
-        ev.points_changed.disconnect(self._on_points)
-        ev.video_changed.disconnect(self._on_video)
+        for event, listener in self._listeners():
+            event.disconnect(listener)
 
 
 # --------------------------------------------------------------------------------------------- reading

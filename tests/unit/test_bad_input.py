@@ -29,19 +29,10 @@ from annotator.core.errors import MaskError, ProjectError, SaveError
 from annotator.core.labels import encode_mask_png, read_mask, write_mask
 from annotator.core.project import ProjectData, open_project, parse_project, save_project
 from annotator.core.video import open_video
-from tests.synthetic import moving_objects_clip, write_frames
+from tests.synthetic import moving_objects_clip
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]
 HW = (64, 96)
-
-
-@pytest.fixture()
-def clip(tmp_path):
-    frames, truth = moving_objects_clip(n_frames=4, hw=HW, size=24, step=4)
-    folder = write_frames(tmp_path / "frames", frames)
-    mask = tmp_path / "first.png"
-    write_mask(mask, truth[0])
-    return folder, mask, truth
 
 
 def run_cli(argv, capsys) -> tuple[int, str]:

@@ -12,23 +12,9 @@ from annotator.core.batch import BatchJob, davis_jobs, list_jobs, run_batch
 from annotator.core.errors import UsageError
 from annotator.core.labels import read_mask_folder, write_mask
 from annotator.core.settings import RunSettings
-from tests.synthetic import moving_objects_clip, write_frames
+from tests.synthetic import make_davis_root, moving_objects_clip, write_frames
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]
-
-
-def make_davis_root(root, names=("alpha", "beta"), n_frames=5):
-    """A tiny DAVIS root: JPEGImages/480p/<name> and a mask on every frame in Annotations/480p/<name>."""
-    truths = {}
-    for k, name in enumerate(names):
-        frames, truth = moving_objects_clip(n_frames=n_frames, hw=(64, 96), size=24, step=4, seed=k)
-        write_frames(root / "JPEGImages" / "480p" / name, frames)
-        ann = root / "Annotations" / "480p" / name
-        ann.mkdir(parents=True)
-        for t, lab in enumerate(truth):
-            write_mask(ann / f"{t:05d}.png", lab)
-        truths[name] = truth
-    return truths
 
 
 def test_davis_root_is_propagated_sequence_by_sequence_from_the_first_mask(tmp_path, capsys):

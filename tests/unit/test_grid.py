@@ -8,8 +8,7 @@ import pytest
 
 from annotator.cli import build_parser, main
 from annotator.core.experiments import FACTORS
-from annotator.core.labels import write_mask_folder
-from tests.synthetic import moving_objects_clip, write_frames
+from tests.synthetic import make_davis_root
 
 # a value of each factor other than the command line's default (the base row of --one-at-a-time)
 OTHER_VALUE = {
@@ -22,11 +21,8 @@ BASE = ["--short-side", "0", "-q"]
 
 @pytest.fixture()
 def davis_root(tmp_path):
-    root = tmp_path / "davis"
-    frames, truth = moving_objects_clip(n_frames=7, hw=(64, 96), size=24, step=4, seed=2)
-    write_frames(root / "JPEGImages" / "480p" / "alpha", frames)
-    write_mask_folder(root / "Annotations" / "480p" / "alpha", dict(enumerate(truth)))
-    return root
+    make_davis_root(tmp_path / "davis", ("alpha",), n_frames=7, seed=2)
+    return tmp_path / "davis"
 
 
 def _rows(path) -> list[dict]:
