@@ -25,11 +25,6 @@ def fork_server():
 @pytest.fixture()
 def clip(tmp_path):
     """Four frames of a moving square in a folder, its first mask as a PNG, and the true label maps."""
-    from annotator.core.labels import write_mask
-    from tests.synthetic import moving_objects_clip, write_frames
+    from tests.synthetic import clip_on_disk
 
-    frames, truth = moving_objects_clip(n_frames=4, hw=(64, 96), size=24, step=4)
-    folder = write_frames(tmp_path / "frames", frames)
-    mask = tmp_path / "first.png"
-    write_mask(mask, truth[0])
-    return folder, mask, truth
+    return clip_on_disk(tmp_path)

@@ -108,3 +108,14 @@ def make_davis_root(root: Path, names: tuple[str, ...] = ("alpha", "beta"), n_fr
         write_mask_folder(root / "Annotations" / "480p" / name, dict(enumerate(truth)))
         truths[name] = truth
     return truths
+
+
+def clip_on_disk(folder: Path, n_frames: int = 4) -> tuple[Path, Path, list[np.ndarray]]:
+    """A square moving over texture (96x64) as a frame folder ``folder/frames``, its first mask as
+    ``folder/first.png``, and the true label maps."""
+    from annotator.core.labels import write_mask
+
+    frames, truth = moving_objects_clip(n_frames=n_frames, hw=(64, 96), size=24, step=4)
+    mask = folder / "first.png"
+    write_mask(mask, truth[0])
+    return write_frames(folder / "frames", frames), mask, truth

@@ -10,18 +10,14 @@ import pytest
 
 from annotator.cli import main
 from annotator.core.labels import read_mask, read_mask_folder, write_mask, write_mask_folder
-from tests.synthetic import moving_objects_clip, write_frames
+from tests.synthetic import clip_on_disk, moving_objects_clip, write_frames
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]
 
 
 @pytest.fixture()
 def clip(tmp_path):
-    frames, truth = moving_objects_clip(n_frames=6, hw=(64, 96), size=24, step=4)
-    folder = write_frames(tmp_path / "frames", frames)
-    mask = tmp_path / "first.png"
-    write_mask(mask, truth[0])
-    return folder, mask, truth
+    return clip_on_disk(tmp_path, n_frames=6)
 
 
 def test_propagate_writes_a_mask_for_every_frame(clip, tmp_path, capsys):
