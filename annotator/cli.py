@@ -211,7 +211,8 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
 def cmd_keypoints(args: argparse.Namespace) -> int:
     """``keypoints VIDEO --points refs.json --out tracks.json``: carry points through the video."""
     from annotator.core.features import FeatureStore
-    from annotator.core.keypoints import keypoints_json_text, propagate_keypoints_video, read_keypoints_json
+    from annotator.core.keypoints import propagate_keypoints_video
+    from annotator.core.keypoints_json import keypoints_json_text, read_keypoints_json
     from annotator.core.video import open_video
 
     settings = _settings(args)

@@ -21,6 +21,7 @@ from annotator.core import davis
 from annotator.core.annotation import AnnotationModel, FramePoints, KeypointInfo
 from annotator.core.atomic import atomic_write_text
 from annotator.core.errors import SaveError, UsageError
+from annotator.core.keypoints_json import keypoints_json_text
 from annotator.core.labels import DAVIS_PALETTE, write_mask
 from annotator.core.outputs import make_folder
 from annotator.core.video import VideoSource, quiet_ffmpeg
@@ -109,9 +110,7 @@ class _StoredFrame(NamedTuple):
 def keypoints_export_text(keypoints: Sequence[KeypointInfo], frame_points: Mapping[int, FramePoints],
                           image_hw: tuple[int, int]) -> str:
     """The keypoints of every frame as the JSON of ``annotator keypoints`` (see
-    :func:`annotator.core.keypoints.keypoints_json_text`, which writes it)."""
-    from annotator.core.keypoints import keypoints_json_text  # torch: only when keypoints are exported
-
+    :func:`annotator.core.keypoints_json.keypoints_json_text`, which writes it)."""
     if not any(fp.points for fp in frame_points.values()):
         raise UsageError("there are no keypoints to export: place some first (Keypoint tool)")
     # the JSON names points by position in the list of names: ids become 1..N in id order

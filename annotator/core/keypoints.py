@@ -13,33 +13,29 @@ its propagated heat-maps as they are.
 
 Coordinates are image pixels ``(x, y)`` of the frames the features were computed on
 (``image_hw``), pixel centres at integers. Point ids are any ints; a reference frame that lacks a
-point of the start frame has an empty channel for it there.
+point of the start frame has an empty channel for it there. The keypoints JSON is read and written by
+:mod:`annotator.core.keypoints_json`; PCK is in :mod:`annotator.core.metrics`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 import torch
 
 from annotator.core.errors import UsageError
-from annotator.core.points import Point, check_point_inside
+from annotator.core.pipeline import first_reference
+from annotator.core.points import Keypoints, Point, check_point_inside
 from annotator.core.propagation import (ContextFrame, FeatureSource, PropagationParams, propagate_frame,
                                         references_behind)
 
-Keypoints = Mapping[int, Point]
-
 DEFAULT_SIGMA = 1.0  # feature cells (8 px at stride 8)
 
-__all__ = ["DEFAULT_SIGMA", "KeypointResult", "Keypoints", "PropagatedFrame", "heatmap_peaks", "keypoint_heatmaps",
-           "keypoints_json_text", "pck", "point_errors", "propagate_keypoints", "propagate_keypoints_video",
-           "read_keypoints_json"]
+__all__ = ["DEFAULT_SIGMA", "KeypointResult", "Keypoints", "heatmap_peaks", "keypoint_heatmaps", "propagate_keypoints",
+           "propagate_keypoints_video"]
 
 
 @dataclass(frozen=True)
@@ -171,20 +167,6 @@ def propagate_keypoints(features: FeatureSource, references: Mapping[int, Keypoi
         yield KeypointResult(index, points, confidence, soft.float().cpu(), point_ids)
 
 
-def point_errors(predicted: Mapping[int, Point], truth: Mapping[int, Point]) -> dict[int, float]:
-    """Euclidean distance in pixels per point id present in both."""
-    return {pid: math.hypot(predicted[pid][0] - truth[pid][0], predicted[pid][1] - truth[pid][1])
-            for pid in predicted if pid in truth}
-
-
-def pck(predicted: Mapping[int, Point], truth: Mapping[int, Point], threshold_px: float) -> float:
-    """Fraction of points within ``threshold_px`` of the truth (PCK, as JHMDB pose propagation is scored)."""
-    errors = point_errors(predicted, truth)
-    if not errors:
-        raise UsageError("no keypoint in common between prediction and truth")
-    return sum(e <= threshold_px for e in errors.values()) / len(errors)
-
-
 def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, Keypoints], num_frames: int,
                               params: PropagationParams = PropagationParams(), *, image_hw: tuple[int, int],
                               sigma: float = DEFAULT_SIGMA, point_names: Mapping[int, str] | None = None
@@ -192,8 +174,6 @@ def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, 
     """Every frame that has no reference keypoints, as :func:`annotator.core.pipeline.propagate_video` does
     for masks: forward from the earliest reference to the end (later references join the context),
     then backward from it to frame 0. ``point_names`` names the points in messages (else their ids)."""
-    from annotator.core.pipeline import first_reference
-
     first = first_reference(references, num_frames, "keypoints")
     extra = {f: sorted(set(p) - set(references[first])) for f, p in references.items()}
     late = next(((f, ids) for f, ids in sorted(extra.items()) if ids), None)
@@ -204,67 +184,3 @@ def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, 
     for stop in (num_frames, -1):
         yield from propagate_keypoints(features, references, first, stop, params, image_hw=image_hw,
                                        sigma=sigma, stop_at_next_reference=False)
-
-
-def read_keypoints_json(path: str | Path) -> tuple[list[str], dict[int, dict[int, Point]]]:
-    """Reference keypoints from JSON ``{"FRAME": {"NAME": [x, y], ...}, ...}``; names -> ids 1..N in order seen.
-
-    Returns the names (id j+1 is ``names[j]``) and frame -> id -> (x, y). Raises UsageError with
-    the file and the offending entry on anything malformed.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read keypoints {path}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    if not isinstance(data, dict) or not data:
-        raise UsageError(f'{path}: expected {{"FRAME": {{"NAME": [x, y], ...}}}} with at least one frame')
-    names: list[str] = []
-    out: dict[int, dict[int, Point]] = {}
-    for frame_text, points in data.items():
-        try:
-            frame = int(frame_text)
-        except ValueError:
-            raise UsageError(f"{path}: frame {frame_text!r} is not a frame number") from None
-        if not isinstance(points, dict) or not points:
-            raise UsageError(f"{path}: frame {frame}: expected a non-empty object of NAME: [x, y]")
-        out[frame] = {}
-        for name, xy in points.items():
-            if (not isinstance(xy, (list, tuple)) or len(xy) != 2
-                    or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in xy)):
-                raise UsageError(f"{path}: frame {frame}, point {name!r}: expected [x, y] numbers, got {xy!r}")
-            if name not in names:
-                names.append(str(name))
-            out[frame][names.index(str(name)) + 1] = (float(xy[0]), float(xy[1]))
-    return names, out
-
-
-class PropagatedFrame(Protocol):
-    """What the JSON export needs of a propagated frame: a :class:`KeypointResult`, or points a project kept."""
-
-    @property
-    def index(self) -> int: ...
-
-    @property
-    def points(self) -> Mapping[int, Point]: ...
-
-    @property
-    def confidence(self) -> Mapping[int, float]: ...
-
-
-def keypoints_json_text(names: Sequence[str], references: Mapping[int, Keypoints],
-                        results: Iterable[PropagatedFrame], image_hw: tuple[int, int]) -> str:
-    """Every frame's points as JSON: ``{"image_size": [w, h], "points": names, "frames": {FRAME: {NAME:
-    {"x", "y", "confidence", "reference"}}}}`` (references have confidence 1). Point id j is ``names[j - 1]``."""
-    frames: dict[int, dict[str, dict]] = {}
-    for frame, points in references.items():
-        frames[frame] = {names[pid - 1]: {"x": round(x, 2), "y": round(y, 2), "confidence": 1.0, "reference": True}
-                         for pid, (x, y) in points.items()}
-    for r in results:
-        frames[r.index] = {names[pid - 1]: {"x": round(x, 2), "y": round(y, 2),
-                                            "confidence": round(r.confidence[pid], 4), "reference": False}
-                           for pid, (x, y) in r.points.items()}
-    return json.dumps({"image_size": [image_hw[1], image_hw[0]], "points": list(names),
-                       "frames": {str(k): frames[k] for k in sorted(frames)}}, indent=1)

@@ -15,6 +15,9 @@ Behaves like the official davis2017-evaluation code (``davis2017/metrics.py`` an
 - A sequence scores every ground-truth frame but the first and the last; a dataset's J-mean
   (F-mean) is the mean over all objects of all sequences of each object's mean over frames,
   and J&F is the average of the two.
+
+Keypoints are scored by PCK (:func:`pck`), the fraction of points within a distance of the truth,
+as JHMDB pose propagation is.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 from annotator.core.errors import MaskError, UsageError, size_text
 from annotator.core.labels import MAX_OBJECT_ID, VOID, object_ids as _ids_in
+from annotator.core.points import Point
 
 __all__ = [
     "DatasetScores",
@@ -35,6 +39,8 @@ __all__ = [
     "boundary_f",
     "evaluate_sequence",
     "jaccard",
+    "pck",
+    "point_errors",
     "seg2bmap",
     "summarize",
 ]
@@ -311,3 +317,20 @@ def _as_frames(frames: LabelFrames, what: str) -> dict[int, np.ndarray]:
             raise ValueError(f"{what} frame {index}: a label map is 2-D, got shape {array.shape}")
         out[int(index)] = array
     return out
+
+
+# --------------------------------------------------------------------------- keypoints
+
+
+def point_errors(predicted: Mapping[int, Point], truth: Mapping[int, Point]) -> dict[int, float]:
+    """Euclidean distance in pixels per point id present in both."""
+    return {pid: math.hypot(predicted[pid][0] - truth[pid][0], predicted[pid][1] - truth[pid][1])
+            for pid in predicted if pid in truth}
+
+
+def pck(predicted: Mapping[int, Point], truth: Mapping[int, Point], threshold_px: float) -> float:
+    """Fraction of points within ``threshold_px`` of the truth (PCK, as JHMDB pose propagation is scored)."""
+    errors = point_errors(predicted, truth)
+    if not errors:
+        raise UsageError("no keypoint in common between prediction and truth")
+    return sum(e <= threshold_px for e in errors.values()) / len(errors)

@@ -9,11 +9,14 @@ Light on purpose (no torch): the project files and the command line's export imp
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from annotator.core.errors import UsageError, size_text
 
 Point = tuple[float, float]
 """(x, y) in pixels of the original video, pixel centres at integers."""
+Keypoints = Mapping[int, Point]
+"""The points of one frame: point id -> (x, y)."""
 
 
 def point_inside(point: Point, image_hw: tuple[int, int]) -> bool:

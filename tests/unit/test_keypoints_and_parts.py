@@ -11,7 +11,8 @@ import torch
 from annotator.core.backbones import load_backbone
 from annotator.core.errors import UsageError
 from annotator.core.features import FeatureStore
-from annotator.core.keypoints import heatmap_peaks, keypoint_heatmaps, pck, point_errors, propagate_keypoints
+from annotator.core.keypoints import heatmap_peaks, keypoint_heatmaps, propagate_keypoints
+from annotator.core.metrics import pck, point_errors
 from annotator.core.metrics import jaccard
 from annotator.core.propagation import PropagationParams, propagate
 from tests.fakes import ArrayVideo
