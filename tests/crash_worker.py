@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from tests.fakes import ColourBackbone
 
 MAX_CHILD_SECONDS = 30.0

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotator.core.annotation import AnnotationModel
+from annotator.core.model.annotation import AnnotationModel
 from annotator.core.atomic import atomic_write_text
 from annotator.core.errors import ProjectError, SaveError
 try:

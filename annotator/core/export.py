@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from annotator.core import davis
-from annotator.core.annotation import AnnotationModel, FramePoints, KeypointInfo
+from annotator.core.model.annotation import AnnotationModel, FramePoints, KeypointInfo
 from annotator.core.atomic import atomic_write_text
 from annotator.core.errors import SaveError, UsageError
 from annotator.core.keypoints_json import keypoints_json_text

@@ -28,7 +28,7 @@ import torch
 
 from annotator.core.errors import UsageError
 from annotator.core.pipeline import first_reference
-from annotator.core.points import Keypoints, Point, check_point_inside
+from annotator.core.model.points import Keypoints, Point, check_point_inside
 from annotator.core.propagation import (ContextFrame, FeatureSource, PropagationParams, propagate_frame,
                                         references_behind)
 

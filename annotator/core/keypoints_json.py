@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from annotator.core.errors import UsageError
-from annotator.core.points import Keypoints, Point
+from annotator.core.model.points import Keypoints, Point
 
 __all__ = ["PropagatedFrame", "keypoints_json_text", "read_keypoints_json"]
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from annotator.core.errors import MaskError, UsageError, size_text
 from annotator.core.labels import MAX_OBJECT_ID, VOID, object_ids as _ids_in
-from annotator.core.points import Point
+from annotator.core.model.points import Point
 
 __all__ = [
     "DatasetScores",

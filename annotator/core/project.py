@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.atomic import atomic_write_text
 from annotator.core.errors import ProjectError, SaveError, UsageError, VideoError, read_bytes, size_text
 from annotator.core.labels import read_mask, write_mask

@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from annotator.core.annotation import (MAX_KEYPOINT_ID, AnnotationModel, FramePoints, FrameState, KeypointInfo,
+from annotator.core.model.annotation import (MAX_KEYPOINT_ID, AnnotationModel, FramePoints, FrameState, KeypointInfo,
                                        ObjectInfo, keypoint_color, palette_color)
 from annotator.core.errors import ProjectError, size_text
 from annotator.core.labels import MAX_OBJECT_ID
-from annotator.core.points import point_inside
+from annotator.core.model.points import point_inside
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "PROJECT_FILE", "ProjectData", "VideoRecord", "migrate",
            "parse_project", "project_json_text"]

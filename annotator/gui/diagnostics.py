@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLayout, QPushButton
 
-from annotator.core.annotation import FrameState
+from annotator.core.model.annotation import FrameState
 from annotator.core.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
                                         frame_uncertainty)
 from annotator.core.errors import UsageError

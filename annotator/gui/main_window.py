@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QSlider, QSpinBox, QToolBar, QWidget)
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import AnnotatorError
 from annotator.gui.canvas import Canvas
 from annotator.gui.files import FileActions

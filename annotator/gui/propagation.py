@@ -45,14 +45,14 @@ from dataclasses import dataclass, replace
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
 from annotator.core.features import FeatureStore
 from annotator.core.keyframes import fill_span, span_results, spans
 from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.propagation import FrameResult, propagate
 from annotator.core.settings import BackboneCache, RunSettings
-from annotator.core.undo import Change, Transaction
+from annotator.core.model.undo import Change, Transaction
 from annotator.gui.worker import GeneratorWorker
 
 BackboneFactory = Callable[[RunSettings], object]

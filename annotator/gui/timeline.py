@@ -14,7 +14,7 @@ from PySide6.QtCore import QEvent, QObject, QRectF, QSignalBlocker, Qt, QTimer, 
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 
 STATE_COLORS = {
     FrameState.REFERENCE: QColor(255, 196, 0),

@@ -177,7 +177,7 @@ def test_next_frame_to_correct_goes_to_an_uncertain_propagated_frame(qtbot, make
 
 
 def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qtbot, make_window):
-    from annotator.core.annotation import FrameState
+    from annotator.core.model.annotation import FrameState
     from annotator.core.diagnostics import correction_j
     from annotator.gui.opening import Opened
     from tests.fakes import ArrayVideo

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.core.annotation import FrameState
+from annotator.core.model.annotation import FrameState
 from annotator.core.errors import UsageError
 from gui_helpers import run_propagation, run_propagation_timed, square_clip
 from tests.fakes import ColourBackbone

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from annotator.core.annotation import FrameState
+from annotator.core.model.annotation import FrameState
 from annotator.gui.main_window import MainWindow
 from annotator.gui.opening import Opened
 from gui_helpers import run_propagation_timed, square_clip

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.autosave import (LOCK_FILE, Autosaver, autosave_folder, discard, find_recoverable,
                                      pid_alive, recover)
 from annotator.core.labels import read_mask

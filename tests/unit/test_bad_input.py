@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from annotator.cli import main
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import MaskError, ProjectError, SaveError
 from annotator.core.labels import encode_mask_png, read_mask, write_mask
 from annotator.core.project import ProjectData, open_project, parse_project, save_project

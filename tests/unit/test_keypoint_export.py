@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.annotation import AnnotationModel
+from annotator.core.model.annotation import AnnotationModel
 from annotator.core.errors import UsageError
 from annotator.core.export import write_keypoints_json
 from annotator.core.project import save_project

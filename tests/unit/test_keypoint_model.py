@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.core.annotation import AnnotationModel, FramePoints, KeypointInfo
+from annotator.core.model.annotation import AnnotationModel, FramePoints, KeypointInfo
 from annotator.core.errors import UsageError
 from tests.fakes import ArrayVideo
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import annotator.core.project as project_mod
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import MaskError, ProjectError, SaveError
 from annotator.core.labels import read_mask, write_mask
 from annotator.core.project import (ChangeTracker, migrate, open_project, parse_project, read_project,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.autosave import Autosaver, find_recoverable, recover
 from annotator.core.errors import ProjectError
 from annotator.core.project import ChangeTracker, open_project, parse_project, read_project_file, save_project

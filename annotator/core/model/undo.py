@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from annotator.core.annotation import FramePoints, FrameState, KeypointInfo, ObjectInfo
+    from annotator.core.model.annotation import FramePoints, FrameState, KeypointInfo, ObjectInfo
 
 Box = tuple[int, int, int, int]
 """(y0, x0, y1, x1), end exclusive, in pixels of the original resolution."""

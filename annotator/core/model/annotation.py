@@ -31,8 +31,8 @@ import numpy as np
 
 from annotator.core.errors import UsageError, size_text
 from annotator.core.labels import DAVIS_PALETTE, MAX_OBJECT_ID, VOID
-from annotator.core.points import Point, check_point_inside
-from annotator.core.undo import Box, Change, History, KeypointChange, ObjectChange, PointsChange
+from annotator.core.model.points import Point, check_point_inside
+from annotator.core.model.undo import Box, Change, History, KeypointChange, ObjectChange, PointsChange
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.core.video import VideoSource
