@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from annotator.core.atomic import atomic_write_text
+from annotator.core.io.atomic import atomic_write_text
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
 from annotator.core.experiments import FACTORS, markdown_table
-from annotator.core.outputs import make_folder
+from annotator.core.io.outputs import make_folder
 from annotator.core.part_groups import parse_part_groups
 from annotator.core.propagation import FUSIONS, PropagationParams
 from annotator.core.settings import RunSettings
@@ -174,7 +174,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
     """Many videos: one progress bar, a summary table (also ``OUT/summary.csv``), exit 1 if any failed."""
     from annotator.core.batch import check_outputs, run_batch
-    from annotator.core.outputs import check_new_file
+    from annotator.core.io.outputs import check_new_file
 
     check_outputs(jobs, args.overwrite)
     check_new_file(Path(args.out) / "summary.csv", args.overwrite)
@@ -212,12 +212,12 @@ def cmd_keypoints(args: argparse.Namespace) -> int:
     """``keypoints VIDEO --points refs.json --out tracks.json``: carry points through the video."""
     from annotator.core.features import FeatureStore
     from annotator.core.keypoints import propagate_keypoints_video
-    from annotator.core.keypoints_json import keypoints_json_text, read_keypoints_json
+    from annotator.core.io.keypoints_json import keypoints_json_text, read_keypoints_json
     from annotator.core.video import open_video
 
     settings = _settings(args)
     params = settings.params
-    from annotator.core.outputs import check_new_file
+    from annotator.core.io.outputs import check_new_file
 
     out = Path(args.out)
     check_new_file(out, args.overwrite)
@@ -271,7 +271,7 @@ def _print_scores(runs: Sequence[SequenceRun], backbone, params: PropagationPara
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from annotator.core import davis
+    from annotator.core.io import davis
     from annotator.core.evaluation import evaluate_davis_sequence
 
     settings = _settings(args)
@@ -304,7 +304,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _eval_frames(args: argparse.Namespace, names: Sequence[str]) -> int:
     """Frames ``eval`` propagates per grid point: all but the first of each sequence, or all but its keyframes."""
-    from annotator.core import davis
+    from annotator.core.io import davis
     from annotator.core.evaluation import keyframe_indices
 
     lengths = [len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) for n in names]
@@ -314,7 +314,7 @@ def _eval_frames(args: argparse.Namespace, names: Sequence[str]) -> int:
 
 def _check_eval_outputs(args: argparse.Namespace, names: Sequence[str]) -> None:
     """Before any propagation: refuse outputs that would replace files, unless ``--overwrite``."""
-    from annotator.core.outputs import check_mask_folder, check_new_files
+    from annotator.core.io.outputs import check_mask_folder, check_new_files
 
     check_new_files([args.json, args.csv], args.overwrite)
     if args.save_masks is not None:
@@ -325,7 +325,7 @@ def _check_eval_outputs(args: argparse.Namespace, names: Sequence[str]) -> None:
 
 
 def _write_reports(folder: str, named_scores) -> None:
-    from annotator.core.report import write_report
+    from annotator.core.io.report import write_report
 
     for name, s in named_scores:
         write_report(folder, name, s.object_ids, s.frames, s.J, s.F)
@@ -370,9 +370,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from annotator.core.outputs import check_mask_folder
+    from annotator.core.io.outputs import check_mask_folder
     from annotator.core.evaluation import evaluate_video
-    from annotator.core.labels import mask_files
+    from annotator.core.io.labels import mask_files
     from annotator.core.sample import SAMPLE_GROUNDTRUTH, SAMPLE_NAME, SAMPLE_VIDEO
 
     settings = _settings(args)
@@ -421,10 +421,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     original size, and its keypoints as the JSON ``annotator keypoints`` writes."""
     import numpy as np
 
-    from annotator.core.labels import write_mask
+    from annotator.core.io.labels import write_mask
     from annotator.core.project import read_project
-    from annotator.core.export import davis_paths, keypoints_export_text  # the same as the GUI's exports
-    from annotator.core.outputs import check_mask_folder, check_new_file
+    from annotator.core.io.export import davis_paths, keypoints_export_text  # the same as the GUI's exports
+    from annotator.core.io.outputs import check_mask_folder, check_new_file
 
     content = read_project(args.project, with_video=False)  # the masks are enough: no video needed
     video = content.data.video

@@ -31,12 +31,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from annotator.core import davis
+from annotator.core.io import davis
 from annotator.core.backbones import load_backbone
 from annotator.core.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.features import FeatureStore
 from annotator.core.keyframes import Span
-from annotator.core.labels import VOID, read_mask_folder
+from annotator.core.io.labels import VOID, read_mask_folder
 from annotator.core.pipeline import propagate_span
 from annotator.core.propagation import FrameResult, PropagationParams, propagate
 from annotator.core.suggest import Calibration, suggest_frame

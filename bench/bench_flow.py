@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from annotator.core import davis
+from annotator.core.io import davis
 from annotator.core.backbones import load_backbone
 from annotator.core.evaluation import evaluate_davis_sequence
 from annotator.core.metrics import summarize

@@ -36,7 +36,7 @@ import torch
 
 from annotator.core.backbones import load_backbone
 from annotator.core.features import FeatureStore
-from annotator.core.labels import read_mask, write_mask
+from annotator.core.io.labels import read_mask, write_mask
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.propagation import (
     PropagationParams,

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.core import davis
+from annotator.core.io import davis
 from annotator.core.backbones import load_backbone
 from annotator.core.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.features import FeatureStore
-from annotator.core.labels import VOID, read_mask_folder
+from annotator.core.io.labels import VOID, read_mask_folder
 from annotator.core.propagation import FrameResult, PropagationParams, propagate
 from annotator.core.suggest import DEFAULT_RULE, Calibration, suggest_frame
 from annotator.core.video import open_video

@@ -99,7 +99,7 @@ def make_davis_root(root: Path, names: tuple[str, ...] = ("alpha", "beta"), n_fr
                     seed: int = 0) -> dict[str, list[np.ndarray]]:
     """A tiny DAVIS root: JPEGImages/480p/<name> and a mask of every frame in Annotations/480p/<name>
     (a square moving over texture, 96x64, seed ``seed + k`` for the k-th name); the true label maps by name."""
-    from annotator.core.labels import write_mask_folder
+    from annotator.core.io.labels import write_mask_folder
 
     truths = {}
     for k, name in enumerate(names):
@@ -113,7 +113,7 @@ def make_davis_root(root: Path, names: tuple[str, ...] = ("alpha", "beta"), n_fr
 def clip_on_disk(folder: Path, n_frames: int = 4) -> tuple[Path, Path, list[np.ndarray]]:
     """A square moving over texture (96x64) as a frame folder ``folder/frames``, its first mask as
     ``folder/first.png``, and the true label maps."""
-    from annotator.core.labels import write_mask
+    from annotator.core.io.labels import write_mask
 
     frames, truth = moving_objects_clip(n_frames=n_frames, hw=(64, 96), size=24, step=4)
     mask = folder / "first.png"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.core.model.annotation import AnnotationModel
-from annotator.core.atomic import atomic_write_text
+from annotator.core.io.atomic import atomic_write_text
 from annotator.core.errors import ProjectError, SaveError
 try:
     import fcntl

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import MaskError, size_text
-from annotator.core.labels import VOID
+from annotator.core.io.labels import VOID
 from annotator.core.metrics import DEFAULT_BOUND_TH, boundary_f, jaccard
 
 __all__ = [

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.core import davis
+from annotator.core.io import davis
 from annotator.core.features import FeatureStore
 from annotator.core.errors import UsageError
-from annotator.core.labels import object_ids, read_mask_folder, write_mask_folder
+from annotator.core.io.labels import object_ids, read_mask_folder, write_mask_folder
 from annotator.core.metrics import SequenceScores, evaluate_sequence
 from annotator.core.propagation import PropagationParams
 from annotator.core.runner import run_video

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.core import davis
+from annotator.core.io import davis
 from annotator.core.errors import UsageError
 from annotator.core.evaluation import evaluate_store
 from annotator.core.features import FeatureStore
-from annotator.core.labels import read_mask_folder
+from annotator.core.io.labels import read_mask_folder
 from annotator.core.part_groups import format_part_groups
 from annotator.core.propagation import PropagationParams
 from annotator.core.settings import BackboneCache, RunSettings

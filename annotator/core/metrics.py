@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from annotator.core.errors import MaskError, UsageError, size_text
-from annotator.core.labels import MAX_OBJECT_ID, VOID, object_ids as _ids_in
+from annotator.core.io.labels import MAX_OBJECT_ID, VOID, object_ids as _ids_in
 from annotator.core.model.points import Point
 
 __all__ = [

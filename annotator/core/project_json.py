@@ -19,7 +19,7 @@ from typing import Any
 from annotator.core.model.annotation import (MAX_KEYPOINT_ID, AnnotationModel, FramePoints, FrameState, KeypointInfo,
                                        ObjectInfo, keypoint_color, palette_color)
 from annotator.core.errors import ProjectError, size_text
-from annotator.core.labels import MAX_OBJECT_ID
+from annotator.core.io.labels import MAX_OBJECT_ID
 from annotator.core.model.points import point_inside
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "PROJECT_FILE", "ProjectData", "VideoRecord", "migrate",

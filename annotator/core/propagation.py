@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
 from annotator.core.flow import FlowCue
-from annotator.core.labels import VOID
+from annotator.core.io.labels import VOID
 from annotator.core.part_groups import PartGroups, check_part_groups
 from annotator.core.topk_select import RunningTopK
 from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels

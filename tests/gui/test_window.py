@@ -9,7 +9,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from annotator.core.model.annotation import FrameState
-from annotator.core.labels import read_mask_folder, write_mask
+from annotator.core.io.labels import read_mask_folder, write_mask
 from annotator.core.video import open_video
 from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog
 from gui_helpers import run_propagation, square_clip

@@ -7,7 +7,7 @@ import pytest
 
 from annotator.core.model.annotation import AnnotationModel, FrameState, palette_color
 from annotator.core.errors import UsageError
-from annotator.core.labels import DAVIS_PALETTE
+from annotator.core.io.labels import DAVIS_PALETTE
 from tests.fakes import ArrayVideo
 
 

@@ -10,7 +10,7 @@ import pytest
 from annotator.cli import main
 from annotator.core.batch import BatchJob, davis_jobs, list_jobs, run_batch
 from annotator.core.errors import UsageError
-from annotator.core.labels import read_mask_folder, write_mask
+from annotator.core.io.labels import read_mask_folder, write_mask
 from annotator.core.settings import RunSettings
 from tests.synthetic import make_davis_root, moving_objects_clip, write_frames
 

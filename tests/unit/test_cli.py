@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.labels import read_mask, read_mask_folder, write_mask, write_mask_folder
+from annotator.core.io.labels import read_mask, read_mask_folder, write_mask, write_mask_folder
 from tests.synthetic import clip_on_disk, moving_objects_clip, write_frames
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]

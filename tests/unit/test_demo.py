@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.labels import read_mask_folder
+from annotator.core.io.labels import read_mask_folder
 from annotator.core.metrics import evaluate_sequence
 from annotator.core.sample import SAMPLE_GROUNDTRUTH, SAMPLE_MASKS, SAMPLE_VIDEO
 from annotator.core.video import open_video

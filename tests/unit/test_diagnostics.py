@@ -16,7 +16,7 @@ from annotator.core.diagnostics import (ErrorKind, GroundTruthTracker, confidenc
 from annotator.core.errors import MaskError, UsageError
 from annotator.core.experiments import RunRecord, axis_points, compare_runs, grid_points, parse_grid
 from annotator.core.metrics import evaluate_sequence
-from annotator.core.report import curves_png, metrics_csv_text, write_report
+from annotator.core.io.report import curves_png, metrics_csv_text, write_report
 from tests.synthetic import make_davis_root, moving_objects_clip
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from annotator.cli import main
 from annotator.core.errors import EXIT_CODES
-from annotator.core.labels import write_mask
+from annotator.core.io.labels import write_mask
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]

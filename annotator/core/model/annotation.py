@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from annotator.core.errors import UsageError, size_text
-from annotator.core.labels import DAVIS_PALETTE, MAX_OBJECT_ID, VOID
+from annotator.core.io.labels import DAVIS_PALETTE, MAX_OBJECT_ID, VOID
 from annotator.core.model.points import Point, check_point_inside
 from annotator.core.model.undo import Box, Change, History, KeypointChange, ObjectChange, PointsChange
 

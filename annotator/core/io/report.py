@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from annotator.core.atomic import atomic_write_bytes, atomic_write_text
-from annotator.core.labels import DAVIS_PALETTE
-from annotator.core.outputs import make_folder
+from annotator.core.io.atomic import atomic_write_bytes, atomic_write_text
+from annotator.core.io.labels import DAVIS_PALETTE
+from annotator.core.io.outputs import make_folder
 
 __all__ = ["curves_png", "metrics_csv_text", "write_report"]
 

@@ -17,13 +17,13 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from annotator.core import davis
+from annotator.core.io import davis
 from annotator.core.model.annotation import AnnotationModel, FramePoints, KeypointInfo
-from annotator.core.atomic import atomic_write_text
+from annotator.core.io.atomic import atomic_write_text
 from annotator.core.errors import SaveError, UsageError
-from annotator.core.keypoints_json import keypoints_json_text
-from annotator.core.labels import DAVIS_PALETTE, write_mask
-from annotator.core.outputs import make_folder
+from annotator.core.io.keypoints_json import keypoints_json_text
+from annotator.core.io.labels import DAVIS_PALETTE, write_mask
+from annotator.core.io.outputs import make_folder
 from annotator.core.video import VideoSource, quiet_ffmpeg
 
 RESOLUTION_FOLDER = "480p"

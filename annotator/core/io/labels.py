@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from annotator.core.atomic import atomic_write_bytes
+from annotator.core.io.atomic import atomic_write_bytes
 from annotator.core.errors import MaskError, SaveError, read_bytes, size_text
-from annotator.core.outputs import make_folder
+from annotator.core.io.outputs import make_folder
 from annotator.core.video import IMAGE_EXTENSIONS
 
 __all__ = [
