@@ -210,7 +210,7 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
 
 def cmd_keypoints(args: argparse.Namespace) -> int:
     """``keypoints VIDEO --points refs.json --out tracks.json``: carry points through the video."""
-    from annotator.core.features import FeatureStore
+    from annotator.core.features.store import FeatureStore
     from annotator.core.keypoints import propagate_keypoints_video
     from annotator.core.io.keypoints_json import keypoints_json_text, read_keypoints_json
     from annotator.core.video import open_video
@@ -338,7 +338,7 @@ def _eval_grid(args: argparse.Namespace, settings: RunSettings, names: list[str]
 
     grid = parse_grid(args.grid)
     if args.one_at_a_time:
-        from annotator.core.backbones.lite0 import DEFAULT_LITE0_STAGE
+        from annotator.core.features.backbones.lite0 import DEFAULT_LITE0_STAGE
 
         default_stage = DEFAULT_LITE0_STAGE if args.backbone.startswith("lite0") else "layer3"
         base = {**dataclasses.asdict(settings.params), "short_side": args.short_side, "backbone": args.backbone,
@@ -409,7 +409,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    from annotator.core.backbones import available_backbones
+    from annotator.core.features.backbones import available_backbones
 
     for line in available_backbones():
         print(line)

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from annotator.core.io import davis
-from annotator.core.backbones import load_backbone
+from annotator.core.features.backbones import load_backbone
 from annotator.core.diagnostics import frame_scores, frame_uncertainty
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.keyframes import Span
 from annotator.core.io.labels import VOID, read_mask_folder
 from annotator.core.pipeline import propagate_span

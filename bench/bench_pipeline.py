@@ -34,8 +34,8 @@ from pathlib import Path
 
 import torch
 
-from annotator.core.backbones import load_backbone
-from annotator.core.features import FeatureStore
+from annotator.core.features.backbones import load_backbone
+from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask, write_mask
 from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.propagation import (

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from annotator.core.io import davis
-from annotator.core.backbones import load_backbone
+from annotator.core.features.backbones import load_backbone
 from annotator.core.diagnostics import frame_scores, frame_uncertainty
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import VOID, read_mask_folder
 from annotator.core.propagation import FrameResult, PropagationParams, propagate
 from annotator.core.suggest import DEFAULT_RULE, Calibration, suggest_frame

@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from annotator.core.io import davis
-from annotator.core.backbones import DEFAULT_FLIP, load_backbone
-from annotator.core.features import FeatureStore
+from annotator.core.features.backbones import DEFAULT_FLIP, load_backbone
+from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.metrics import evaluate_sequence, summarize
 from annotator.core.pipeline import propagate_video

@@ -86,7 +86,7 @@ def _edit_job(job: dict) -> None:
 
 def _propagate_job(job: dict) -> None:
     from annotator.core.autosave import Autosaver
-    from annotator.core.features import FeatureStore
+    from annotator.core.features.store import FeatureStore
     from annotator.core.project import load_project
     from annotator.core.propagation import PropagationParams, propagate
 

@@ -26,7 +26,7 @@ import torch
 
 from annotator.core.io import davis
 from annotator.core.errors import AnnotatorError, MaskError, UsageError, size_text
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import mask_files, mask_index, read_mask, read_mask_folder, write_mask
 from annotator.core.io.outputs import check_mask_folder, make_folder
 from annotator.core.runner import run_video

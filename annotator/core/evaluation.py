@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.core.io import davis
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.errors import UsageError
 from annotator.core.io.labels import object_ids, read_mask_folder, write_mask_folder
 from annotator.core.metrics import SequenceScores, evaluate_sequence

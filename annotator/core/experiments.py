@@ -19,7 +19,7 @@ import numpy as np
 from annotator.core.io import davis
 from annotator.core.errors import UsageError
 from annotator.core.evaluation import evaluate_store
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.part_groups import format_part_groups
 from annotator.core.propagation import PropagationParams

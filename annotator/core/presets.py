@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from annotator.core.backbones import DEFAULT_FLIP
+from annotator.core.features.backbones import DEFAULT_FLIP
 from annotator.core.errors import UsageError
 from annotator.core.propagation import PropagationParams
 

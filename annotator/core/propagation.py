@@ -340,7 +340,7 @@ def _reference_cells(hw: tuple[int, int], radius: float, stride: int, device: to
 def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
     """What ``PropagationParams.precision`` means on ``device`` ("auto": see the field's docstring)."""
     if precision == "auto":
-        from annotator.core.backbones.device import cpu_has_bf16
+        from annotator.core.features.backbones.device import cpu_has_bf16
 
         return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16() else torch.float32
     return torch.bfloat16 if precision == "bfloat16" else torch.float32

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from annotator.core.backbones import DEFAULT_BACKBONE, DEFAULT_FLIP, Backbone, load_backbone
+from annotator.core.features.backbones import DEFAULT_BACKBONE, DEFAULT_FLIP, Backbone, load_backbone
 from annotator.core.propagation import PropagationParams
 
 __all__ = ["BackboneCache", "RunSettings"]

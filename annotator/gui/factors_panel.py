@@ -12,7 +12,7 @@ from dataclasses import replace
 from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QPushButton, QVBoxLayout, QWidget
 
-from annotator.core.backbones import DEFAULT_LITE0_STAGE
+from annotator.core.features.backbones import DEFAULT_LITE0_STAGE
 from annotator.core.settings import RunSettings
 from annotator.gui.factor_rows import FactorWidgets, backbone_combo, short_side_spin
 

@@ -47,7 +47,7 @@ from PySide6.QtCore import QObject, Signal
 
 from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.keyframes import fill_span, span_results, spans
 from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.propagation import FrameResult, propagate
@@ -196,7 +196,7 @@ class PropagationController(QObject):
         self.settings = settings or RunSettings()
         self._factory = backbone_factory
         if backbone_factory is load_backbone_for and self.settings.backbone.split(":")[0] == "lite0":
-            from annotator.core.backbones.lite0 import read_weights, weights_path
+            from annotator.core.features.backbones.lite0 import read_weights, weights_path
 
             read_weights(weights_path())  # ~50 ms now, instead of a crawl on the worker later
         self._backbones = BackboneCache()  # loaded on the worker thread, kept here on the GUI thread

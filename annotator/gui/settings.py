@@ -200,7 +200,7 @@ class SettingsDialog(QDialog):
 
 def device_text(backbone: str, device: str) -> str:
     """Status-bar text: the backbone and the device it runs on ("auto" resolved: CPU, CUDA or MPS)."""
-    from annotator.core.backbones.device import resolve_device
+    from annotator.core.features.backbones.device import resolve_device
 
     try:
         shown = resolve_device(device).type

@@ -275,7 +275,7 @@ def test_cli_export_refuses_a_mask_with_ids_beyond_the_objects(project, tmp_path
 @pytest.mark.slow  # ~7 s: the engine's full-resolution one-hot and argmax at 3840x2160
 def test_4k_frames_are_processed_at_the_working_resolution_and_exported_at_the_original(tmp_path, capsys,
                                                                                           monkeypatch):
-    from annotator.core.features import FeatureStore
+    from annotator.core.features.store import FeatureStore
 
     hw = (2160, 3840)
     yy, xx = np.mgrid[0:hw[0], 0:hw[1]]

@@ -212,7 +212,7 @@ def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_
 
 
 def test_quality_preset_is_the_default_settings():
-    from annotator.core.backbones import DEFAULT_FLIP
+    from annotator.core.features.backbones import DEFAULT_FLIP
     from annotator.core.presets import DEFAULT_PRESET, PRESETS, preset
     from annotator.core.propagation import PropagationParams
 

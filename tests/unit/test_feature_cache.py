@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.video import open_video
 from tests.fakes import ColourBackbone
 from tests.synthetic import moving_objects_clip, write_frames

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from annotator.core.errors import VideoError
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.pipeline import propagate_video
 from annotator.core.propagation import PropagationParams
 from tests.synthetic import moving_objects_clip

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.core.backbones import load_backbone
+from annotator.core.features.backbones import load_backbone
 from annotator.core.errors import UsageError
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.keypoints import heatmap_peaks, keypoint_heatmaps, propagate_keypoints
 from annotator.core.metrics import pck, point_errors
 from annotator.core.metrics import jaccard

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.core.backbones import load_backbone
-from annotator.core.features import FeatureStore
+from annotator.core.features.backbones import load_backbone
+from annotator.core.features.store import FeatureStore
 from annotator.core.metrics import jaccard
 from annotator.core.pipeline import propagate_video
 from annotator.core.propagation import PropagationParams

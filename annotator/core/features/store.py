@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from annotator.core.feature_cache import DiskFeatureCache
+from annotator.core.features.cache import DiskFeatureCache
 from annotator.core.video import VideoSource, hash_video, resize_frame, working_hw
 
 

@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from annotator.core.backbones.device import apply_threads, resolve_device, resolve_dtype
-from annotator.core.backbones.lite0 import DEFAULT_LITE0_STAGE, FEATURE_STAGES
+from annotator.core.features.backbones.device import apply_threads, resolve_device, resolve_dtype
+from annotator.core.features.backbones.lite0 import DEFAULT_LITE0_STAGE, FEATURE_STAGES
 from annotator.core.errors import BackboneError
 
 if TYPE_CHECKING:
-    from annotator.core.backbones.resnet import LoadReport
+    from annotator.core.features.backbones.resnet import LoadReport
 
 __all__ = [
     "DEFAULT_BACKBONE",
@@ -156,7 +156,7 @@ def _suffix(weights: str | os.PathLike | None) -> str:
 def _load_lite0(stage: str | None, weights: str | os.PathLike | None) -> tuple[nn.Module, str, str]:
     import pickle
 
-    from annotator.core.backbones import lite0
+    from annotator.core.features.backbones import lite0
 
     stages = lite0.parse_stages(stage)
     if weights is not None:
@@ -201,7 +201,7 @@ def load_backbone(
         model, name, source = _load_lite0(_pick_stage(rest, stage, spec), weights)
         channels = model.channels
     elif kind in ("resnet18", "resnet50", "checkpoint"):
-        from annotator.core.backbones.resnet import build_resnet
+        from annotator.core.features.backbones.resnet import build_resnet
 
         if kind == "checkpoint":
             if not rest:
