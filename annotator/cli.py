@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from annotator.core.io.atomic import atomic_write_text
-from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
+from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
 from annotator.core.experiments import FACTORS, markdown_table
 from annotator.core.io.outputs import make_folder
-from annotator.core.part_groups import parse_part_groups
-from annotator.core.propagation import FUSIONS, PropagationParams
+from annotator.core.engine.part_groups import parse_part_groups
+from annotator.core.engine.propagation import FUSIONS, PropagationParams
 from annotator.core.settings import RunSettings
-from annotator.core.upsampling import UPSAMPLE_MODES
+from annotator.core.engine.upsampling import UPSAMPLE_MODES
 
 if TYPE_CHECKING:
     from annotator.core.evaluation import SequenceRun
@@ -211,7 +211,7 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
 def cmd_keypoints(args: argparse.Namespace) -> int:
     """``keypoints VIDEO --points refs.json --out tracks.json``: carry points through the video."""
     from annotator.core.features.store import FeatureStore
-    from annotator.core.keypoints import propagate_keypoints_video
+    from annotator.core.engine.keypoints import propagate_keypoints_video
     from annotator.core.io.keypoints_json import keypoints_json_text, read_keypoints_json
     from annotator.core.video import open_video
 

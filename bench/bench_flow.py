@@ -15,7 +15,7 @@ from annotator.core.io import davis
 from annotator.core.features.backbones import load_backbone
 from annotator.core.evaluation import evaluate_davis_sequence
 from annotator.core.metrics import summarize
-from annotator.core.propagation import PropagationParams
+from annotator.core.engine.propagation import PropagationParams
 
 
 def main() -> None:

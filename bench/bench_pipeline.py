@@ -37,8 +37,8 @@ import torch
 from annotator.core.features.backbones import load_backbone
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask, write_mask
-from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
-from annotator.core.propagation import (
+from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
+from annotator.core.engine.propagation import (
     PropagationParams,
     propagate,
     propagate_frame,

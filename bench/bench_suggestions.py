@@ -35,7 +35,7 @@ from annotator.core.features.backbones import load_backbone
 from annotator.core.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import VOID, read_mask_folder
-from annotator.core.propagation import FrameResult, PropagationParams, propagate
+from annotator.core.engine.propagation import FrameResult, PropagationParams, propagate
 from annotator.core.suggest import DEFAULT_RULE, Calibration, suggest_frame
 from annotator.core.video import open_video
 

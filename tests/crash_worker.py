@@ -88,7 +88,7 @@ def _propagate_job(job: dict) -> None:
     from annotator.core.autosave import Autosaver
     from annotator.core.features.store import FeatureStore
     from annotator.core.project import load_project
-    from annotator.core.propagation import PropagationParams, propagate
+    from annotator.core.engine.propagation import PropagationParams, propagate
 
     model = AnnotationModel()
     content = load_project(job["project"], model)
@@ -114,7 +114,7 @@ def _warm_up_propagation() -> None:
     """Load the compiled top-k selection once here, not in every child (it takes longer than a kill's delay)."""
     import torch
 
-    from annotator.core.propagation import ContextFrame, PropagationParams, propagate_frame
+    from annotator.core.engine.propagation import ContextFrame, PropagationParams, propagate_frame
 
     features = torch.nn.functional.normalize(torch.randn(4, 5, 6), dim=0)
     context = [ContextFrame(0, features, torch.ones(1, 5, 6), True), ContextFrame(1, features, torch.ones(1, 5, 6), False)]

@@ -155,7 +155,7 @@ def correction_j(soft: torch.Tensor, label_ids: Sequence[int], corrected: np.nda
     image size. Objects in neither are skipped, as are objects the result did not carry; 1.0 when
     no object is left.
     """
-    from annotator.core.propagation import labels_to_grid
+    from annotator.core.engine.propagation import labels_to_grid
 
     grid_hw = tuple(soft.shape[1:])
     ids = tuple(int(i) for i in label_ids)

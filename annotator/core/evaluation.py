@@ -21,7 +21,7 @@ from annotator.core.features.store import FeatureStore
 from annotator.core.errors import UsageError
 from annotator.core.io.labels import object_ids, read_mask_folder, write_mask_folder
 from annotator.core.metrics import SequenceScores, evaluate_sequence
-from annotator.core.propagation import PropagationParams
+from annotator.core.engine.propagation import PropagationParams
 from annotator.core.runner import run_video
 from annotator.core.video import open_video
 

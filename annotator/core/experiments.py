@@ -21,8 +21,8 @@ from annotator.core.errors import UsageError
 from annotator.core.evaluation import evaluate_store
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
-from annotator.core.part_groups import format_part_groups
-from annotator.core.propagation import PropagationParams
+from annotator.core.engine.part_groups import format_part_groups
+from annotator.core.engine.propagation import PropagationParams
 from annotator.core.settings import BackboneCache, RunSettings
 from annotator.core.video import open_video
 

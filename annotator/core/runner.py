@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from annotator.core.features.store import FeatureStore
-from annotator.core.pipeline import propagate_video
-from annotator.core.propagation import FrameResult, PropagationParams
+from annotator.core.engine.pipeline import propagate_video
+from annotator.core.engine.propagation import FrameResult, PropagationParams
 
 __all__ = ["run_video"]
 

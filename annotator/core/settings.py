@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from annotator.core.features.backbones import DEFAULT_BACKBONE, DEFAULT_FLIP, Backbone, load_backbone
-from annotator.core.propagation import PropagationParams
+from annotator.core.engine.propagation import PropagationParams
 
 __all__ = ["BackboneCache", "RunSettings"]
 

@@ -29,7 +29,7 @@ from annotator.core.diagnostics import (GroundTruthTracker, confidence_map, corr
 from annotator.core.errors import UsageError
 from annotator.core.experiments import RunRecord
 from annotator.core.io.labels import read_mask_folder
-from annotator.core.propagation import FrameResult
+from annotator.core.engine.propagation import FrameResult
 from annotator.core.io.report import write_report
 from annotator.core.suggest import DEFAULT_TARGET, Calibration, suggest_frame
 from annotator.gui.diagnostic_overlay import (DiagnosticLayer, DiagnosticMode, UncertaintyStrip, confidence_rgba,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 
-from annotator.core.propagation import PropagationParams
+from annotator.core.engine.propagation import PropagationParams
 
 BACKBONES = ("lite0", "resnet18", "resnet50")
 

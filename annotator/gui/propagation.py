@@ -48,9 +48,9 @@ from PySide6.QtCore import QObject, Signal
 from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
 from annotator.core.features.store import FeatureStore
-from annotator.core.keyframes import fill_span, span_results, spans
-from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
-from annotator.core.propagation import FrameResult, propagate
+from annotator.core.engine.keyframes import fill_span, span_results, spans
+from annotator.core.engine.keypoints import KeypointResult, propagate_keypoints_video
+from annotator.core.engine.propagation import FrameResult, propagate
 from annotator.core.settings import BackboneCache, RunSettings
 from annotator.core.model.undo import Change, Transaction
 from annotator.gui.worker import GeneratorWorker

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
 from annotator.core.errors import AnnotatorError, UsageError
-from annotator.core.part_groups import format_part_groups, parse_part_groups
-from annotator.core.presets import PRESETS
-from annotator.core.propagation import PropagationParams
+from annotator.core.engine.part_groups import format_part_groups, parse_part_groups
+from annotator.core.engine.presets import PRESETS
+from annotator.core.engine.propagation import PropagationParams
 from annotator.core.settings import RunSettings
 from annotator.gui.factor_rows import FactorWidgets, backbone_combo, short_side_spin
 

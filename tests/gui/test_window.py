@@ -186,7 +186,7 @@ def test_every_shortcut_is_listed_and_bound(qtbot, make_window):
 
 
 def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
-    from annotator.core.propagation import PropagationParams
+    from annotator.core.engine.propagation import PropagationParams
     from annotator.core.settings import RunSettings
     from annotator.gui.settings import SettingsDialog, load_settings, save_settings
 
@@ -210,7 +210,7 @@ def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
 
 
 def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, qsettings):
-    from annotator.core.presets import PRESETS
+    from annotator.core.engine.presets import PRESETS
     from annotator.core.settings import RunSettings
     from annotator.gui.settings import SettingsDialog, load_settings, save_settings
 

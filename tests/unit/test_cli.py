@@ -213,8 +213,8 @@ def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_
 
 def test_quality_preset_is_the_default_settings():
     from annotator.core.features.backbones import DEFAULT_FLIP
-    from annotator.core.presets import DEFAULT_PRESET, PRESETS, preset
-    from annotator.core.propagation import PropagationParams
+    from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
+    from annotator.core.engine.propagation import PropagationParams
 
     quality = PRESETS[DEFAULT_PRESET]
     assert quality.apply(PropagationParams()) == PropagationParams() and quality.flip == DEFAULT_FLIP

@@ -182,7 +182,7 @@ def test_eval_grid_bad_factor_is_a_one_line_error(davis_root, capsys):
 
 def test_correction_j_compares_a_result_with_the_painted_correction():
     from annotator.core.diagnostics import correction_j
-    from annotator.core.propagation import labels_to_grid
+    from annotator.core.engine.propagation import labels_to_grid
 
     truth = np.zeros((64, 64), np.uint8)
     truth[8:40, 8:40] = 1

@@ -11,8 +11,8 @@ import pytest
 
 from annotator.core.errors import VideoError
 from annotator.core.features.store import FeatureStore
-from annotator.core.pipeline import propagate_video
-from annotator.core.propagation import PropagationParams
+from annotator.core.engine.pipeline import propagate_video
+from annotator.core.engine.propagation import PropagationParams
 from tests.synthetic import moving_objects_clip
 from tests.fakes import ArrayVideo, ColourBackbone
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
-from annotator.core.upsampling import soft_to_labels
-from annotator.core.propagation import (
+from annotator.core.engine.upsampling import soft_to_labels
+from annotator.core.engine.propagation import (
     ContextFrame,
     PropagationParams,
     labels_to_grid,

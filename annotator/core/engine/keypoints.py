@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import torch
 
 from annotator.core.errors import UsageError
-from annotator.core.pipeline import first_reference
+from annotator.core.engine.pipeline import first_reference
 from annotator.core.model.points import Keypoints, Point, check_point_inside
-from annotator.core.propagation import (ContextFrame, FeatureSource, PropagationParams, propagate_frame,
+from annotator.core.engine.propagation import (ContextFrame, FeatureSource, PropagationParams, propagate_frame,
                                         references_behind)
 
 DEFAULT_SIGMA = 1.0  # feature cells (8 px at stride 8)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from annotator.core.part_groups import PartGroups, grouped_argmax
+from annotator.core.engine.part_groups import PartGroups, grouped_argmax
 
 UpsampleMode = Literal["bilinear", "guided"]
 UPSAMPLE_MODES: tuple[str, ...] = ("bilinear", "guided")

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
-from annotator.core.flow import FlowCue
+from annotator.core.engine.flow import FlowCue
 from annotator.core.io.labels import VOID
-from annotator.core.part_groups import PartGroups, check_part_groups
-from annotator.core.topk_select import RunningTopK
-from annotator.core.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
+from annotator.core.engine.part_groups import PartGroups, check_part_groups
+from annotator.core.engine.topk_select import RunningTopK
+from annotator.core.engine.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
 
 ContextLabels = Literal["soft", "hard"]
 Precision = Literal["auto", "float32", "bfloat16"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from annotator.core.features.backbones import DEFAULT_FLIP
 from annotator.core.errors import UsageError
-from annotator.core.propagation import PropagationParams
+from annotator.core.engine.propagation import PropagationParams
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from annotator.core.errors import UsageError
-from annotator.core.keyframes import Span, fill_span, spans
-from annotator.core.propagation import FeatureSource, FrameResult, PropagationParams, label_ids_of, propagate
+from annotator.core.engine.keyframes import Span, fill_span, spans
+from annotator.core.engine.propagation import FeatureSource, FrameResult, PropagationParams, label_ids_of, propagate
 
 
 def first_reference(references: Mapping[int, object], num_frames: int, what: str) -> int:

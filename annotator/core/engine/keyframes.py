@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from annotator.core.diagnostics import margin
-from annotator.core.propagation import (FUSIONS, Fusion, FrameResult, PropagationParams, label_ids_of, propagate,
+from annotator.core.engine.propagation import (FUSIONS, Fusion, FrameResult, PropagationParams, label_ids_of, propagate,
                                         propagate_frame)
-from annotator.core.upsampling import soft_to_labels
+from annotator.core.engine.upsampling import soft_to_labels
 
 
 @dataclass(frozen=True)
