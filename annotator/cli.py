@@ -422,7 +422,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import numpy as np
 
     from annotator.core.io.labels import write_mask
-    from annotator.core.project import read_project
+    from annotator.core.project.folder import read_project
     from annotator.core.io.export import davis_paths, keypoints_export_text  # the same as the GUI's exports
     from annotator.core.io.outputs import check_mask_folder, check_new_file
 

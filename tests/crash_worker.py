@@ -67,7 +67,7 @@ def _say(text: str) -> None:
 
 
 def _edit_job(job: dict) -> None:
-    from annotator.core.project import ChangeTracker, load_project, save_project
+    from annotator.core.project.folder import ChangeTracker, load_project, save_project
 
     folder = Path(job["project"])
     model = AnnotationModel()
@@ -85,9 +85,9 @@ def _edit_job(job: dict) -> None:
 
 
 def _propagate_job(job: dict) -> None:
-    from annotator.core.autosave import Autosaver
+    from annotator.core.project.autosave import Autosaver
     from annotator.core.features.store import FeatureStore
-    from annotator.core.project import load_project
+    from annotator.core.project.folder import load_project
     from annotator.core.engine.propagation import PropagationParams, propagate
 
     model = AnnotationModel()

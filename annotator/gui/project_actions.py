@@ -18,9 +18,9 @@ from PySide6.QtCore import QStandardPaths, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from annotator.core.autosave import Autosaver, autosave_folder, discard, find_recoverable, recover
+from annotator.core.project.autosave import Autosaver, autosave_folder, discard, find_recoverable, recover
 from annotator.core.errors import AnnotatorError
-from annotator.core.project import (ChangeTracker, ProjectContent, VideoRecord, apply_project, is_project_folder,
+from annotator.core.project.folder import (ChangeTracker, ProjectContent, VideoRecord, apply_project, is_project_folder,
                                     read_project, save_project)
 from annotator.gui.shortcuts import make_action
 

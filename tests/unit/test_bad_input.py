@@ -27,7 +27,7 @@ from annotator.cli import main
 from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import MaskError, ProjectError, SaveError
 from annotator.core.io.labels import encode_mask_png, read_mask, write_mask
-from annotator.core.project import ProjectData, open_project, parse_project, save_project
+from annotator.core.project.folder import ProjectData, open_project, parse_project, save_project
 from annotator.core.video import open_video
 from tests.synthetic import moving_objects_clip
 

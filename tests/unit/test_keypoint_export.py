@@ -11,7 +11,7 @@ from annotator.cli import main
 from annotator.core.model.annotation import AnnotationModel
 from annotator.core.errors import UsageError
 from annotator.core.io.export import write_keypoints_json
-from annotator.core.project import save_project
+from annotator.core.project.folder import save_project
 from annotator.core.video import open_video
 from tests.synthetic import moving_objects_clip, write_frames
 

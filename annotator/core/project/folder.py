@@ -40,7 +40,7 @@ from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.io.atomic import atomic_write_text
 from annotator.core.errors import ProjectError, SaveError, UsageError, VideoError, read_bytes, size_text
 from annotator.core.io.labels import read_mask, write_mask
-from annotator.core.project_json import (FORMAT_NAME, FORMAT_VERSION, PROJECT_FILE, ProjectData, VideoRecord, migrate,
+from annotator.core.project.format import (FORMAT_NAME, FORMAT_VERSION, PROJECT_FILE, ProjectData, VideoRecord, migrate,
                                          parse_project, project_json_text)
 from annotator.core.video import VideoSource, hash_video, open_video
 

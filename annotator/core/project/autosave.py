@@ -38,7 +38,7 @@ try:
 except ImportError:  # Windows: liveness falls back to the process id
     fcntl = None  # type: ignore[assignment]
 
-from annotator.core.project import (PROJECT_FILE, ChangeTracker, LocateVideo, ProjectContent, load_project,
+from annotator.core.project.folder import (PROJECT_FILE, ChangeTracker, LocateVideo, ProjectContent, load_project,
                                     read_project_file, save_project)
 
 __all__ = ["LOCK_FILE", "SESSION_LOCK_FILE", "Autosaver", "Recoverable", "SessionLock", "autosave_folder", "discard",
