@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 from annotator.core.io.atomic import atomic_write_text
 from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
-from annotator.core.experiments import FACTORS, markdown_table
+from annotator.core.runs.experiments import FACTORS, markdown_table
 from annotator.core.io.outputs import make_folder
 from annotator.core.engine.part_groups import parse_part_groups
 from annotator.core.engine.propagation import FUSIONS, PropagationParams
-from annotator.core.settings import RunSettings
+from annotator.core.runs.settings import RunSettings
 from annotator.core.engine.upsampling import UPSAMPLE_MODES
 
 if TYPE_CHECKING:
-    from annotator.core.evaluation import SequenceRun
+    from annotator.core.runs.evaluation import SequenceRun
 
 _DEFAULTS = PropagationParams()
 
@@ -137,7 +137,7 @@ def _progress(total: int, desc: str, quiet: bool):
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
-    from annotator.core.batch import BatchJob, check_outputs, davis_jobs, list_jobs, run_job
+    from annotator.core.runs.batch import BatchJob, check_outputs, davis_jobs, list_jobs, run_job
 
     settings = _settings(args)
     out = Path(args.out)
@@ -173,7 +173,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
     """Many videos: one progress bar, a summary table (also ``OUT/summary.csv``), exit 1 if any failed."""
-    from annotator.core.batch import check_outputs, run_batch
+    from annotator.core.runs.batch import check_outputs, run_batch
     from annotator.core.io.outputs import check_new_file
 
     check_outputs(jobs, args.overwrite)
@@ -272,7 +272,7 @@ def _print_scores(runs: Sequence[SequenceRun], backbone, params: PropagationPara
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from annotator.core.io import davis
-    from annotator.core.evaluation import evaluate_davis_sequence
+    from annotator.core.runs.evaluation import evaluate_davis_sequence
 
     settings = _settings(args)
     params = settings.params
@@ -305,7 +305,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _eval_frames(args: argparse.Namespace, names: Sequence[str]) -> int:
     """Frames ``eval`` propagates per grid point: all but the first of each sequence, or all but its keyframes."""
     from annotator.core.io import davis
-    from annotator.core.evaluation import keyframe_indices
+    from annotator.core.runs.evaluation import keyframe_indices
 
     lengths = [len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) for n in names]
     return sum(n - (1 if args.keyframes is None else len(keyframe_indices(list(range(n)), args.keyframes)))
@@ -334,7 +334,7 @@ def _write_reports(folder: str, named_scores) -> None:
 
 def _eval_grid(args: argparse.Namespace, settings: RunSettings, names: list[str], frames: int) -> int:
     """``eval --grid``: every combination of the swept factors, one row each (an ablation table)."""
-    from annotator.core.experiments import axis_points, dataset_means, evaluate_grid, grid_points, parse_grid
+    from annotator.core.runs.experiments import axis_points, dataset_means, evaluate_grid, grid_points, parse_grid
 
     grid = parse_grid(args.grid)
     if args.one_at_a_time:
@@ -371,9 +371,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
     from annotator.core.io.outputs import check_mask_folder
-    from annotator.core.evaluation import evaluate_video
+    from annotator.core.runs.evaluation import evaluate_video
     from annotator.core.io.labels import mask_files
-    from annotator.core.sample import SAMPLE_GROUNDTRUTH, SAMPLE_NAME, SAMPLE_VIDEO
+    from annotator.core.runs.sample import SAMPLE_GROUNDTRUTH, SAMPLE_NAME, SAMPLE_VIDEO
 
     settings = _settings(args)
     params = settings.params

@@ -89,7 +89,7 @@ def make_clip(out_dir: Path, seed: int = 7) -> None:
 
 
 def main() -> None:
-    from annotator.core.sample import SAMPLE_DIR
+    from annotator.core.runs.sample import SAMPLE_DIR
 
     default = SAMPLE_DIR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

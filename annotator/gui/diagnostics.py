@@ -27,7 +27,7 @@ from annotator.core.model.annotation import FrameState
 from annotator.core.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
                                         frame_uncertainty)
 from annotator.core.errors import UsageError
-from annotator.core.experiments import RunRecord
+from annotator.core.runs.experiments import RunRecord
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.engine.propagation import FrameResult
 from annotator.core.io.report import write_report

@@ -13,7 +13,7 @@ from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QPushButton, QVBoxLayout, QWidget
 
 from annotator.core.features.backbones import DEFAULT_LITE0_STAGE
-from annotator.core.settings import RunSettings
+from annotator.core.runs.settings import RunSettings
 from annotator.gui.factor_rows import FactorWidgets, backbone_combo, short_side_spin
 
 STAGES = ("default", "s3", "s4", "s5", "s6", "s7", "s4+s5")

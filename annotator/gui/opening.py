@@ -17,7 +17,7 @@ import numpy as np
 
 from annotator.core.errors import MaskError, UsageError
 from annotator.core.io.labels import read_mask, read_mask_folder, resize_labels
-from annotator.core.sample import SAMPLE_MASKS, SAMPLE_VIDEO
+from annotator.core.runs.sample import SAMPLE_MASKS, SAMPLE_VIDEO
 from annotator.core.video import VideoSource, open_video
 
 

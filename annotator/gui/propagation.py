@@ -51,7 +51,7 @@ from annotator.core.features.store import FeatureStore
 from annotator.core.engine.keyframes import fill_span, span_results, spans
 from annotator.core.engine.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.engine.propagation import FrameResult, propagate
-from annotator.core.settings import BackboneCache, RunSettings
+from annotator.core.runs.settings import BackboneCache, RunSettings
 from annotator.core.model.undo import Change, Transaction
 from annotator.gui.worker import GeneratorWorker
 

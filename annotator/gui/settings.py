@@ -17,7 +17,7 @@ from annotator.core.errors import AnnotatorError, UsageError
 from annotator.core.engine.part_groups import format_part_groups, parse_part_groups
 from annotator.core.engine.presets import PRESETS
 from annotator.core.engine.propagation import PropagationParams
-from annotator.core.settings import RunSettings
+from annotator.core.runs.settings import RunSettings
 from annotator.gui.factor_rows import FactorWidgets, backbone_combo, short_side_spin
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

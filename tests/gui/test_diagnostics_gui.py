@@ -202,7 +202,7 @@ def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qt
 
 
 def test_runs_tab_headers_fit_a_narrow_dock_and_the_placeholder_goes_once_runs_are_listed(qtbot):
-    from annotator.core.experiments import RunRecord
+    from annotator.core.runs.experiments import RunRecord
     from annotator.gui.runs_panel import RunsPanel
 
     panel = RunsPanel()

@@ -187,7 +187,7 @@ def test_every_shortcut_is_listed_and_bound(qtbot, make_window):
 
 def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
     from annotator.core.engine.propagation import PropagationParams
-    from annotator.core.settings import RunSettings
+    from annotator.core.runs.settings import RunSettings
     from annotator.gui.settings import SettingsDialog, load_settings, save_settings
 
     defaults = PropagationParams()
@@ -211,7 +211,7 @@ def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
 
 def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, qsettings):
     from annotator.core.engine.presets import PRESETS
-    from annotator.core.settings import RunSettings
+    from annotator.core.runs.settings import RunSettings
     from annotator.gui.settings import SettingsDialog, load_settings, save_settings
 
     dialog = SettingsDialog(RunSettings(), "cpu")
@@ -239,7 +239,7 @@ def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, 
 def test_settings_dialog_part_groups_parse_persist_and_refuse_bad_text(qtbot, qsettings):
     from dataclasses import replace
 
-    from annotator.core.settings import RunSettings
+    from annotator.core.runs.settings import RunSettings
     from annotator.gui.settings import SettingsDialog, load_settings, save_settings
 
     dialog = SettingsDialog(RunSettings(), "cpu")

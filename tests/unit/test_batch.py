@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.batch import BatchJob, davis_jobs, list_jobs, run_batch
+from annotator.core.runs.batch import BatchJob, davis_jobs, list_jobs, run_batch
 from annotator.core.errors import UsageError
 from annotator.core.io.labels import read_mask_folder, write_mask
-from annotator.core.settings import RunSettings
+from annotator.core.runs.settings import RunSettings
 from tests.synthetic import make_davis_root, moving_objects_clip, write_frames
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]

@@ -14,7 +14,7 @@ from annotator.cli import main
 from annotator.core.diagnostics import (ErrorKind, GroundTruthTracker, confidence_map, error_map, frame_scores,
                                         frame_uncertainty)
 from annotator.core.errors import MaskError, UsageError
-from annotator.core.experiments import RunRecord, axis_points, compare_runs, grid_points, parse_grid
+from annotator.core.runs.experiments import RunRecord, axis_points, compare_runs, grid_points, parse_grid
 from annotator.core.metrics import evaluate_sequence
 from annotator.core.io.report import curves_png, metrics_csv_text, write_report
 from tests.synthetic import make_davis_root, moving_objects_clip

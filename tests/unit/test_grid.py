@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from annotator.cli import build_parser, main
-from annotator.core.experiments import FACTORS
+from annotator.core.runs.experiments import FACTORS
 from tests.synthetic import make_davis_root
 
 # a value of each factor other than the command line's default (the base row of --one-at-a-time)

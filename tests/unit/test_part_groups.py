@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from annotator.core.errors import UsageError
-from annotator.core.experiments import RunRecord
+from annotator.core.runs.experiments import RunRecord
 from annotator.core.engine.part_groups import format_part_groups, grouped_argmax, parse_part_groups
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.engine.upsampling import soft_to_labels, upsample_soft

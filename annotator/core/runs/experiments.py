@@ -18,12 +18,12 @@ import numpy as np
 
 from annotator.core.io import davis
 from annotator.core.errors import UsageError
-from annotator.core.evaluation import evaluate_store
+from annotator.core.runs.evaluation import evaluate_store
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.engine.part_groups import format_part_groups
 from annotator.core.engine.propagation import PropagationParams
-from annotator.core.settings import BackboneCache, RunSettings
+from annotator.core.runs.settings import BackboneCache, RunSettings
 from annotator.core.video import open_video
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SAMPLE_NAME = "sample"
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "resources" / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "resources" / "sample"
 SAMPLE_VIDEO = SAMPLE_DIR / "sample.mp4"
 SAMPLE_MASKS = SAMPLE_DIR / "masks"
 """The label map of frame 0 only (``00000.png``): the reference the app opens the clip with."""

@@ -29,8 +29,8 @@ from annotator.core.errors import AnnotatorError, MaskError, UsageError, size_te
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import mask_files, mask_index, read_mask, read_mask_folder, write_mask
 from annotator.core.io.outputs import check_mask_folder, make_folder
-from annotator.core.runner import run_video
-from annotator.core.settings import BackboneCache, RunSettings
+from annotator.core.runs.runner import run_video
+from annotator.core.runs.settings import BackboneCache, RunSettings
 from annotator.core.video import open_video
 
 __all__ = ["BatchJob", "BatchResult", "davis_jobs", "list_jobs", "read_references", "run_batch", "run_job"]
