@@ -256,7 +256,7 @@ _SCORE_COLUMNS = ("sequence", "J", "F", "J&F", "frames", "frames/s")
 def _print_scores(runs: Sequence[SequenceRun], backbone, params: PropagationParams) -> list[dict]:
     """Print the settings and the table of J, F, J&F, frames and frames/s per sequence, then their mean
     (the dataset mean of ``metrics.summarize``); returns the rows, the mean last."""
-    from annotator.core.metrics import summarize
+    from annotator.core.analysis.metrics import summarize
 
     rows = [{"sequence": r.scores.name, "J": r.scores.j_mean, "F": r.scores.f_mean, "J&F": r.scores.jf,
              "frames": r.frames, "frames/s": r.fps} for r in runs]

@@ -33,13 +33,13 @@ import numpy as np
 
 from annotator.core.io import davis
 from annotator.core.features.backbones import load_backbone
-from annotator.core.diagnostics import frame_scores, frame_uncertainty
+from annotator.core.analysis.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.features.store import FeatureStore
 from annotator.core.engine.keyframes import Span
 from annotator.core.io.labels import VOID, read_mask_folder
 from annotator.core.engine.pipeline import propagate_span
 from annotator.core.engine.propagation import FrameResult, PropagationParams, propagate
-from annotator.core.suggest import Calibration, suggest_frame
+from annotator.core.analysis.suggest import Calibration, suggest_frame
 from annotator.core.video import open_video
 
 Values = dict[int, tuple[float, float]]  # frame -> (J of the worst object, uncertainty)

@@ -14,7 +14,7 @@ import argparse
 from annotator.core.io import davis
 from annotator.core.features.backbones import load_backbone
 from annotator.core.runs.evaluation import evaluate_davis_sequence
-from annotator.core.metrics import summarize
+from annotator.core.analysis.metrics import summarize
 from annotator.core.engine.propagation import PropagationParams
 
 

@@ -32,11 +32,11 @@ import numpy as np
 
 from annotator.core.io import davis
 from annotator.core.features.backbones import load_backbone
-from annotator.core.diagnostics import frame_scores, frame_uncertainty
+from annotator.core.analysis.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import VOID, read_mask_folder
 from annotator.core.engine.propagation import FrameResult, PropagationParams, propagate
-from annotator.core.suggest import DEFAULT_RULE, Calibration, suggest_frame
+from annotator.core.analysis.suggest import DEFAULT_RULE, Calibration, suggest_frame
 from annotator.core.video import open_video
 
 

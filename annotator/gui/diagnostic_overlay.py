@@ -16,7 +16,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from annotator.core.diagnostics import ErrorKind
+from annotator.core.analysis.diagnostics import ErrorKind
 
 ERROR_COLORS = {
     ErrorKind.FALSE_POSITIVE: (255, 60, 60, 200),  # red: object where there is none

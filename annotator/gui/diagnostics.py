@@ -24,14 +24,14 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLayout, QPushButton
 
 from annotator.core.model.annotation import FrameState
-from annotator.core.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
+from annotator.core.analysis.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
                                         frame_uncertainty)
 from annotator.core.errors import UsageError
 from annotator.core.runs.experiments import RunRecord
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.engine.propagation import FrameResult
 from annotator.core.io.report import write_report
-from annotator.core.suggest import DEFAULT_TARGET, Calibration, suggest_frame
+from annotator.core.analysis.suggest import DEFAULT_TARGET, Calibration, suggest_frame
 from annotator.gui.diagnostic_overlay import (DiagnosticLayer, DiagnosticMode, UncertaintyStrip, confidence_rgba,
                                               error_rgba, split_rgba)
 from annotator.gui.factors_panel import FactorsPanel

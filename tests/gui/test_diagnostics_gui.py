@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from annotator.core.diagnostics import ErrorKind
-from annotator.core.metrics import evaluate_sequence
+from annotator.core.analysis.diagnostics import ErrorKind
+from annotator.core.analysis.metrics import evaluate_sequence
 from annotator.gui.diagnostic_overlay import ERROR_COLORS, DiagnosticMode
 from gui_helpers import run_propagation, square_clip
 
@@ -178,7 +178,7 @@ def test_next_frame_to_correct_goes_to_an_uncertain_propagated_frame(qtbot, make
 
 def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qtbot, make_window):
     from annotator.core.model.annotation import FrameState
-    from annotator.core.diagnostics import correction_j
+    from annotator.core.analysis.diagnostics import correction_j
     from annotator.gui.opening import Opened
     from tests.fakes import ArrayVideo
 

@@ -16,7 +16,7 @@ import pytest
 
 from annotator.cli import main
 from annotator.core.io.labels import read_mask_folder
-from annotator.core.metrics import evaluate_sequence
+from annotator.core.analysis.metrics import evaluate_sequence
 from annotator.core.runs.sample import SAMPLE_GROUNDTRUTH, SAMPLE_MASKS, SAMPLE_VIDEO
 from annotator.core.video import open_video
 from tests.conftest import REPO

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from annotator.cli import main
-from annotator.core.diagnostics import (ErrorKind, GroundTruthTracker, confidence_map, error_map, frame_scores,
+from annotator.core.analysis.diagnostics import (ErrorKind, GroundTruthTracker, confidence_map, error_map, frame_scores,
                                         frame_uncertainty)
 from annotator.core.errors import MaskError, UsageError
 from annotator.core.runs.experiments import RunRecord, axis_points, compare_runs, grid_points, parse_grid
-from annotator.core.metrics import evaluate_sequence
+from annotator.core.analysis.metrics import evaluate_sequence
 from annotator.core.io.report import curves_png, metrics_csv_text, write_report
 from tests.synthetic import make_davis_root, moving_objects_clip
 
@@ -181,7 +181,7 @@ def test_eval_grid_bad_factor_is_a_one_line_error(davis_root, capsys):
 
 
 def test_correction_j_compares_a_result_with_the_painted_correction():
-    from annotator.core.diagnostics import correction_j
+    from annotator.core.analysis.diagnostics import correction_j
     from annotator.core.engine.propagation import labels_to_grid
 
     truth = np.zeros((64, 64), np.uint8)

@@ -12,8 +12,8 @@ from annotator.core.features.backbones import load_backbone
 from annotator.core.errors import UsageError
 from annotator.core.features.store import FeatureStore
 from annotator.core.engine.keypoints import heatmap_peaks, keypoint_heatmaps, propagate_keypoints
-from annotator.core.metrics import pck, point_errors
-from annotator.core.metrics import jaccard
+from annotator.core.analysis.metrics import pck, point_errors
+from annotator.core.analysis.metrics import jaccard
 from annotator.core.engine.propagation import PropagationParams, propagate
 from tests.fakes import ArrayVideo
 from tests.synthetic import tracking_clip

@@ -7,7 +7,7 @@ import pytest
 
 from annotator.core.features.backbones import load_backbone
 from annotator.core.features.store import FeatureStore
-from annotator.core.metrics import jaccard
+from annotator.core.analysis.metrics import jaccard
 from annotator.core.engine.pipeline import propagate_video
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.video import open_video

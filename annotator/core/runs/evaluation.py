@@ -20,7 +20,7 @@ from annotator.core.io import davis
 from annotator.core.features.store import FeatureStore
 from annotator.core.errors import UsageError
 from annotator.core.io.labels import object_ids, read_mask_folder, write_mask_folder
-from annotator.core.metrics import SequenceScores, evaluate_sequence
+from annotator.core.analysis.metrics import SequenceScores, evaluate_sequence
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.runs.runner import run_video
 from annotator.core.video import open_video

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from annotator.core.errors import MaskError, size_text
 from annotator.core.io.labels import VOID
-from annotator.core.metrics import DEFAULT_BOUND_TH, boundary_f, jaccard
+from annotator.core.analysis.metrics import DEFAULT_BOUND_TH, boundary_f, jaccard
 
 __all__ = [
     "ErrorKind",
