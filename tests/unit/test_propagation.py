@@ -227,7 +227,7 @@ def test_bad_runs_give_clear_errors():
 
 def test_confidence_is_low_where_labels_compete():
     soft = torch.tensor([[[0.5, 0.9]], [[0.5, 0.1]]])  # (L=2, h=1, w=2)
-    from annotator.core.analysis.diagnostics import margin
+    from annotator.core.engine.upsampling import margin
 
     torch.testing.assert_close(margin(soft), torch.tensor([[0.0, 0.8]]))
     torch.testing.assert_close(margin(soft[:1]), torch.ones(1, 2))  # one label: nothing competes

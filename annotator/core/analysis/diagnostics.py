@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from annotator.core.errors import MaskError, size_text
 from annotator.core.io.labels import VOID
+from annotator.core.engine.propagation import labels_to_grid
+from annotator.core.engine.upsampling import margin
 from annotator.core.analysis.metrics import DEFAULT_BOUND_TH, boundary_f, jaccard
 
 __all__ = [
@@ -103,14 +105,6 @@ def error_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return out
 
 
-def margin(soft: torch.Tensor) -> torch.Tensor:
-    """(..., h, w) margin between the two most probable of the L channels of soft labels (L, h, w)."""
-    if soft.shape[0] < 2:
-        return torch.ones(soft.shape[1:], dtype=soft.dtype)
-    top2 = soft.topk(2, dim=0).values
-    return (top2[0] - top2[1]).clamp(0, 1)
-
-
 def confidence_map(soft: torch.Tensor, output_hw: tuple[int, int]) -> np.ndarray:
     """(H, W) float32 confidence in [0, 1] at ``output_hw``: the top-2 margin of the upsampled soft labels.
 
@@ -155,8 +149,6 @@ def correction_j(soft: torch.Tensor, label_ids: Sequence[int], corrected: np.nda
     image size. Objects in neither are skipped, as are objects the result did not carry; 1.0 when
     no object is left.
     """
-    from annotator.core.engine.propagation import labels_to_grid
-
     grid_hw = tuple(soft.shape[1:])
     ids = tuple(int(i) for i in label_ids)
     extra = tuple(sorted(set(int(v) for v in np.unique(corrected)) - set(ids) - {0, VOID}))

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from annotator.core.analysis.diagnostics import margin
 from annotator.core.engine.propagation import (FUSIONS, Fusion, FrameResult, PropagationParams, label_ids_of, propagate,
                                         propagate_frame)
-from annotator.core.engine.upsampling import soft_to_labels
+from annotator.core.engine.upsampling import margin, soft_to_labels
 
 
 @dataclass(frozen=True)

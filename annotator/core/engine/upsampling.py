@@ -2,7 +2,9 @@
 
 ``bilinear`` is the method of CRW and DINO. ``guided`` then refines the upsampled probabilities
 with a guided filter (He et al. 2010) that uses the frame itself as the guide, so label edges
-snap to image edges; boundary accuracy (F) is what stride-8 propagation loses most.
+snap to image edges; boundary accuracy (F) is what stride-8 propagation loses most. ``margin`` is
+how decided soft labels are (the top-2 margin), for the fusion of a span's two runs and the
+confidence map of the diagnostics.
 """
 
 from __future__ import annotations
@@ -79,3 +81,11 @@ def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tupl
     probs = upsample_soft(soft, output_hw, mode, frame)
     channels = grouped_argmax(probs, label_ids, part_groups).to(torch.uint8).cpu().numpy()  # (H, W)
     return np.asarray(label_ids, dtype=np.uint8)[channels]
+
+
+def margin(soft: torch.Tensor) -> torch.Tensor:
+    """(..., h, w) margin between the two most probable of the L channels of soft labels (L, h, w)."""
+    if soft.shape[0] < 2:
+        return torch.ones(soft.shape[1:], dtype=soft.dtype)
+    top2 = soft.topk(2, dim=0).values
+    return (top2[0] - top2[1]).clamp(0, 1)
