@@ -1,6 +1,6 @@
 """Projects in the main window: Save / Save as / Open project, autosave, and recovery after a crash.
 
-The work is in the Qt-free core (:mod:`annotator.core.project`, :mod:`annotator.core.autosave`);
+The work is in the Qt-free core (:mod:`annotator.core.project`, :mod:`annotator.core.project.autosave`);
 this module adds the actions, the dialogs (where to save, locate a moved video, recover?), and a
 `QTimer` that autosaves. Autosave is off until :meth:`ProjectActions.enable_autosave` gives it a
 folder (the app passes its per-user data folder; tests pass a temporary one), so windows built by

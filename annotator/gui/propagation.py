@@ -7,10 +7,10 @@ thread as it arrives. The run is one undo step. A frame a person painted while t
 is never overwritten.
 
 What a run covers (:func:`plan_legs`) with ``params.both_ways`` (the default): the video is cut at
-its references into spans (:func:`annotator.core.keyframes.spans`). P on reference C re-fills the
+its references into spans (:func:`annotator.core.engine.keyframes.spans`). P on reference C re-fills the
 spans on both sides of C, Shift+P only the one before C, Alt+P every span from C to the end. A
 span between two references is filled from both ends and fused
-(:func:`annotator.core.keyframes.fill_span`): the frames of its backward and forward runs are
+(:func:`annotator.core.engine.keyframes.fill_span`): the frames of its backward and forward runs are
 applied as they come (provisional, counted on the one progress bar) and then replaced by the fused ones, which the
 model marks as coming from two keyframes; a span with one reference (before the first, after the
 last) is propagated one way from it. So a correction inside a span splits it, and P there
@@ -22,7 +22,7 @@ reverted, except on frames a person painted meanwhile): a half-filled span would
 provisional one-direction frames beside fused ones. Features computed so far stay in the store,
 so running again is quick.
 
-`start_keypoints()` runs :func:`annotator.core.keypoints.propagate_keypoints_video` the same way:
+`start_keypoints()` runs :func:`annotator.core.engine.keypoints.propagate_keypoints_video` the same way:
 the placed keypoints go through the whole video (forward from the first frame with keypoints, then
 back to frame 0), replacing the propagated points of every other frame; also one undo step, with
 the same progress and feature store; a cancelled keypoint run keeps the frames it did (it has no
@@ -277,7 +277,7 @@ class PropagationController(QObject):
                 if leg.both_ways:
                     yield from fill_span(store, references, leg.start, leg.stop, params, provisional=True, **common)
                 elif params.both_ways:
-                    # only its own keyframe in the context, as in annotator.core.pipeline: spans stay
+                    # only its own keyframe in the context, as in annotator.core.engine.pipeline: spans stay
                     # independent, so a correction changes only the frames of its span
                     yield from propagate(store, references, leg.start, leg.stop, params,
                                          context_references=[leg.start], **common)

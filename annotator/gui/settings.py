@@ -1,6 +1,6 @@
 """Propagation settings in the app: kept in QSettings between sessions, edited in a dialog.
 
-What a run depends on is one :class:`~annotator.core.settings.RunSettings` (the core's settings, the
+What a run depends on is one :class:`~annotator.core.runs.settings.RunSettings` (the core's settings, the
 same the command line and the batch use); this module only stores it (:func:`save_settings`,
 :func:`load_settings`) and edits it (:class:`SettingsDialog`). Defaults come from the core.
 """

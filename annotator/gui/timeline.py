@@ -2,7 +2,7 @@
 
 Markers: references in the reference colour (a tall tick), propagated frames as a filled band
 (a lighter shade where the frame was fused from the keyframes at both ends of its span, the
-model's :meth:`~annotator.core.annotation.AnnotationModel.keyframes`), empty frames left dark, keypoint references (frames where a person placed points) as a magenta
+model's :meth:`~annotator.core.model.annotation.AnnotationModel.keyframes`), empty frames left dark, keypoint references (frames where a person placed points) as a magenta
 tick in the lower half; the current frame has a white cursor. Clicking or dragging on the strip
 seeks; the mouse wheel anywhere on the timeline steps a frame per notch (down = forward, the slider
 included, whose own wheel went the other way). The widget listens to the model and writes the current frame back through its setter.

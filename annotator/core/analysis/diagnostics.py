@@ -4,14 +4,14 @@ Everything here works on one frame at a time, so the GUI and the command line ca
 as a propagation run yields them:
 
 * :func:`frame_scores` gives DAVIS J and F per object for one frame (the same functions as
-  :func:`annotator.core.metrics.evaluate_sequence`, so the numbers agree to the last bit);
+  :func:`annotator.core.analysis.metrics.evaluate_sequence`, so the numbers agree to the last bit);
 * :func:`error_map` classifies every pixel as correct, false positive, false negative or wrong
   object;
 * :func:`confidence_map` is the per-pixel margin between the two most probable labels of the
   soft labels, upsampled to the output size (0 = undecided, 1 = certain);
 * :func:`frame_uncertainty` condenses a frame's soft labels into one number, an estimate of
   ``1 - J`` of its worst object made from the propagation's own probabilities (never from ground
-  truth), which :mod:`annotator.core.suggest` uses to pick the next frame to correct.
+  truth), which :mod:`annotator.core.analysis.suggest` uses to pick the next frame to correct.
 
 :class:`GroundTruthTracker` collects per-frame scores for a whole sequence as they arrive.
 """
@@ -167,7 +167,7 @@ class GroundTruthTracker:
     """Per-frame, per-object J and F of a sequence, updated frame by frame as results arrive.
 
     ``ground_truth`` maps frame index to a label map; ``object_ids`` defaults to the ids of the
-    first ground-truth frame (as :func:`~annotator.core.metrics.evaluate_sequence`). Frames
+    first ground-truth frame (as :func:`~annotator.core.analysis.metrics.evaluate_sequence`). Frames
     without ground truth are never scored; ``scored_frames`` restricts scoring further (the
     DAVIS protocol leaves out the first and last ground-truth frames).
     """

@@ -15,7 +15,7 @@ Rules (``rule=``):
   largest; correct the first frame of it where the uncertainty reaches halfway between the
   stretch's smallest and largest value, i.e. where the failure sets in.
 * ``"target"`` (default): the per-frame uncertainty estimates ``1 - J`` (see
-  :func:`annotator.core.diagnostics.frame_uncertainty`), so with the quality the person needs
+  :func:`annotator.core.analysis.diagnostics.frame_uncertainty`), so with the quality the person needs
   (``target``, a J) the first frame estimated to miss it is where propagation stops being good
   enough: correcting exactly there lets the new run cover the most frames (greedy covering,
   which is optimal when quality only decays with distance from a reference). Frames are taken
@@ -100,7 +100,7 @@ def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *
     """The frame whose correction should help most, or None when no frame is a candidate.
 
     ``uncertainty`` maps frame index to its per-frame uncertainty (see
-    :func:`annotator.core.diagnostics.frame_uncertainty`); ``references`` are the frames a person
+    :func:`annotator.core.analysis.diagnostics.frame_uncertainty`); ``references`` are the frames a person
     painted, never suggested. ``target`` is the J the person needs and ``calibration`` what their
     corrections taught (rule ``"target"`` only; without it the estimate is ``1 - u``).
     """

@@ -2,7 +2,7 @@
 
 Each keypoint of a reference frame becomes one label channel on the feature grid: a Gaussian
 heat-map centred on the point (``sigma`` in feature cells). The channels go through the same
-engine as masks (:func:`annotator.core.propagation.propagate_frame`, same factors), and each
+engine as masks (:func:`annotator.core.engine.propagation.propagate_frame`, same factors), and each
 propagated heat-map is read back as a position: the arg-max cell, refined to sub-cell precision
 by the vertex of a parabola through the log-values around it (CRW and UVC read JHMDB poses back the same way, by
 the arg-max of each heat-map).
@@ -14,7 +14,7 @@ its propagated heat-maps as they are.
 Coordinates are image pixels ``(x, y)`` of the frames the features were computed on
 (``image_hw``), pixel centres at integers. Point ids are any ints; a reference frame that lacks a
 point of the start frame has an empty channel for it there. The keypoints JSON is read and written by
-:mod:`annotator.core.keypoints_json`; PCK is in :mod:`annotator.core.metrics`.
+:mod:`annotator.core.io.keypoints_json`; PCK is in :mod:`annotator.core.analysis.metrics`.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def propagate_keypoints(features: FeatureSource, references: Mapping[int, Keypoi
                         ) -> Iterator[KeypointResult]:
     """Carry the keypoints of reference frame ``start`` towards ``stop`` (exclusive), one frame at a time.
 
-    The context is built as for masks (:func:`annotator.core.propagation.propagate`): the references
+    The context is built as for masks (:func:`annotator.core.engine.propagation.propagate`): the references
     passed so far plus the last ``params.context`` propagated frames; a reference met on the way
     ends the run when ``stop_at_next_reference``, otherwise it joins the context and is not yielded.
     ``image_hw`` is the size of the frames the keypoints' coordinates refer to.
@@ -171,7 +171,7 @@ def propagate_keypoints_video(features: FeatureSource, references: Mapping[int, 
                               params: PropagationParams = PropagationParams(), *, image_hw: tuple[int, int],
                               sigma: float = DEFAULT_SIGMA, point_names: Mapping[int, str] | None = None
                               ) -> Iterator[KeypointResult]:
-    """Every frame that has no reference keypoints, as :func:`annotator.core.pipeline.propagate_video` does
+    """Every frame that has no reference keypoints, as :func:`annotator.core.engine.pipeline.propagate_video` does
     for masks: forward from the earliest reference to the end (later references join the context),
     then backward from it to frame 0. ``point_names`` names the points in messages (else their ids)."""
     first = first_reference(references, num_frames, "keypoints")

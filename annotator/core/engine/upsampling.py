@@ -74,7 +74,7 @@ def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tupl
                    part_groups: PartGroups = ()) -> np.ndarray:
     """Upsample soft labels (L, h, w) to ``output_hw`` and argmax them into a label map of object ids.
 
-    With ``part_groups`` the argmax is hierarchical (:func:`~annotator.core.part_groups.grouped_argmax`).
+    With ``part_groups`` the argmax is hierarchical (:func:`~annotator.core.engine.part_groups.grouped_argmax`).
     """
     # max().indices, not argmax(dim=0): same first-maximum rule, but torch's CPU argmax over the
     # outer dimension is ~40x slower (68 vs 1.6 ms for 2 x 480 x 854, measured), a third of a frame

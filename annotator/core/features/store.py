@@ -3,7 +3,7 @@
 Re-propagating after a correction reads the same frames again; the store keeps their features in
 a memory cache bounded in bytes (least recently used out first), so only frames that fell out of
 the budget are decoded and run through the backbone again (or read back from the optional disk
-cache, :mod:`annotator.core.feature_cache`). Frames are computed in small batches in the direction
+cache, :mod:`annotator.core.features.cache`). Frames are computed in small batches in the direction
 of travel, which is what a propagation run asks for next.
 
 With ``read_ahead=True`` the next batch in the direction of travel is computed in a background

@@ -110,7 +110,7 @@ class _StoredFrame(NamedTuple):
 def keypoints_export_text(keypoints: Sequence[KeypointInfo], frame_points: Mapping[int, FramePoints],
                           image_hw: tuple[int, int]) -> str:
     """The keypoints of every frame as the JSON of ``annotator keypoints`` (see
-    :func:`annotator.core.keypoints_json.keypoints_json_text`, which writes it)."""
+    :func:`annotator.core.io.keypoints_json.keypoints_json_text`, which writes it)."""
     if not any(fp.points for fp in frame_points.values()):
         raise UsageError("there are no keypoints to export: place some first (Keypoint tool)")
     # the JSON names points by position in the list of names: ids become 1..N in id order

@@ -2,8 +2,8 @@
 
 The model is the one place the annotation lives. Views subscribe to its events (plain callback
 lists, no Qt) and write back through its setters; every setter that changes label maps returns
-the :class:`~annotator.core.undo.Change` it made so that the caller can record it in the
-:class:`~annotator.core.undo.History` (a brush stroke is one step, a propagation run is one step).
+the :class:`~annotator.core.model.undo.Change` it made so that the caller can record it in the
+:class:`~annotator.core.model.undo.History` (a brush stroke is one step, a propagation run is one step).
 
 Label maps are kept at the video's ORIGINAL resolution (what is exported); a frame without one is
 empty. Painting on a frame turns it into a reference frame: a person's work, never overwritten by

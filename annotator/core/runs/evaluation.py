@@ -1,10 +1,10 @@
 """Propagate a video from its first ground-truth mask and score it (the DAVIS semi-supervised protocol).
 
-`evaluate_store` is the one run-and-score of a sequence (through :func:`annotator.core.runner.run_video`,
+`evaluate_store` is the one run-and-score of a sequence (through :func:`annotator.core.runs.runner.run_video`,
 the loop every whole-video job shares); `evaluate_video` opens a video (file or frame folder) beside
 a folder of ground-truth label maps for it; `evaluate_davis_sequence` finds those two in a DAVIS
 root, ``annotator demo`` passes the bundled sample clip and its ground truth, and ``eval --grid``
-(:func:`annotator.core.experiments.evaluate_grid`) calls `evaluate_store` once per grid point.
+(:func:`annotator.core.runs.experiments.evaluate_grid`) calls `evaluate_store` once per grid point.
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def evaluate_grid(root: str | Path, names: Sequence[str], points: Sequence[Mappi
                   on_frame: Callable[[int], None] | None = None,
                   backbones: BackboneCache | None = None) -> list[list[RunRecord]]:
     """Propagate every DAVIS sequence of ``names`` once per grid point and score it, as ``annotator eval``
-    does (:func:`annotator.core.evaluation.evaluate_store`: from the first mask, or with ``keyframes``).
+    does (:func:`annotator.core.runs.evaluation.evaluate_store`: from the first mask, or with ``keyframes``).
 
     ``settings`` holds the values of the factors a point does not set. Returns one list of
     :class:`RunRecord` (one per sequence) per point. Points that share the backbone, stage and
