@@ -7,12 +7,12 @@ frame has J >= the goal for every object. The figure is **annotated frames per 1
 (frame 0 included): no propagation at all is 100 per 100. Strategies:
 
 * ``forward``: the tool before keyframes both ways. Runs go forward from each reference to the
-  next one; the next frame is the app's "next frame to correct" (:func:`annotator.core.suggest.suggest_frame`,
+  next one; the next frame is the app's "next frame to correct" (:func:`annotator.core.analysis.suggest.suggest_frame`,
   rule ``target``, calibrated by the J each correction revealed, as the GUI does).
 * ``keyframes``: keyframes evenly spaced (frame 0 and the last frame among them), each span filled
   both ways; the smallest number of keyframes that reaches the goal, found by bisection (assumes
   more keyframes never hurt; uses the ground truth to decide: a bound no annotator has).
-* ``both``: spans filled both ways (:func:`annotator.core.pipeline.propagate_span`), the next
+* ``both``: spans filled both ways (:func:`annotator.core.engine.pipeline.propagate_span`), the next
   keyframe chosen by the same calibrated suggestion, never by ground truth.
 
 A span's frames depend only on its two keyframes (and a one-way run's only on its start), so

@@ -2,7 +2,7 @@
 
 The command line, the batch and the evaluation need the whole video. With ``params.both_ways``
 (the default) each span between two references is filled from both ends and fused
-(:mod:`annotator.core.keyframes`); the frames after the last reference are propagated forward from
+(:mod:`annotator.core.engine.keyframes`); the frames after the last reference are propagated forward from
 it and those before the first backward from it. Without it the run goes forward from the earliest
 reference to the end, passing every later reference as context, then backward to frame 0.
 """
@@ -76,7 +76,7 @@ def propagate_span(features: FeatureSource, references: Mapping[int, np.ndarray]
 
     A span's context holds only its own keyframes, so a correction changes only the frames of the
     span it falls in, and the cost of a frame does not grow with the number of references.
-    ``options`` are those of :func:`annotator.core.keyframes.fill_span`.
+    ``options`` are those of :func:`annotator.core.engine.keyframes.fill_span`.
     """
     if span.both_ways:
         yield from fill_span(features, references, span.first, span.last, params, **options)

@@ -11,7 +11,7 @@ Two implementations compute the same numbers:
 
 * :func:`propagate_frame` tiles the target grid and compares each tile only with the context
   window around it, so memory is bounded by the tile size and the context, never by ``(h*w)**2``;
-  on a CPU a compiled running top-k (:mod:`annotator.core.topk_select`) reads only the candidates
+  on a CPU a compiled running top-k (:mod:`annotator.core.engine.topk_select`) reads only the candidates
   inside the radius, elsewhere torch's ``topk`` per context frame is merged
   (:func:`propagate_frame_torch`);
 * :func:`propagate_frame_naive` builds the full affinity matrix as the CRW and DINO evaluation
@@ -83,19 +83,19 @@ class PropagationParams:
     tile: int = 12
     """Side of the target tiles of the local-window engine (speed only; results do not change)."""
     flow: float = 0.0
-    """Weight in [0, 1] of the optical-flow cue (:mod:`annotator.core.flow`) mixed into each frame's
+    """Weight in [0, 1] of the optical-flow cue (:mod:`annotator.core.engine.flow`) mixed into each frame's
     soft labels where forward and backward flow agree; 0 = off (features only)."""
     both_ways: bool = True
-    """Frames between two references are propagated from both and fused (:mod:`annotator.core.keyframes`);
+    """Frames between two references are propagated from both and fused (:mod:`annotator.core.engine.keyframes`);
     False: each run looks only at the references behind it (frames before the next keyframe ignore it)."""
     fusion: Fusion = "distance"
-    """How the two directions of a span are fused (:func:`annotator.core.keyframes.fuse`): ``distance``
+    """How the two directions of a span are fused (:func:`annotator.core.engine.keyframes.fuse`): ``distance``
     weights, ``confidence`` (distance weights times each direction's top-2 margin, per cell) or
     ``match`` (distance weights times how well each run matched each cell). With both keyframes in
     each run's context the three gave the same mean J&F on ../shared/data/davis2016 at K=20 (0.854
     on the original ten, 0.847-0.846 on the ten added later; bench/RESULTS.md): the simplest is the default."""
     part_groups: PartGroups = ()
-    """Groups of object ids that are parts of one whole (:mod:`annotator.core.part_groups`): a pixel
+    """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
     label maps change (soft labels stay per part); ids absent from a run are ignored; () = plain argmax."""
 
@@ -206,7 +206,7 @@ def _match_strength(values: torch.Tensor, temperature: float, hw: tuple[int, int
 
     How well the cell found itself in the context: the normaliser of its softmax. Two runs' labels
     of a cell weighted by exp of it are what one softmax over both runs' candidates gives
-    (:func:`annotator.core.keyframes.fuse`)."""
+    (:func:`annotator.core.engine.keyframes.fuse`)."""
     if out is not None:
         out.copy_(torch.logsumexp(values.float() / temperature, dim=1).reshape(hw))
 
@@ -351,7 +351,7 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
     """Soft labels (L, h, w) of a target feature map (C, h, w) from its context (local-window engine).
 
     On a CPU the k largest affinities are chosen by a compiled running selection
-    (:mod:`annotator.core.topk_select`); on other devices by torch (:func:`propagate_frame_torch`).
+    (:mod:`annotator.core.engine.topk_select`); on other devices by torch (:func:`propagate_frame_torch`).
     Both give the naive engine's result.
     """
     if target.device.type != "cpu":
@@ -490,7 +490,7 @@ def propagate(
     ``frames(i)`` gives the RGB frame i, needed by ``params.upsample == "guided"`` and ``params.flow > 0``.
 
     ``context_references`` replaces the references of the context (default: every reference behind
-    the run); ``start`` is always among them (the keyframe fill, :mod:`annotator.core.keyframes`,
+    the run); ``start`` is always among them (the keyframe fill, :mod:`annotator.core.engine.keyframes`,
     gives each run only its own keyframe). ``with_match``: each result carries its cells' match
     strength (``FrameResult.match``; the engine must take ``match=``).
     """
