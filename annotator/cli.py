@@ -18,16 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from annotator.core.atomic import atomic_write_text
-from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
+from annotator.core.io.atomic import atomic_write_text
+from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
-from annotator.core.outputs import make_folder
-from annotator.core.part_groups import parse_part_groups
-from annotator.core.propagation import FUSIONS, SPAN_REFERENCES, PropagationParams
-from annotator.core.upsampling import UPSAMPLE_MODES
+from annotator.core.runs.experiments import FACTORS, markdown_table
+from annotator.core.io.outputs import make_folder
+from annotator.core.engine.part_groups import parse_part_groups
+from annotator.core.engine.propagation import FUSIONS, SPAN_REFERENCES, PropagationParams
+from annotator.core.runs.settings import RunSettings
+from annotator.core.engine.upsampling import UPSAMPLE_MODES
 
 if TYPE_CHECKING:
-    from annotator.core.evaluation import SequenceRun
+    from annotator.core.runs.evaluation import SequenceRun
 
 _DEFAULTS = PropagationParams()
 
@@ -108,6 +110,13 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="working resolution: frames are resized to this short side (0 = original)")
 
 
+def _settings(args: argparse.Namespace) -> RunSettings:
+    """The run settings the options give (the factors checked)."""
+    return RunSettings(params=_params(args), backbone=args.backbone, stage=args.stage, weights=args.weights,
+                       device=args.device, half=args.half, flip=args.flip, threads=args.threads,
+                       short_side=args.short_side or None, feature_cache=args.feature_cache)
+
+
 def _params(args: argparse.Namespace) -> PropagationParams:
     params = PropagationParams(context=args.context, context_stride=args.context_stride,
                                reference_stride=args.reference_stride, topk=args.topk,
@@ -121,13 +130,6 @@ def _params(args: argparse.Namespace) -> PropagationParams:
     return params
 
 
-def _backbone(args: argparse.Namespace):
-    from annotator.core.backbones import load_backbone
-
-    return load_backbone(args.backbone, device=args.device, stage=args.stage, weights=args.weights,
-                         threads=args.threads, half=args.half, flip=args.flip)
-
-
 def _progress(total: int, desc: str, quiet: bool):
     from tqdm import tqdm
 
@@ -137,19 +139,10 @@ def _progress(total: int, desc: str, quiet: bool):
 # --------------------------------------------------------------------------------------------- propagate
 
 
-def _job_settings(args: argparse.Namespace):
-    from annotator.core.batch import JobSettings
-
-    return JobSettings(params=_params(args), backbone=args.backbone, stage=args.stage, weights=args.weights,
-                       device=args.device, half=args.half, flip=args.flip, threads=args.threads,
-                       short_side=args.short_side or None,
-                       feature_cache=args.feature_cache, overwrite=args.overwrite)
-
-
 def cmd_propagate(args: argparse.Namespace) -> int:
-    from annotator.core.batch import BatchJob, check_outputs, davis_jobs, list_jobs, run_job
+    from annotator.core.runs.batch import BatchJob, check_outputs, davis_jobs, list_jobs, run_job
 
-    settings = _job_settings(args)
+    settings = _settings(args)
     out = Path(args.out)
     source = Path(args.source) if args.source else None
     if args.list:
@@ -165,14 +158,15 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if not args.masks:
         raise UsageError("--masks is needed for a single video (a mask PNG or a folder of NNNNN.png)")
     job = BatchJob(source.stem or source.name, source, Path(args.masks), out, mask_frame=args.frame)
-    settings = dataclasses.replace(settings, read_ahead=True)  # one video: overlap backbone and propagation
     check_outputs([job], args.overwrite)
     from annotator.core.video import open_video
 
     with open_video(source) as video:
         n = len(video)
     with _progress(n - 1, source.name, args.quiet) as bar:
-        result = run_job(job, settings, on_frame=lambda _i: bar.update(1), backbone=_backbone(args))
+        # one video: read-ahead overlaps the backbone and the propagation
+        result = run_job(job, settings, on_frame=lambda _i: bar.update(1), backbone=settings.load_backbone(),
+                         read_ahead=True, overwrite=args.overwrite)
     if not args.quiet:
         removed = f"; removed {result.removed} older mask(s) beyond its last frame" if result.removed else ""
         print(f"wrote {result.frames} masks ({result.frames - result.propagated} reference, "
@@ -182,8 +176,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
     """Many videos: one progress bar, a summary table (also ``OUT/summary.csv``), exit 1 if any failed."""
-    from annotator.core.batch import check_outputs, run_batch
-    from annotator.core.outputs import check_new_file
+    from annotator.core.runs.batch import check_outputs, run_batch
+    from annotator.core.io.outputs import check_new_file
 
     check_outputs(jobs, args.overwrite)
     check_new_file(Path(args.out) / "summary.csv", args.overwrite)
@@ -196,7 +190,8 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
             bar.set_postfix_str(name, refresh=False)
             bar.update(1)
 
-        results = run_batch(jobs, settings, workers=args.jobs, on_frame=frame, on_total=total)
+        results = run_batch(jobs, settings, workers=args.jobs, overwrite=args.overwrite, on_frame=frame,
+                            on_total=total)
     rows = [{"video": r.name, "frames": r.frames, "seconds": r.seconds, "frames/s": r.fps,
              "status": r.error if not r.ok else f"ok, removed {r.removed} older mask(s)" if r.removed else "ok"}
             for r in results]
@@ -206,7 +201,7 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
                  "frames/s": sum(r.propagated for r in done) / seconds if seconds else float("nan"),
                  "status": f"{len(done)}/{len(results)} ok"})
     columns = ["video", "frames", "seconds", "frames/s", "status"]
-    print(_format_table(rows, columns))
+    print(markdown_table(rows, columns))
     make_folder(args.out)
     _write_csv(str(Path(args.out) / "summary.csv"), rows, columns)
     failed = [r for r in results if not r.ok]
@@ -218,19 +213,21 @@ def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
 
 def cmd_keypoints(args: argparse.Namespace) -> int:
     """``keypoints VIDEO --points refs.json --out tracks.json``: carry points through the video."""
-    from annotator.core.features import FeatureStore
-    from annotator.core.keypoints import keypoints_json_text, propagate_keypoints_video, read_keypoints_json
+    from annotator.core.features.store import FeatureStore
+    from annotator.core.engine.keypoints import propagate_keypoints_video
+    from annotator.core.io.keypoints_json import keypoints_json_text, read_keypoints_json
     from annotator.core.video import open_video
 
-    params = _params(args)
-    from annotator.core.outputs import check_new_file
+    settings = _settings(args)
+    params = settings.params
+    from annotator.core.io.outputs import check_new_file
 
     out = Path(args.out)
     check_new_file(out, args.overwrite)
     names, refs = read_keypoints_json(args.points)
     with open_video(args.source) as video:
-        backbone = _backbone(args)
-        store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
+        store = FeatureStore(video, settings.load_backbone(), short_side=settings.short_side,
+                             disk_cache=settings.feature_cache)
         results = []
         with _progress(len(video) - len(refs), video.name, args.quiet) as bar:
             for result in propagate_keypoints_video(store, refs, len(video), params, image_hw=video.hw,
@@ -255,18 +252,6 @@ def _write_csv(path: str, rows: list[dict], columns: Sequence[str]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _format_table(rows: list[dict], columns: Sequence[str]) -> str:
-    def fmt(v) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    cells = [[fmt(r[c]) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    numeric = [i > 0 and all(isinstance(r[c], (int, float)) for r in rows) for i, c in enumerate(columns)]
-    line = lambda vals: "| " + " | ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths))) + " |"  # noqa: E731
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(list(columns)), sep, *(line(r) for r in cells)])
-
-
 _SCORE_COLUMNS = ("sequence", "J", "F", "J&F", "frames", "frames/s")
 """The columns of the score table of ``eval`` and ``demo`` (printed, and written by ``--csv``)."""
 
@@ -274,7 +259,7 @@ _SCORE_COLUMNS = ("sequence", "J", "F", "J&F", "frames", "frames/s")
 def _print_scores(runs: Sequence[SequenceRun], backbone, params: PropagationParams) -> list[dict]:
     """Print the settings and the table of J, F, J&F, frames and frames/s per sequence, then their mean
     (the dataset mean of ``metrics.summarize``); returns the rows, the mean last."""
-    from annotator.core.metrics import summarize
+    from annotator.core.analysis.metrics import summarize
 
     rows = [{"sequence": r.scores.name, "J": r.scores.j_mean, "F": r.scores.f_mean, "J&F": r.scores.jf,
              "frames": r.frames, "frames/s": r.fps} for r in runs]
@@ -284,34 +269,28 @@ def _print_scores(runs: Sequence[SequenceRun], backbone, params: PropagationPara
     rows.append({"sequence": "mean", "J": overall.j_mean, "F": overall.f_mean, "J&F": overall.jf,
                  "frames": frames, "frames/s": frames / seconds if seconds else float("nan")})
     print(f"backbone {backbone.name} on {backbone.device}, {params}")
-    print(_format_table(rows, _SCORE_COLUMNS))
+    print(markdown_table(rows, _SCORE_COLUMNS))
     return rows
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from annotator.core import davis
-    from annotator.core.evaluation import evaluate_davis_sequence, keyframe_indices
+    from annotator.core.io import davis
+    from annotator.core.runs.evaluation import evaluate_davis_sequence
 
-    params = _params(args)
-    names = davis.list_sequences(args.root, args.resolution)
-    if args.sequences:
-        unknown = sorted(set(args.sequences) - set(names))
-        if unknown:
-            raise UsageError(f"unknown sequence {unknown[0]!r}; {args.root} has: {', '.join(names)}")
-        names = [n for n in names if n in args.sequences]
+    settings = _settings(args)
+    params = settings.params
+    names = davis.select_sequences(args.root, args.resolution, args.sequences)
     _check_eval_outputs(args, names)
+    total = _eval_frames(args, names)
     if args.grid:
-        return _eval_grid(args, params, names)
-    backbone = _backbone(args)
-    lengths = [len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) for n in names]
-    total = sum(n - (1 if args.keyframes is None else len(keyframe_indices(list(range(n)), args.keyframes)))
-                for n in lengths)
+        return _eval_grid(args, settings, names, total)
+    backbone = settings.load_backbone()
     runs = []
     with _progress(total, "eval", args.quiet) as bar:
         for name in names:
             bar.set_postfix_str(name)
-            runs.append(evaluate_davis_sequence(args.root, name, backbone, params, short_side=args.short_side or None,
-                                                feature_cache=args.feature_cache, keyframes=args.keyframes,
+            runs.append(evaluate_davis_sequence(args.root, name, backbone, params, short_side=settings.short_side,
+                                                feature_cache=settings.feature_cache, keyframes=args.keyframes,
                                                 resolution=args.resolution, write_dir=args.save_masks,
                                                 on_frame=lambda _i: bar.update(1)))
     rows = _print_scores(runs, backbone, params)
@@ -326,9 +305,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_frames(args: argparse.Namespace, names: Sequence[str]) -> int:
+    """Frames ``eval`` propagates per grid point: all but the first of each sequence, or all but its keyframes."""
+    from annotator.core.io import davis
+    from annotator.core.runs.evaluation import keyframe_indices
+
+    lengths = [len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) for n in names]
+    return sum(n - (1 if args.keyframes is None else len(keyframe_indices(list(range(n)), args.keyframes)))
+               for n in lengths)
+
+
 def _check_eval_outputs(args: argparse.Namespace, names: Sequence[str]) -> None:
     """Before any propagation: refuse outputs that would replace files, unless ``--overwrite``."""
-    from annotator.core.outputs import check_mask_folder, check_new_files
+    from annotator.core.io.outputs import check_mask_folder, check_new_files
 
     check_new_files([args.json, args.csv], args.overwrite)
     if args.save_masks is not None:
@@ -339,40 +328,33 @@ def _check_eval_outputs(args: argparse.Namespace, names: Sequence[str]) -> None:
 
 
 def _write_reports(folder: str, named_scores) -> None:
-    from annotator.core.report import write_report
+    from annotator.core.io.report import write_report
 
     for name, s in named_scores:
         write_report(folder, name, s.object_ids, s.frames, s.J, s.F)
     print(f"wrote per-frame metrics (CSV) and curves (PNG) of {len(named_scores)} sequence(s) to {folder}")
 
 
-def _eval_grid(args: argparse.Namespace, params: PropagationParams, names: list[str]) -> int:
+def _eval_grid(args: argparse.Namespace, settings: RunSettings, names: list[str], frames: int) -> int:
     """``eval --grid``: every combination of the swept factors, one row each (an ablation table)."""
-    from annotator.core import davis
-    from annotator.core.backbones import load_backbone
-    from annotator.core.experiments import (axis_points, dataset_means, evaluate_grid, grid_points, markdown_table,
-                                            parse_grid)
+    from annotator.core.runs.experiments import axis_points, dataset_means, evaluate_grid, grid_points, parse_grid
 
     grid = parse_grid(args.grid)
     if args.one_at_a_time:
-        from annotator.core.backbones.lite0 import DEFAULT_LITE0_STAGE
+        from annotator.core.features.backbones.lite0 import DEFAULT_LITE0_STAGE
 
         default_stage = DEFAULT_LITE0_STAGE if args.backbone.startswith("lite0") else "layer3"
-        base = {**dataclasses.asdict(params), "short_side": args.short_side, "backbone": args.backbone,
+        base = {**dataclasses.asdict(settings.params), "short_side": args.short_side, "backbone": args.backbone,
                 "stage": args.stage or default_stage}
         points = axis_points(grid, base)
     else:
         points = grid_points(grid)
-    load = lambda spec, stage: load_backbone(spec, device=args.device, stage=stage, weights=args.weights,  # noqa: E731
-                                             threads=args.threads, half=args.half, flip=args.flip)
-    total = len(points) * sum(len(list(davis.frames_dir(args.root, n, args.resolution).iterdir())) - 1 for n in names)
-    with _progress(total, "grid", args.quiet) as bar:
-        results = evaluate_grid(args.root, names, points, params, load_backbone=load, backbone=args.backbone,
-                                stage=args.stage, short_side=args.short_side, resolution=args.resolution,
-                                feature_cache=args.feature_cache, on_frame=lambda _i: bar.update(1))
+    with _progress(len(points) * frames, "grid", args.quiet) as bar:
+        results = evaluate_grid(args.root, names, points, settings, resolution=args.resolution,
+                                keyframes=args.keyframes, on_frame=lambda _i: bar.update(1))
     rows = [{**point, **dataset_means(records)} for point, records in zip(points, results)]
     columns = [*grid, "J", "F", "J&F", "frames/s"]
-    print(f"grid over {len(names)} sequence(s), other factors: {params}")
+    print(f"grid over {len(names)} sequence(s), other factors: {settings.params}")
     print(markdown_table(rows, columns))
     if args.csv:
         _write_csv(args.csv, rows, columns)
@@ -391,23 +373,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from annotator.core.outputs import check_mask_folder
-    from annotator.core.evaluation import evaluate_video
-    from annotator.core.labels import mask_files
-    from annotator.core.sample import SAMPLE_GROUNDTRUTH, SAMPLE_NAME, SAMPLE_VIDEO
+    from annotator.core.io.outputs import check_mask_folder
+    from annotator.core.runs.evaluation import evaluate_video
+    from annotator.core.io.labels import mask_files
+    from annotator.core.runs.sample import SAMPLE_GROUNDTRUTH, SAMPLE_NAME, SAMPLE_VIDEO
 
-    params = _params(args)
+    settings = _settings(args)
+    params = settings.params
     if args.out is not None:
         check_mask_folder(Path(args.out), args.overwrite)
-    backbone = _backbone(args)
+    backbone = settings.load_backbone()
     # by default a new folder each run, so the demo never touches anyone's files
     out = Path(args.out) if args.out is not None else Path(tempfile.mkdtemp(prefix="annotator-demo-"))
     total = len(mask_files(SAMPLE_GROUNDTRUTH)) - 1
     try:
         with _progress(total, SAMPLE_NAME, args.quiet) as bar:
             run = evaluate_video(SAMPLE_VIDEO, SAMPLE_GROUNDTRUTH, backbone, params, name=SAMPLE_NAME,
-                                 short_side=args.short_side or None, write_dir=out,
-                                 feature_cache=args.feature_cache, on_frame=lambda _i: bar.update(1))
+                                 short_side=settings.short_side, write_dir=out,
+                                 feature_cache=settings.feature_cache, on_frame=lambda _i: bar.update(1))
     except BaseException:
         if args.out is None:  # no empty folder left behind by a failed or interrupted run
             shutil.rmtree(out, ignore_errors=True)
@@ -429,7 +412,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    from annotator.core.backbones import available_backbones
+    from annotator.core.features.backbones import available_backbones
 
     for line in available_backbones():
         print(line)
@@ -441,10 +424,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     original size, and its keypoints as the JSON ``annotator keypoints`` writes."""
     import numpy as np
 
-    from annotator.core.labels import write_mask
-    from annotator.core.project import read_project
-    from annotator.core.export import davis_paths, keypoints_export_text  # the same as the GUI's exports
-    from annotator.core.outputs import check_mask_folder, check_new_file
+    from annotator.core.io.labels import write_mask
+    from annotator.core.project.folder import read_project
+    from annotator.core.io.export import davis_paths, keypoints_export_text  # the same as the GUI's exports
+    from annotator.core.io.outputs import check_mask_folder, check_new_file
 
     content = read_project(args.project, with_video=False)  # the masks are enough: no video needed
     video = content.data.video
@@ -508,8 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="write the table as CSV here")
     p.add_argument("--save-masks", default=None, help="write the propagated masks under this folder")
     p.add_argument("--grid", action="append", default=[], metavar="FACTOR=V1,V2,...",
-                   help="sweep a factor (m, stride, k, tau, radius, radius_for_references, context_labels, upsample, flow, "
-                        "short_side, backbone, stage); repeat for a grid; prints the ablation table (--csv writes it)")
+                   help=f"sweep a factor ({', '.join(aliases[0] for aliases, _ in FACTORS.values())}); repeat for "
+                        "a grid; prints the ablation table (--csv writes it)")
     p.add_argument("--one-at-a-time", action="store_true",
                    help="with --grid: vary one factor at a time around the other options' values (the paper's "
                         "ablations) instead of every combination")

@@ -6,7 +6,7 @@ ground-truth mask (the frame becomes a reference), let the tool re-propagate wha
 re-propagates after a correction, until every frame has J >= the goal for every object. The figure
 is **annotated frames per 100 frames** (the first frames included): no propagation at all is 100
 per 100. The next frame is always the app's "next frame to correct"
-(:func:`annotator.core.suggest.suggest_frame`, rule ``target``, calibrated by the J each correction
+(:func:`annotator.core.analysis.suggest.suggest_frame`, rule ``target``, calibrated by the J each correction
 revealed, as the GUI does); never the ground truth. Strategies:
 
 * ``forward``: the tool before keyframes both ways (``--no-both-ways``). Frame 0 first; a
@@ -15,7 +15,7 @@ revealed, as the GUI does); never the ground truth. Strategies:
 * ``keyframes``: keyframes first, every 20th frame and the last (the ``eval --keyframes 20``
   protocol), each span filled both ways; then corrections as in ``both``.
 * ``both``: frame 0 first; a correction at c in the span (a, b) re-fills the spans (a, c) and
-  (c, b) both ways (:func:`annotator.core.pipeline.propagate_span`, the context the app gives them,
+  (c, b) both ways (:func:`annotator.core.engine.pipeline.propagate_span`, the context the app gives them,
   ``PropagationParams.span_references``); every other frame keeps its labels.
 
 Every run is computed once, keyed by what it depends on (its ends and the references in its
@@ -34,17 +34,17 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from annotator.core import davis
-from annotator.core.backbones import load_backbone
-from annotator.core.diagnostics import frame_scores, frame_uncertainty
-from annotator.core.evaluation import keyframe_indices
-from annotator.core.features import FeatureStore
-from annotator.core.keyframes import Span, span_context
-from annotator.core.labels import VOID, read_mask_folder
-from annotator.core.pipeline import propagate_span
-from annotator.core.propagation import (SPAN_REFERENCES, FrameResult, PropagationParams, propagate,
-                                        references_behind)
-from annotator.core.suggest import Calibration, suggest_frame
+from annotator.core.analysis.diagnostics import frame_scores, frame_uncertainty
+from annotator.core.analysis.suggest import Calibration, suggest_frame
+from annotator.core.engine.keyframes import Span, span_context
+from annotator.core.engine.pipeline import propagate_span
+from annotator.core.engine.propagation import (SPAN_REFERENCES, FrameResult, PropagationParams, propagate,
+                                               references_behind)
+from annotator.core.features.backbones import load_backbone
+from annotator.core.features.store import FeatureStore
+from annotator.core.io import davis
+from annotator.core.io.labels import VOID, read_mask_folder
+from annotator.core.runs.evaluation import keyframe_indices
 from annotator.core.video import open_video
 
 Values = dict[int, tuple[float, float]]  # frame -> (J of the worst object, uncertainty)

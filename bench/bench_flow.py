@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 
-from annotator.core import davis
-from annotator.core.backbones import load_backbone
-from annotator.core.evaluation import evaluate_davis_sequence
-from annotator.core.metrics import summarize
-from annotator.core.propagation import PropagationParams
+from annotator.core.io import davis
+from annotator.core.features.backbones import load_backbone
+from annotator.core.runs.evaluation import evaluate_davis_sequence
+from annotator.core.analysis.metrics import summarize
+from annotator.core.engine.propagation import PropagationParams
 
 
 def main() -> None:

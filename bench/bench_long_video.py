@@ -41,7 +41,7 @@ def make_video(path: Path, n_frames: int, seed: int = 0) -> Path:
     """Write an n-frame 854x480 mp4 and the label map of its first frame (``first.png`` beside it)."""
     import cv2
 
-    from annotator.core.labels import write_mask
+    from annotator.core.io.labels import write_mask
 
     rng = np.random.default_rng(seed)
     background = cv2.resize(rng.integers(40, 200, (H // 8, W // 8 + 64, 3), dtype=np.uint8), (W + 512, H),

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import torch
 
-from annotator.core.backbones import load_backbone
-from annotator.core.features import FeatureStore
-from annotator.core.labels import read_mask, write_mask
-from annotator.core.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
-from annotator.core.propagation import (
+from annotator.core.features.backbones import load_backbone
+from annotator.core.features.store import FeatureStore
+from annotator.core.io.labels import read_mask, write_mask
+from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
+from annotator.core.engine.propagation import (
     PropagationParams,
     propagate,
     propagate_frame,

@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from annotator.core.propagation import ContextFrame, PropagationParams, propagate_frame, propagate_frame_naive
+from annotator.core.engine.propagation import ContextFrame, PropagationParams, propagate_frame, propagate_frame_naive
 
 
 def make_problem(h: int, w: int, channels: int, frames: int, labels: int, seed: int = 0):

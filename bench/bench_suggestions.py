@@ -5,8 +5,8 @@ pick a frame, paste its ground-truth mask as a correction (the frame becomes a r
 propagate forward from it to the next reference (as the GUI's "Propagate ▶" does), until every
 frame has J >= the goal (0.9 by default) for every object. Strategies:
 
-* ``suggest``: :func:`annotator.core.suggest.suggest_frame` (rule ``"target"``) on the per-frame
-  uncertainty (:func:`annotator.core.diagnostics.frame_uncertainty`), calibrated by the J each
+* ``suggest``: :func:`annotator.core.analysis.suggest.suggest_frame` (rule ``"target"``) on the per-frame
+  uncertainty (:func:`annotator.core.analysis.diagnostics.frame_uncertainty`), calibrated by the J each
   correction revealed (as the GUI does), never looking at the ground truth of other frames;
 * ``suggest:RULE``: a rule without that calibration (``suggest:target`` is the uncalibrated target rule);
 * ``oracle``: the frame with the lowest J (looks at ground truth: a bound, not a tool);
@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.core import davis
-from annotator.core.backbones import load_backbone
-from annotator.core.diagnostics import frame_scores, frame_uncertainty
-from annotator.core.features import FeatureStore
-from annotator.core.labels import VOID, read_mask_folder
-from annotator.core.propagation import FrameResult, PropagationParams, propagate
-from annotator.core.suggest import DEFAULT_RULE, Calibration, suggest_frame
+from annotator.core.io import davis
+from annotator.core.features.backbones import load_backbone
+from annotator.core.analysis.diagnostics import frame_scores, frame_uncertainty
+from annotator.core.features.store import FeatureStore
+from annotator.core.io.labels import VOID, read_mask_folder
+from annotator.core.engine.propagation import FrameResult, PropagationParams, propagate
+from annotator.core.analysis.suggest import DEFAULT_RULE, Calibration, suggest_frame
 from annotator.core.video import open_video
 
 

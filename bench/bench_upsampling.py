@@ -15,14 +15,14 @@ import time
 
 import numpy as np
 
-from annotator.core import davis
-from annotator.core.backbones import DEFAULT_FLIP, load_backbone
-from annotator.core.features import FeatureStore
-from annotator.core.labels import read_mask_folder
-from annotator.core.metrics import evaluate_sequence, summarize
-from annotator.core.pipeline import propagate_video
-from annotator.core.propagation import PropagationParams
-from annotator.core.upsampling import guided_filter, grey_guide, upsample_soft
+from annotator.core.io import davis
+from annotator.core.features.backbones import DEFAULT_FLIP, load_backbone
+from annotator.core.features.store import FeatureStore
+from annotator.core.io.labels import read_mask_folder
+from annotator.core.analysis.metrics import evaluate_sequence, summarize
+from annotator.core.engine.pipeline import propagate_video
+from annotator.core.engine.propagation import PropagationParams
+from annotator.core.engine.upsampling import guided_filter, grey_guide, upsample_soft
 from annotator.core.video import open_video
 
 VARIANTS = {

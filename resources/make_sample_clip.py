@@ -63,7 +63,7 @@ def _labels(disc: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 def make_clip(out_dir: Path, seed: int = 7) -> None:
     """Write the clip, its first-frame mask and its ground truth under ``out_dir``."""
-    from annotator.core.labels import write_mask_folder  # the project's own DAVIS PNG writer
+    from annotator.core.io.labels import write_mask_folder  # the project's own DAVIS PNG writer
 
     rng = np.random.default_rng(seed)
     bg = _background(rng)
@@ -89,7 +89,7 @@ def make_clip(out_dir: Path, seed: int = 7) -> None:
 
 
 def main() -> None:
-    from annotator.core.sample import SAMPLE_DIR
+    from annotator.core.runs.sample import SAMPLE_DIR
 
     default = SAMPLE_DIR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

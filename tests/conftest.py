@@ -20,3 +20,11 @@ def fork_server():
     server = ForkServer(REPO)
     yield server
     server.close()
+
+
+@pytest.fixture()
+def clip(tmp_path):
+    """Four frames of a moving square in a folder, its first mask as a PNG, and the true label maps."""
+    from tests.synthetic import clip_on_disk
+
+    return clip_on_disk(tmp_path)

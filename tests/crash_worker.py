@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
+from tests.fakes import ColourBackbone
 
 MAX_CHILD_SECONDS = 30.0
 
@@ -66,7 +67,7 @@ def _say(text: str) -> None:
 
 
 def _edit_job(job: dict) -> None:
-    from annotator.core.project import ChangeTracker, load_project, save_project
+    from annotator.core.project.folder import ChangeTracker, load_project, save_project
 
     folder = Path(job["project"])
     model = AnnotationModel()
@@ -83,31 +84,11 @@ def _edit_job(job: dict) -> None:
             _say(f"saved {step}")
 
 
-class SlowColourBackbone:
-    """Mean colour per 8x8 cell, plus a delay so that a run lasts long enough to be interrupted."""
-
-    name = "slow-colour"
-
-    def __init__(self, delay_s: float) -> None:
-        import torch
-
-        self.device = torch.device("cpu")
-        self.delay_s = delay_s
-
-    def __call__(self, frames):
-        import torch.nn.functional as F
-
-        time.sleep(self.delay_s * frames.shape[0])
-        x = F.avg_pool2d(frames.float() / 255.0, 8, ceil_mode=True)  # (B, 3, h, w)
-        x = x - 0.45
-        return F.normalize(x, dim=1)
-
-
 def _propagate_job(job: dict) -> None:
-    from annotator.core.autosave import Autosaver
-    from annotator.core.features import FeatureStore
-    from annotator.core.project import load_project
-    from annotator.core.propagation import PropagationParams, propagate
+    from annotator.core.project.autosave import Autosaver
+    from annotator.core.features.store import FeatureStore
+    from annotator.core.project.folder import load_project
+    from annotator.core.engine.propagation import PropagationParams, propagate
 
     model = AnnotationModel()
     content = load_project(job["project"], model)
@@ -116,7 +97,7 @@ def _propagate_job(job: dict) -> None:
     saver.start()
     saver.flush()
     _say("started")
-    store = FeatureStore(model.video, SlowColourBackbone(job["delay"]), short_side=None, batch_size=1)
+    store = FeatureStore(model.video, ColourBackbone(job["delay"]), short_side=None, batch_size=1)
     refs = {i: np.array(lab) for i, lab in model.reference_frames().items()}
     params = PropagationParams(context=4, topk=5, radius=3)
     for result in propagate(store, refs, 0, model.num_frames, params, output_hw=model.hw,
@@ -133,7 +114,7 @@ def _warm_up_propagation() -> None:
     """Load the compiled top-k selection once here, not in every child (it takes longer than a kill's delay)."""
     import torch
 
-    from annotator.core.propagation import ContextFrame, PropagationParams, propagate_frame
+    from annotator.core.engine.propagation import ContextFrame, PropagationParams, propagate_frame
 
     features = torch.nn.functional.normalize(torch.randn(4, 5, 6), dim=0)
     context = [ContextFrame(0, features, torch.ones(1, 5, 6), True), ContextFrame(1, features, torch.ones(1, 5, 6), False)]

@@ -7,30 +7,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from annotator.core.video import VideoSource
-
-
-class ArrayVideo(VideoSource):
-    """A video held in memory: frames (n, h, w, 3) uint8 RGB (a test double of a real source)."""
-
-    def __init__(self, frames: np.ndarray, name: str = "tiny") -> None:
-        super().__init__(f"/nonexistent/{name}")
-        self.name = name
-        self._frames = frames
-        self.hw = tuple(frames.shape[1:3])
-
-    @property
-    def num_frames(self) -> int:
-        return len(self._frames)
-
-    def count_frames_exactly(self) -> int:
-        return len(self._frames)
-
-    def validate(self) -> None:
-        pass
-
-    def _decode(self, index: int) -> np.ndarray:
-        return self._frames[index]
 
 
 def texture(h: int, w: int, seed: int, scale: int = 6) -> np.ndarray:
@@ -117,3 +93,29 @@ def write_frames(folder: Path, frames: list[np.ndarray]) -> Path:
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(folder / f"{i:05d}.png")
     return folder
+
+
+def make_davis_root(root: Path, names: tuple[str, ...] = ("alpha", "beta"), n_frames: int = 5,
+                    seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """A tiny DAVIS root: JPEGImages/480p/<name> and a mask of every frame in Annotations/480p/<name>
+    (a square moving over texture, 96x64, seed ``seed + k`` for the k-th name); the true label maps by name."""
+    from annotator.core.io.labels import write_mask_folder
+
+    truths = {}
+    for k, name in enumerate(names):
+        frames, truth = moving_objects_clip(n_frames=n_frames, hw=(64, 96), size=24, step=4, seed=seed + k)
+        write_frames(root / "JPEGImages" / "480p" / name, frames)
+        write_mask_folder(root / "Annotations" / "480p" / name, dict(enumerate(truth)))
+        truths[name] = truth
+    return truths
+
+
+def clip_on_disk(folder: Path, n_frames: int = 4) -> tuple[Path, Path, list[np.ndarray]]:
+    """A square moving over texture (96x64) as a frame folder ``folder/frames``, its first mask as
+    ``folder/first.png``, and the true label maps."""
+    from annotator.core.io.labels import write_mask
+
+    frames, truth = moving_objects_clip(n_frames=n_frames, hw=(64, 96), size=24, step=4)
+    mask = folder / "first.png"
+    write_mask(mask, truth[0])
+    return write_frames(folder / "frames", frames), mask, truth

@@ -6,6 +6,7 @@ same line in a dialog. Anything else that escapes is a bug.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 
@@ -68,3 +69,18 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
 def size_text(hw: Sequence[int]) -> str:
     """A size as messages write it, width x height (``854x480``), from an (H, W, ...) shape."""
     return f"{int(hw[1])}x{int(hw[0])}"
+
+
+def read_bytes(path: str | os.PathLike[str], error: type[AnnotatorError], what: str, *,
+               missing: str | None = None) -> bytes:
+    """The bytes of the file ``path``; an OS error becomes ``error`` with a one-line message that calls the
+    file ``what`` ("mask file"); ``missing`` replaces the message for a file that does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise error(missing or f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise error(f"{path} is a folder, not a {what}") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None

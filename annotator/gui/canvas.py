@@ -15,10 +15,10 @@ from PySide6.QtGui import QColor, QImage, QTransform, QKeyEvent, QMouseEvent, QP
 from PySide6.QtWidgets import (QFrame, QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsPixmapItem,
                                QGraphicsScene, QGraphicsView, QWidget)
 
-from annotator.core.annotation import AnnotationModel
+from annotator.core.model.annotation import AnnotationModel
 from annotator.core.errors import VideoError
-from annotator.core.points import clamp_to_frame
-from annotator.core.undo import Transaction
+from annotator.core.model.points import clamp_to_frame
+from annotator.core.model.undo import Transaction
 from annotator.gui.keypoints_overlay import KeypointsLayer, point_from_scene, scene_from_point
 from annotator.gui.overlay import OverlayItem, color_table
 from annotator.gui.tools import MAX_BRUSH, MIN_BRUSH, Tool, fill_mask, polygon_mask, segment_mask

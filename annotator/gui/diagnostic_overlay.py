@@ -17,7 +17,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from annotator.core.diagnostics import ErrorKind
+from annotator.core.analysis.diagnostics import ErrorKind
 from annotator.gui.timeline import FrameLane
 
 ERROR_COLORS = {

@@ -19,19 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from annotator.core.annotation import FrameState
-from annotator.core.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
+from annotator.core.model.annotation import FrameState
+from annotator.core.analysis.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
                                         frame_uncertainty)
 from annotator.core.errors import UsageError
-from annotator.core.experiments import RunRecord
-from annotator.core.labels import read_mask_folder
-from annotator.core.propagation import FrameResult
-from annotator.core.report import write_report
-from annotator.core.suggest import DEFAULT_TARGET, Calibration, suggest_frame
+from annotator.core.runs.experiments import RunRecord
+from annotator.core.io.labels import read_mask_folder
+from annotator.core.engine.propagation import FrameResult
+from annotator.core.io.report import write_report
+from annotator.core.analysis.suggest import DEFAULT_TARGET, Calibration, suggest_frame
 from annotator.gui.diagnostic_overlay import (UNCERTAINTY_LABEL, DiagnosticLayer, DiagnosticMode, UncertaintyStrip,
                                               confidence_rgba, error_rgba, split_rgba)
 from annotator.gui.factors_panel import FactorsPanel
@@ -39,13 +39,11 @@ from annotator.gui.gt_panel import GroundTruthPanel
 from annotator.gui.opening import Opened, fit_masks, open_source
 from annotator.gui.overlay import color_table
 from annotator.gui.runs_panel import RunsPanel
-from annotator.gui.settings import device_text
+from annotator.gui.settings import device_text, save_settings
+from annotator.gui.shortcuts import make_action
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.gui.main_window import MainWindow
-
-KEYS = {"worst_frame": "W", "suggest_frame": "C", "cycle_layer": "V"}
-
 
 SIDE_DOCK_WIDTH = 340
 """Initial width (px) of the right-hand docks (objects, ground truth, runs, factors)."""
@@ -53,10 +51,6 @@ SIDE_DOCK_WIDTH = 340
 
 class DiagnosticsController(QObject):
     """See the module docstring."""
-
-    scores_changed = Signal()
-    runs_changed = Signal()
-    uncertainty_changed = Signal()
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -151,11 +145,9 @@ class DiagnosticsController(QObject):
             w.menuBar().insertMenu(help_menu, menu)
         actions: dict[str, QAction] = {}
 
-        def add(name: str, text: str, handler, key: str | None = None) -> QAction:
-            action = QAction(text, w)
-            if key:
-                action.setShortcut(key)
-                action.setToolTip(f"{text} ({key})")
+        def add(name: str, text: str, handler, keyed: bool = False) -> QAction:
+            """``keyed``: the keys come from the shortcuts table's entry ``name``."""
+            action = make_action(name, w, text) if keyed else QAction(text, w)
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             action.triggered.connect(lambda _c=False: w._guard(handler))
             w.addAction(action)
@@ -167,8 +159,8 @@ class DiagnosticsController(QObject):
         add("load_gt", "Load ground truth masks for this video…", self.load_ground_truth_dialog)
         add("export_report", "Export report (CSV + PNG)…", self.export_report_dialog)
         menu.addSeparator()
-        add("worst_frame", "Jump to the worst frame", self.go_to_worst, KEYS["worst_frame"])
-        add("suggest_frame", "Next frame to correct", self.go_to_suggestion, KEYS["suggest_frame"])
+        add("worst_frame", "Jump to the worst frame", self.go_to_worst, keyed=True)
+        add("suggest_frame", "Next frame to correct", self.go_to_suggestion, keyed=True)
         menu.addSeparator()
         group = QActionGroup(w)
         for mode, text in ((DiagnosticMode.OFF, "Result only"), (DiagnosticMode.ERRORS, "Error map"),
@@ -178,7 +170,7 @@ class DiagnosticsController(QObject):
             a.setCheckable(True)
             a.setChecked(mode is DiagnosticMode.OFF)
             group.addAction(a)
-        add("cycle_layer", "Next diagnostic layer", self.cycle_mode, KEYS["cycle_layer"])
+        add("cycle_layer", "Next diagnostic layer", self.cycle_mode, keyed=True)
         menu.addSeparator()
         for name in self.docks:
             menu.addAction(self.docks[name].toggleViewAction())
@@ -223,7 +215,6 @@ class DiagnosticsController(QObject):
                     self.tracker.update(frame, np.asarray(self.model.labels(frame)))
             self.gt_panel.status.setText(f"Ground truth on {len(masks)} frames; {len(self.tracker.scored_frames)} "
                                          "scored (DAVIS: not the first and last). Propagate to fill the plot.")
-        self.scores_changed.emit()
         self._refresh_views()
 
     def open_with_ground_truth(self, path: str | Path) -> None:
@@ -371,7 +362,6 @@ class DiagnosticsController(QObject):
             if self.model.frame_state(frame) is not FrameState.EMPTY:
                 self.tracker.update(frame, np.asarray(self.model.labels(frame)))
         self._dirty.clear()
-        self.scores_changed.emit()
         self._schedule_refresh()
 
     # ---- propagation runs ----------------------------------------------------------------------
@@ -394,7 +384,7 @@ class DiagnosticsController(QObject):
         self._last_plan = (info.start, info.direction, info.go_on)
         self._before_run = {}
         self._run = {"frames": [], "t0": time.perf_counter(), "fps": float("nan"),
-                     "settings": {"backbone": s.backbone, "short_side": s.short_side, **dataclasses.asdict(s.params)}}
+                     "settings": {"backbone": s.backbone, "short_side": s.short_side or 0, **dataclasses.asdict(s.params)}}
 
     def _on_result(self, item: FrameResult) -> None:
         if self.model.video is None or self.model.is_reference(item.index):
@@ -410,8 +400,6 @@ class DiagnosticsController(QObject):
             self._run["frames"].append(item.index)
         if self.tracker is not None and self.tracker.update(item.index, item.labels):
             self._dirty.discard(item.index)
-            self.scores_changed.emit()
-        self.uncertainty_changed.emit()
         self._schedule_refresh()
 
     def _on_progress(self, _done: int, _total: int, fps: float, _left: float) -> None:
@@ -441,7 +429,6 @@ class DiagnosticsController(QObject):
             record = RunRecord(name, run["settings"], n_frames=applied, seconds=seconds)
         self.runs.append(record)
         self.runs_panel.set_runs(self.runs)
-        self.runs_changed.emit()
 
     def _restore(self, before: dict[int, tuple[object, float | None, tuple[int, ...] | None]]) -> None:
         """Soft labels and uncertainty of the frames a cancelled run put back, as they were before it."""
@@ -451,7 +438,6 @@ class DiagnosticsController(QObject):
                     store.pop(frame, None)
                 else:
                     store[frame] = value
-        self.uncertainty_changed.emit()
         self._schedule_refresh()
 
     def _on_factors(self) -> None:
@@ -462,7 +448,7 @@ class DiagnosticsController(QObject):
             self.window.statusBar().showMessage(str(exc), 4000)
             return
         self.propagation.set_settings(settings)
-        settings.save(self.window.qsettings)
+        save_settings(self.window.qsettings, settings)
         self.window.status.device.setText(device_text(settings.backbone, settings.device))
 
     def rerun(self) -> None:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLineEdit, QMenu, QMessageBox, QPushButton, QWidget)
 
-from annotator.core.annotation import FrameState
+from annotator.core.model.annotation import FrameState
 from annotator.core.errors import AnnotatorError, size_text
-from annotator.core.export import export_davis, export_overlay_video, snapshot_labels, write_keypoints_json
+from annotator.core.io.export import export_davis, export_overlay_video, snapshot_labels, write_keypoints_json
 from annotator.core.video import FirstFrames, FrameCheck, open_video, scan_frames
 from annotator.gui.opening import Opened, open_sample, open_source, read_single_mask
 from annotator.gui.overlay import color_table

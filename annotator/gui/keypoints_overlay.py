@@ -15,8 +15,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from annotator.core.annotation import FramePoints, KeypointInfo
-from annotator.core.points import Point
+from annotator.core.model.annotation import FramePoints, KeypointInfo
+from annotator.core.model.points import Point
 
 MARKER_RADIUS = 5.0  # screen pixels
 MIN_OPACITY = 0.25  # a propagated point of confidence 0 stays findable

@@ -12,7 +12,7 @@ from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from annotator.core.annotation import AnnotationModel
+from annotator.core.model.annotation import AnnotationModel
 from annotator.core.errors import AnnotatorError
 from annotator.gui.objects_panel import swatch
 

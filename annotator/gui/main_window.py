@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QSlider, QSpinBox, QWidget)
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import AnnotatorError
 from annotator.gui.canvas import Canvas
 from annotator.gui.files import FileActions
@@ -23,8 +23,8 @@ from annotator.gui.gui_thread_gc import collect_on_gui_thread
 from annotator.gui.keypoints_panel import KeypointsPanel
 from annotator.gui.objects_panel import ObjectsPanel
 from annotator.gui.propagation import BackboneFactory, PropagationController, load_backbone_for
-from annotator.gui.settings import PropagationSettings, SettingsDialog, device_text
-from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog, key_sequences
+from annotator.gui.settings import SettingsDialog, device_text, load_settings, save_settings
+from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from annotator.gui.status_bar import ElidingStatusBar
 from annotator.gui.timeline import Timeline
 from annotator.gui.toolbar import OverflowToolBar, labelled
@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.error_box: QMessageBox | None = None  # the error on show, if any (see show_error)
         self._close_confirmed = False  # quit() asked about unsaved changes already
-        self.propagation = PropagationController(self.model, PropagationSettings.load(self.qsettings),
+        self.propagation = PropagationController(self.model, load_settings(self.qsettings),
                                                  backbone_factory, parent=self)
         self.canvas = Canvas(self.model)
         self.setCentralWidget(self.canvas)
@@ -190,10 +190,7 @@ class MainWindow(QMainWindow):
         for s in SHORTCUTS:
             if s.name not in handlers:
                 continue
-            action = QAction(s.text.split(" (")[0].rstrip("…") + ("…" if s.text.endswith("…") else ""), self)
-            action.setShortcuts(key_sequences(s))
-            action.setToolTip(f"{s.text} ({' / '.join(s.keys)})" if s.keys else s.text)
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action = make_action(s.name, self, s.text.split(" (")[0].rstrip("…") + ("…" if s.text.endswith("…") else ""))
             action.triggered.connect(lambda _checked=False, h=handlers[s.name]: self._guard(h))
             self.addAction(action)
             actions[s.name] = action
@@ -424,7 +421,7 @@ class MainWindow(QMainWindow):
             settings = dialog.settings()
             settings.params.validate()
             self.propagation.set_settings(settings)
-            settings.save(self.qsettings)
+            save_settings(self.qsettings, settings)
             self.status.device.setText(device_text(settings.backbone, settings.device))
 
     def _step(self, delta: int) -> None:

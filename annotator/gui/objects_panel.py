@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QColorDialog, QHBoxLayout, QHeaderView, QMessageBox, QPushButton,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from annotator.core.annotation import AnnotationModel
+from annotator.core.model.annotation import AnnotationModel
 
 COL_NAME, COL_FRAMES = 0, 1
 

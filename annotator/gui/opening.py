@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from annotator.core.errors import MaskError, UsageError
-from annotator.core.labels import read_mask, read_mask_folder, resize_labels
-from annotator.core.sample import SAMPLE_MASKS, SAMPLE_VIDEO
+from annotator.core.io.labels import read_mask, read_mask_folder, resize_labels
+from annotator.core.runs.sample import SAMPLE_MASKS, SAMPLE_VIDEO
 from annotator.core.video import VideoSource, open_video
 
 

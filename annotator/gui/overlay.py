@@ -16,8 +16,8 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from annotator.core.annotation import ObjectInfo
-from annotator.core.labels import DAVIS_PALETTE, VOID
+from annotator.core.model.annotation import ObjectInfo
+from annotator.core.io.labels import DAVIS_PALETTE, VOID
 
 Box = tuple[int, int, int, int]
 

@@ -1,6 +1,6 @@
 """Projects in the main window: Save / Save as / Open project, autosave, and recovery after a crash.
 
-The work is in the Qt-free core (:mod:`annotator.core.project`, :mod:`annotator.core.autosave`);
+The work is in the Qt-free core (:mod:`annotator.core.project`, :mod:`annotator.core.project.autosave`);
 this module adds the actions, the dialogs (where to save, locate a moved video, recover?), and a
 `QTimer` that autosaves. Autosave is off until :meth:`ProjectActions.enable_autosave` gives it a
 folder (the app passes its per-user data folder; tests pass a temporary one), so windows built by
@@ -18,11 +18,11 @@ from PySide6.QtCore import QStandardPaths, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from annotator.core.autosave import Autosaver, autosave_folder, discard, find_recoverable, recover
+from annotator.core.project.autosave import Autosaver, autosave_folder, discard, find_recoverable, recover
 from annotator.core.errors import AnnotatorError
-from annotator.core.project import (ChangeTracker, ProjectContent, VideoRecord, apply_project, is_project_folder,
+from annotator.core.project.folder import (ChangeTracker, ProjectContent, VideoRecord, apply_project, is_project_folder,
                                     read_project, save_project)
-from annotator.gui.shortcuts import key_sequences, shortcut_named
+from annotator.gui.shortcuts import make_action
 
 if TYPE_CHECKING:  # pragma: no cover
     from annotator.gui.main_window import MainWindow
@@ -67,10 +67,7 @@ class ProjectActions:
                  ("save_project_as", self.save_as_dialog)]
         actions = {}
         for name, handler in specs:
-            shortcut = shortcut_named(name)  # text and keys come from the one shortcuts table
-            action = QAction(shortcut.text, w)
-            action.setShortcuts(key_sequences(shortcut))
-            action.setToolTip(f"{shortcut.text.rstrip('…')} ({' / '.join(shortcut.keys)})")
+            action = make_action(name, w)  # text and keys come from the one shortcuts table
             action.triggered.connect(lambda _c=False, h=handler: self._guard(h))
             w.addAction(action)
             actions[name] = action

@@ -7,10 +7,10 @@ thread as it arrives. The run is one undo step. A frame a person painted while t
 is never overwritten.
 
 What a run covers (:func:`plan_legs`) with ``params.both_ways`` (the default): the video is cut at
-its references into spans (:func:`annotator.core.keyframes.spans`). P on reference C re-fills the
+its references into spans (:func:`annotator.core.engine.keyframes.spans`). P on reference C re-fills the
 spans on both sides of C, Shift+P only the one before C, Alt+P every span from C to the end. A
 span between two references is filled from both ends and fused
-(:func:`annotator.core.keyframes.fill_span`): the frames of its backward and forward runs are
+(:func:`annotator.core.engine.keyframes.fill_span`): the frames of its backward and forward runs are
 applied as they come (provisional, counted on the one progress bar) and then replaced by the fused ones, which the
 model marks as coming from two keyframes; a span with one reference (before the first, after the
 last) is propagated one way from it. So a correction inside a span splits it, and P there
@@ -22,7 +22,7 @@ reverted, except on frames a person painted meanwhile): a half-filled span would
 provisional one-direction frames beside fused ones. Features computed so far stay in the store,
 so running again is quick.
 
-`start_keypoints()` runs :func:`annotator.core.keypoints.propagate_keypoints_video` the same way:
+`start_keypoints()` runs :func:`annotator.core.engine.keypoints.propagate_keypoints_video` the same way:
 the placed keypoints go through the whole video (forward from the first frame with keypoints, then
 back to frame 0), replacing the propagated points of every other frame; also one undo step, with
 the same progress and feature store; a cancelled keypoint run keeps the frames it did (it has no
@@ -40,23 +40,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
-from annotator.core.features import FeatureStore
-from annotator.core.keyframes import Span, fill_span, span_results, spans
-from annotator.core.pipeline import propagate_span
-from annotator.core.keypoints import KeypointResult, propagate_keypoints_video
-from annotator.core.propagation import FrameResult, propagate
-from annotator.core.undo import Change, Transaction
-from annotator.gui.settings import PropagationSettings
+from annotator.core.features.store import FeatureStore
+from annotator.core.engine.keyframes import Span, fill_span, span_results, spans
+from annotator.core.engine.keypoints import KeypointResult, propagate_keypoints_video
+from annotator.core.engine.pipeline import propagate_span
+from annotator.core.engine.propagation import FrameResult, propagate
+from annotator.core.runs.settings import BackboneCache, RunSettings
+from annotator.core.model.undo import Change, Transaction
 from annotator.gui.worker import GeneratorWorker
 
-BackboneFactory = Callable[[PropagationSettings], object]
+BackboneFactory = Callable[[RunSettings], object]
 
 
 def compute_threads() -> int:
@@ -68,13 +68,11 @@ def compute_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def load_backbone_for(settings: PropagationSettings):
-    """The real backbone named by the settings (may take a second: called on the worker thread)."""
-    from annotator.core.backbones import load_backbone
-
-    device = settings.device
-    threads = compute_threads() if device in ("auto", "cpu") else None
-    return load_backbone(settings.backbone, device=device, threads=threads, half=settings.half, flip=settings.flip)
+def load_backbone_for(settings: RunSettings):
+    """The real backbone named by the settings, on :func:`compute_threads` CPU threads (may take a second:
+    called on the worker thread)."""
+    threads = compute_threads() if settings.device in ("auto", "cpu") else None
+    return replace(settings, threads=threads).load_backbone()
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ class _StoreReady:
     """First item of a run that had to build its feature store: handed back to the GUI thread."""
 
     key: tuple
-    backbone_key: tuple
+    settings: RunSettings
     store: FeatureStore
 
 
@@ -192,18 +190,17 @@ class PropagationController(QObject):
     failed = Signal(str)  # one-line message
     device_changed = Signal(str)
 
-    def __init__(self, model: AnnotationModel, settings: PropagationSettings | None = None,
+    def __init__(self, model: AnnotationModel, settings: RunSettings | None = None,
                  backbone_factory: BackboneFactory = load_backbone_for, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model = model
-        self.settings = settings or PropagationSettings()
-        self.follow = True
+        self.settings = settings or RunSettings()
         self._factory = backbone_factory
         if backbone_factory is load_backbone_for and self.settings.backbone.split(":")[0] == "lite0":
-            from annotator.core.backbones.lite0 import read_weights, weights_path
+            from annotator.core.features.backbones.lite0 import read_weights, weights_path
 
             read_weights(weights_path())  # ~50 ms now, instead of a crawl on the worker later
-        self._backbones: dict[tuple, object] = {}
+        self._backbones = BackboneCache()  # loaded on the worker thread, kept here on the GUI thread
         self._stores: dict[tuple, FeatureStore] = {}
         self._worker: GeneratorWorker | None = None
         self._txn: Transaction | None = None
@@ -227,7 +224,7 @@ class PropagationController(QObject):
     def store_for_current_video(self) -> FeatureStore | None:
         return self._stores.get(self._store_key())
 
-    def set_settings(self, settings: PropagationSettings) -> None:
+    def set_settings(self, settings: RunSettings) -> None:
         self.settings = settings  # stores are keyed by what features depend on, so old ones stay valid
 
     def _store_key(self) -> tuple:
@@ -329,7 +326,7 @@ class PropagationController(QObject):
         video = self.model.video
         key = self._store_key()
         store = self._stores.get(key)
-        backbone = self._backbones.get(settings.backbone_key())
+        backbone = self._backbones.get(settings)
         factory = self._factory
 
         def job() -> Iterator[object]:
@@ -337,9 +334,9 @@ class PropagationController(QObject):
             if store is None:
                 bb = backbone if backbone is not None else factory(settings)
                 # read-ahead only off the CPU: there it would take the core kept free for the GUI
-                store = FeatureStore(video, bb, short_side=settings.short_side or None,
+                store = FeatureStore(video, bb, short_side=settings.short_side,
                                      read_ahead=torch.device(getattr(bb, "device", "cpu")).type != "cpu")
-                yield _StoreReady(key, settings.backbone_key(), store)
+                yield _StoreReady(key, settings, store)
             yield from run(store)
 
         self._txn = self.model.history.begin(step_name)
@@ -371,7 +368,7 @@ class PropagationController(QObject):
     def _on_result(self, item: object) -> None:
         if isinstance(item, _StoreReady):
             self._stores[item.key] = item.store
-            self._backbones[item.backbone_key] = item.store.backbone
+            self._backbones.put(item.settings, item.store.backbone)
             self.device_changed.emit(str(getattr(item.store.backbone, "device", "?")))
             self._t0 = time.perf_counter()  # frames/s counts propagation, not model loading
             return
@@ -390,7 +387,7 @@ class PropagationController(QObject):
         if not getattr(item, "provisional", False):
             self._frames_done.add(item.index)
         self._applied += 1
-        if self.follow and m.current_frame == self._last_index:
+        if m.current_frame == self._last_index:  # the view follows the run unless a person moved it
             m.set_current_frame(item.index)
         self._last_index = item.index
         elapsed = max(time.perf_counter() - self._t0, 1e-6)
@@ -413,7 +410,7 @@ class PropagationController(QObject):
             if cancelled and self._run is not None and self._run.kind == "masks":
                 self._revert(txn)
                 done = 0
-                if self.follow and self.model.video is not None:
+                if self.model.video is not None:
                     # the frames the view followed are empty again: back to where P was pressed,
                     # where P runs again at once (the features computed so far stay cached)
                     self.model.set_current_frame(self._run.start)

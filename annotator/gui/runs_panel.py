@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from annotator.core.experiments import RunRecord, compare_runs
+from annotator.core.runs.experiments import RunRecord, compare_runs
 
 RUN_COLORS = ((64, 160, 255), (255, 150, 40))
 NO_RUNS_TEXT = "Runs appear here when a sequence with ground truth is propagated."

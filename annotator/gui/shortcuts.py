@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 
@@ -90,6 +90,17 @@ def shortcut_named(name: str) -> Shortcut:
 
 def key_sequences(shortcut: Shortcut) -> list[QKeySequence]:
     return [QKeySequence(k) for k in shortcut.keys if k != "…"]
+
+
+def make_action(name: str, parent: QObject, text: str | None = None) -> QAction:
+    """A window-wide action for entry ``name``: its keys, and a tooltip with the entry's text and keys;
+    shown as ``text`` (default: the entry's text)."""
+    shortcut = shortcut_named(name)
+    action = QAction(shortcut.text if text is None else text, parent)
+    action.setShortcuts(key_sequences(shortcut))
+    action.setToolTip(f"{shortcut.text.rstrip('…')} ({' / '.join(shortcut.keys)})" if shortcut.keys else shortcut.text)
+    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    return action
 
 
 class ShortcutsDialog(QDialog):

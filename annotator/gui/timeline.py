@@ -2,7 +2,7 @@
 
 Markers: references in the reference colour (a tall tick), propagated frames as a filled band
 (a lighter shade where the frame was fused from the keyframes at both ends of its span, the
-model's :meth:`~annotator.core.annotation.AnnotationModel.keyframes`), empty frames left dark, keypoint references (frames where a person placed points) as a magenta
+model's :meth:`~annotator.core.model.annotation.AnnotationModel.keyframes`), empty frames left dark, keypoint references (frames where a person placed points) as a magenta
 tick in the lower half; the current frame has a white cursor. Clicking or dragging on the strip
 seeks; the mouse wheel anywhere on the timeline steps a frame per notch (down = forward, the slider
 included, whose own wheel went the other way). The widget listens to the model and writes the current frame back through its setter.
@@ -20,7 +20,7 @@ from PySide6.QtCore import QEvent, QObject, QRectF, QSignalBlocker, QSize, Qt, Q
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QSlider, QStyle, QStyleOptionSlider, QToolButton, QWidget
 
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 
 STATE_COLORS = {
     FrameState.REFERENCE: QColor(255, 196, 0),

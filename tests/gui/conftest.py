@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 
-from gui_helpers import ArrayVideo, FakeBackbone
+from tests.fakes import ArrayVideo, ColourBackbone
 
 
 @pytest.fixture
@@ -22,10 +22,10 @@ def make_window(qtbot, qsettings):
     from annotator.gui.main_window import MainWindow
     from annotator.gui.opening import Opened
 
-    def build(frames: np.ndarray, references=None, backbone=None, short_side: int = 0):
-        bb = backbone or FakeBackbone()
+    def build(frames: np.ndarray, references=None, backbone=None, short_side: int | None = None):
+        bb = backbone or ColourBackbone()
         w = MainWindow(settings=qsettings, backbone_factory=lambda _s: bb)
-        w.propagation.set_settings(replace(w.propagation.settings, backbone="fake", short_side=short_side))
+        w.propagation.set_settings(replace(w.propagation.settings, backbone="colour", short_side=short_side))
         qtbot.addWidget(w)
         w.resize(900, 600)
         w.files.set_opened(Opened(ArrayVideo(frames), dict(references or {})))

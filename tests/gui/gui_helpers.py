@@ -1,14 +1,11 @@
-"""Helpers of the GUI tests: tiny in-memory clips and a fast fake backbone."""
+"""Helpers of the GUI tests: tiny clips and runs waited for (the fakes are in tests/fakes.py)."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from tests.synthetic import ArrayVideo  # noqa: F401 - re-exported for the GUI tests
 from tests.synthetic import write_frames
 
 
@@ -26,26 +23,6 @@ def square_clip(n: int = 6, hw=(64, 96), size: int = 20, step: int = 4, seed: in
         frames[t] = f
         truth[t, y0:y0 + size, x0:x0 + size] = 1
     return frames, truth
-
-
-class FakeBackbone:
-    """Colour features at stride 8: fast, deterministic, good enough to track a red square."""
-
-    name = "fake"
-    device = torch.device("cpu")
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
-        self.frames_seen = 0
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        self.frames_seen += frames.shape[0]
-        if self.delay_s:
-            time.sleep(self.delay_s * frames.shape[0])
-        x = frames.float() / 255.0  # (B, 3, H, W)
-        x = F.avg_pool2d(x, 8, ceil_mode=True)  # (B, 3, h, w)
-        x = torch.cat([x - 0.45, torch.full_like(x[:, :1], 0.05)], dim=1)  # (B, 4, h, w)
-        return F.normalize(x, dim=1)
 
 
 def run_propagation(qtbot, window, direction: int = 1, go_on: bool = False, timeout: int = 20_000):

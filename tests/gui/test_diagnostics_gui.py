@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QLabel
 
-from annotator.core.diagnostics import ErrorKind
-from annotator.core.metrics import evaluate_sequence
+from annotator.core.analysis.diagnostics import ErrorKind
+from annotator.core.analysis.metrics import evaluate_sequence
 from annotator.gui.diagnostic_overlay import ERROR_COLORS, DiagnosticMode
 from gui_helpers import run_propagation, square_clip
 
@@ -95,12 +95,12 @@ def test_the_run_list_keeps_two_runs_with_different_factors(qtbot, make_window):
     d.set_ground_truth(dict(enumerate(truth)))
     run_propagation(qtbot, w)
     panel = d.factors_panel
-    panel.topk.setValue(1)  # live: the settings change at once
-    panel.temperature.setValue(1.0)
-    panel.radius.setValue(1.0)
+    panel.fields.topk.setValue(1)  # live: the settings change at once
+    panel.fields.temperature.setValue(1.0)
+    panel.fields.radius.setValue(1.0)
     assert w.propagation.settings.params.topk == 1
-    panel.context_stride.setValue(2)
-    panel.reference_stride.setValue(2)
+    panel.fields.context_stride.setValue(2)
+    panel.fields.reference_stride.setValue(2)
     assert (w.propagation.settings.params.context_stride, w.propagation.settings.params.reference_stride) == (2, 2)
     with qtbot.waitSignal(w.propagation.finished, timeout=20_000):
         panel.rerun.click()
@@ -178,10 +178,10 @@ def test_next_frame_to_correct_goes_to_an_uncertain_propagated_frame(qtbot, make
 
 
 def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qtbot, make_window):
-    from annotator.core.annotation import FrameState
-    from annotator.core.diagnostics import correction_j
+    from annotator.core.model.annotation import FrameState
+    from annotator.core.analysis.diagnostics import correction_j
     from annotator.gui.opening import Opened
-    from gui_helpers import ArrayVideo
+    from tests.fakes import ArrayVideo
 
     frames, truth = two_objects_clip(n=6)
     w = make_window(frames, {0: truth[0]})
@@ -203,7 +203,7 @@ def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qt
 
 
 def test_runs_tab_headers_fit_a_narrow_dock_and_the_placeholder_goes_once_runs_are_listed(qtbot):
-    from annotator.core.experiments import RunRecord
+    from annotator.core.runs.experiments import RunRecord
     from annotator.gui.runs_panel import RunsPanel
 
     panel = RunsPanel()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.core.annotation import FrameState
+from annotator.core.model.annotation import FrameState
 from annotator.gui.propagation import Leg, plan_legs
-from gui_helpers import FakeBackbone, run_propagation, square_clip
+from gui_helpers import run_propagation, square_clip
+from tests.fakes import ColourBackbone
 
 pytestmark = pytest.mark.gui
 
@@ -78,7 +79,7 @@ def test_spans_are_filled_from_both_ends_and_the_timeline_marks_them(qtbot, make
 
 
 def test_correction_inside_a_span_refills_both_halves_only_with_cached_features(qtbot, make_window):
-    backbone = FakeBackbone()
+    backbone = ColourBackbone()
     w = _filled_window(qtbot, make_window, backbone)
     m = w.model
     store = w.propagation.store_for_current_video()

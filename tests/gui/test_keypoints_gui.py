@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from annotator.core.backbones import load_backbone
-from annotator.core.keypoints import point_errors
+from annotator.core.features.backbones import load_backbone
+from annotator.core.analysis.metrics import point_errors
 from annotator.gui.keypoints_overlay import MIN_OPACITY, scene_from_point
 from annotator.gui.tools import Tool
 from gui_helpers import square_clip, window_on_frame_folder

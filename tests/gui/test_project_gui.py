@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from annotator.core.annotation import FrameState
-from annotator.core.autosave import LOCK_FILE, find_recoverable
-from annotator.core.project import read_project_file
+from annotator.core.model.annotation import FrameState
+from annotator.core.project.autosave import LOCK_FILE, find_recoverable
+from annotator.core.project.folder import read_project_file
 from gui_helpers import run_propagation, square_clip, window_on_frame_folder
 from tests.synthetic import write_frames
 
@@ -229,8 +229,8 @@ def test_start_with_a_video_offers_its_own_recovery_and_lists_the_others(qtbot, 
                                                                           monkeypatch):
     import time
 
-    from annotator.core.annotation import AnnotationModel
-    from annotator.core.autosave import Autosaver, autosave_folder
+    from annotator.core.model.annotation import AnnotationModel
+    from annotator.core.project.autosave import Autosaver, autosave_folder
     from annotator.core.video import open_video
     from tests.synthetic import write_frames
 

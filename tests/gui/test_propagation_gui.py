@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
 
-from annotator.core.annotation import FrameState
+from annotator.core.model.annotation import FrameState
 from annotator.core.errors import UsageError
-from gui_helpers import FakeBackbone, run_propagation, run_propagation_timed, square_clip
+from gui_helpers import run_propagation, run_propagation_timed, square_clip
+from tests.fakes import ColourBackbone
 
 pytestmark = pytest.mark.gui
 
@@ -55,12 +55,11 @@ def test_backward_propagation_and_no_start_without_a_reference(qtbot, make_windo
 
 def test_cancel_stops_within_one_frame_and_puts_the_frames_back(qtbot, make_window):
     frames, truth = square_clip(n=16, step=2)
-    backbone = FakeBackbone(delay_s=0.05)
+    backbone = ColourBackbone(delay_s=0.05)
     w = make_window(frames, {0: truth[0]}, backbone=backbone)
     shown = []
     w.propagation.frame_done.connect(lambda i: (shown.append((i, w.model.frame_state(i))),
                                                 w.propagation.cancel() if i == 2 else None))
-    t0 = time.perf_counter()
     applied, cancelled = run_propagation(qtbot, w)
     assert cancelled
     # frames 1 and 2 were shown; results computed after the cancel are dropped
@@ -69,7 +68,6 @@ def test_cancel_stops_within_one_frame_and_puts_the_frames_back(qtbot, make_wind
     assert [i for i, s in enumerate(w.model.frame_states()) if s is not FrameState.EMPTY] == [0]
     assert not w.model.history.can_undo
     assert backbone.frames_seen <= 8  # at most one more feature batch after the cancel
-    assert time.perf_counter() - t0 < 2.0
 
 
 def test_one_way_correction_then_repropagation_changes_only_frames_up_to_the_next_reference(qtbot, make_window):
@@ -92,12 +90,12 @@ def test_one_way_correction_then_repropagation_changes_only_frames_up_to_the_nex
     m.set_current_frame(3)
     m.history.push("Brush", [m.paint(3, np.ones((16, 16), bool), 1, origin=(44, 72))])
     assert m.frame_state(3) is FrameState.REFERENCE
-    first_frame_at = []
-    w.propagation.frame_done.connect(lambda i: first_frame_at.append(time.perf_counter()) if not first_frame_at else None)
-    t0 = time.perf_counter()
+    computed_at_first_frame = []
+    w.propagation.frame_done.connect(
+        lambda i: computed_at_first_frame.append(store.computed) if not computed_at_first_frame else None)
     applied, _ = run_propagation(qtbot, w)
     assert applied == 4  # frames 4..7
-    assert first_frame_at[0] - t0 < 1.0  # cached features: the first frame comes at once
+    assert computed_at_first_frame == [computed_after_first]  # cached features: the first frame needs no backbone
     assert store.computed == computed_after_first  # no frame went through the backbone again
     for i in (0, 1, 2, 8, 9):
         np.testing.assert_array_equal(m.labels(i), before[i])
@@ -117,7 +115,7 @@ def test_go_on_propagates_through_references_without_overwriting_them(qtbot, mak
 
 def test_painting_during_a_run_is_never_overwritten(qtbot, make_window):
     frames, truth = square_clip(n=10, step=2)
-    w = make_window(frames, {0: truth[0]}, backbone=FakeBackbone(delay_s=0.03))
+    w = make_window(frames, {0: truth[0]}, backbone=ColourBackbone(delay_s=0.03))
     m = w.model
     painted = {}
 
@@ -134,7 +132,7 @@ def test_painting_during_a_run_is_never_overwritten(qtbot, make_window):
 
 def test_event_loop_stays_responsive_during_propagation(qtbot, make_window):
     frames, truth = square_clip(n=24, hw=(96, 128), step=2)
-    w = make_window(frames, {0: truth[0]}, backbone=FakeBackbone(delay_s=0.02))
+    w = make_window(frames, {0: truth[0]}, backbone=ColourBackbone(delay_s=0.02))
     applied, _, stamps = run_propagation_timed(qtbot, w)
     assert applied == 23
     gaps = np.diff(stamps)
@@ -159,7 +157,7 @@ def test_factors_that_read_the_frames_run_from_the_gui(qtbot, make_window):
 def test_a_run_that_fails_reports_it_and_leaves_the_window_idle(qtbot, make_window):
     from annotator.core.errors import BackboneError
 
-    class BrokenBackbone(FakeBackbone):
+    class BrokenBackbone(ColourBackbone):
         def __call__(self, frames):
             raise BackboneError("backbone exploded on frame batch")
 
@@ -176,7 +174,7 @@ def test_a_run_that_fails_reports_it_and_leaves_the_window_idle(qtbot, make_wind
     assert all(w.model.frame_state(t) is not FrameState.PROPAGATED for t in range(1, 5))
     w.error_box.close()
     # the window works again: a good backbone propagates the same clip
-    w.propagation._factory = lambda _s: FakeBackbone()
+    w.propagation._factory = lambda _s: ColourBackbone()
     w.propagation._backbones.clear()
     w.propagation._stores.clear()
     assert run_propagation(qtbot, w) == (4, False)

@@ -7,10 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from annotator.core.annotation import FrameState
+from annotator.core.model.annotation import FrameState
 from annotator.gui.main_window import MainWindow
 from annotator.gui.opening import Opened
-from gui_helpers import ArrayVideo, run_propagation_timed, square_clip
+from gui_helpers import run_propagation_timed, square_clip
+from tests.fakes import ArrayVideo
 
 pytestmark = pytest.mark.gui
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.gui
 def test_lite0_propagation_in_the_window_tracks_and_keeps_the_event_loop_free(qtbot, qsettings):
     frames, truth = square_clip(n=6, hw=(96, 128), size=32, step=5)
     w = MainWindow(settings=qsettings)  # the real backbone factory
-    w.propagation.set_settings(replace(w.propagation.settings, backbone="lite0", device="cpu", short_side=0))
+    w.propagation.set_settings(replace(w.propagation.settings, backbone="lite0", device="cpu", short_side=None))
     qtbot.addWidget(w)
     w.files.set_opened(Opened(ArrayVideo(frames), {0: truth[0]}))
     w.show()

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from annotator.core.annotation import FrameState
-from annotator.core.labels import read_mask_folder, write_mask
+from annotator.core.model.annotation import FrameState
+from annotator.core.io.labels import read_mask_folder, write_mask
 from annotator.core.video import open_video
 from annotator.gui.shortcuts import SHORTCUTS, ShortcutsDialog
 from gui_helpers import run_propagation, square_clip
@@ -186,60 +186,63 @@ def test_every_shortcut_is_listed_and_bound(qtbot, make_window):
 
 
 def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
-    from annotator.core.propagation import PropagationParams
-    from annotator.gui.settings import PropagationSettings, SettingsDialog
+    from annotator.core.engine.propagation import PropagationParams
+    from annotator.core.runs.settings import RunSettings
+    from annotator.gui.settings import SettingsDialog, load_settings, save_settings
 
     defaults = PropagationParams()
-    dialog = SettingsDialog(PropagationSettings(), "cpu")
+    dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
-    assert (dialog.context.value(), dialog.topk.value()) == (defaults.context, defaults.topk)
-    assert dialog.temperature.value() == pytest.approx(defaults.temperature)
-    assert dialog.radius.value() == pytest.approx(defaults.radius)
-    dialog.context.setValue(5)
-    dialog.topk.setValue(3)
+    assert (dialog.fields.context.value(), dialog.fields.topk.value()) == (defaults.context, defaults.topk)
+    assert dialog.fields.temperature.value() == pytest.approx(defaults.temperature)
+    assert dialog.fields.radius.value() == pytest.approx(defaults.radius)
+    dialog.fields.context.setValue(5)
+    dialog.fields.topk.setValue(3)
     dialog.short_side.setValue(320)
     dialog.backbone.setCurrentText("resnet18")
     dialog.precision.setCurrentText("half")
     dialog.flip.setChecked(True)
     s = dialog.settings()
     assert (s.params.context, s.params.topk, s.short_side, s.backbone) == (5, 3, 320, "resnet18")
-    assert (s.half, s.flip) == (True, True) and s.backbone_key() != PropagationSettings().backbone_key()
-    s.save(qsettings)
-    assert PropagationSettings.load(qsettings) == s
+    assert (s.half, s.flip) == (True, True) and s.backbone_key() != RunSettings().backbone_key()
+    save_settings(qsettings, s)
+    assert load_settings(qsettings) == s
 
 
 def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, qsettings):
-    from annotator.core.presets import PRESETS
-    from annotator.gui.settings import PropagationSettings, SettingsDialog
+    from annotator.core.engine.presets import PRESETS
+    from annotator.core.runs.settings import RunSettings
+    from annotator.gui.settings import SettingsDialog, load_settings, save_settings
 
-    dialog = SettingsDialog(PropagationSettings(), "cpu")
+    dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
     assert dialog.preset.currentData() == "quality"  # the defaults are the quality preset
     fast = PRESETS["fast"]
     dialog.preset.setCurrentIndex(dialog.preset.findData("fast"))
     dialog.preset.activated.emit(dialog.preset.currentIndex())
-    assert (dialog.flip.isChecked(), dialog.radius.value(), dialog.context.value(), dialog.context_stride.value(),
-            dialog.reference_stride.value()) == (fast.flip, fast.radius, fast.context, fast.context_stride,
+    assert (dialog.flip.isChecked(), dialog.fields.radius.value(), dialog.fields.context.value(), dialog.fields.context_stride.value(),
+            dialog.fields.reference_stride.value()) == (fast.flip, fast.radius, fast.context, fast.context_stride,
                                                  fast.reference_stride)
     s = dialog.settings()
     assert (s.flip, s.params.radius, s.params.context, s.params.context_stride, s.params.reference_stride) \
         == (False, 12.0, 10, 2, 2)
-    s.save(qsettings)
-    assert PropagationSettings.load(qsettings) == s  # the stride persists too
-    dialog.context.setValue(fast.context + 1)  # an edit that leaves every preset
+    save_settings(qsettings, s)
+    assert load_settings(qsettings) == s  # the stride persists too
+    dialog.fields.context.setValue(fast.context + 1)  # an edit that leaves every preset
     assert dialog.preset.currentText() == "Custom"
-    dialog.context.setValue(fast.context)
+    dialog.fields.context.setValue(fast.context)
     assert dialog.preset.currentData() == "fast"
-    dialog.reference_stride.setValue(1)
+    dialog.fields.reference_stride.setValue(1)
     assert dialog.preset.currentText() == "Custom"
 
 
 def test_settings_dialog_part_groups_parse_persist_and_refuse_bad_text(qtbot, qsettings):
     from dataclasses import replace
 
-    from annotator.gui.settings import PropagationSettings, SettingsDialog
+    from annotator.core.runs.settings import RunSettings
+    from annotator.gui.settings import SettingsDialog, load_settings, save_settings
 
-    dialog = SettingsDialog(PropagationSettings(), "cpu")
+    dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
     assert dialog.part_groups.text() == ""
     dialog.part_groups.setText("1-3,4+x")
@@ -250,11 +253,11 @@ def test_settings_dialog_part_groups_parse_persist_and_refuse_bad_text(qtbot, qs
     assert dialog.result() == dialog.DialogCode.Accepted
     s = dialog.settings()
     assert s.params.part_groups == ((1, 2, 3, 7), (8, 9, 10, 11, 12))
-    s.save(qsettings)
+    save_settings(qsettings, s)
     assert qsettings.value("propagation/part_groups") == "1-3+7,8-12"
-    assert PropagationSettings.load(qsettings) == s
+    assert load_settings(qsettings) == s
     qsettings.setValue("propagation/part_groups", "0-3")  # a hand-edited file: that one value falls back
-    assert PropagationSettings.load(qsettings).params == replace(s.params, part_groups=())
+    assert load_settings(qsettings).params == replace(s.params, part_groups=())
 
 
 def test_space_drag_and_middle_drag_pan_the_view(qtbot, make_window):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.core.annotation import AnnotationModel, FrameState, palette_color
+from annotator.core.model.annotation import AnnotationModel, FrameState, palette_color
 from annotator.core.errors import UsageError
-from annotator.core.labels import DAVIS_PALETTE
-from tests.synthetic import ArrayVideo
+from annotator.core.io.labels import DAVIS_PALETTE
+from tests.fakes import ArrayVideo
 
 
 def _model(n=4, hw=(30, 50)) -> AnnotationModel:

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from annotator.core import atomic
-from annotator.core.atomic import atomic_write_bytes, atomic_write_text
+from annotator.core.io import atomic
+from annotator.core.io.atomic import atomic_write_bytes, atomic_write_text
 from annotator.core.errors import AnnotatorError, SaveError
 
 OLD = b"old contents \x00\xff" * 10

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from annotator.core.annotation import AnnotationModel, FrameState
-from annotator.core.autosave import (LOCK_FILE, Autosaver, autosave_folder, discard, find_recoverable,
+from annotator.core.model.annotation import AnnotationModel, FrameState
+from annotator.core.project.autosave import (LOCK_FILE, Autosaver, autosave_folder, discard, find_recoverable,
                                      pid_alive, recover)
-from annotator.core.labels import read_mask
-from annotator.core.project import read_project_file, save_project
+from annotator.core.io.labels import read_mask
+from annotator.core.project.folder import read_project_file, save_project
 from annotator.core.video import open_video
 from tests.synthetic import moving_objects_clip, write_frames
 

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from annotator.core.backbones import Backbone, available_backbones, load_backbone
-from annotator.core.backbones import device as device_mod
-from annotator.core.backbones import lite0 as lite0_mod
-from annotator.core.backbones.resnet import IMAGENET_MEAN, IMAGENET_STD, imagenet_url
+from annotator.core.features.backbones import Backbone, available_backbones, load_backbone
+from annotator.core.features.backbones import device as device_mod
+from annotator.core.features.backbones import lite0 as lite0_mod
+from annotator.core.features.backbones.resnet import IMAGENET_MEAN, IMAGENET_STD, imagenet_url
 from annotator.core.errors import BackboneError, UsageError
 
 

@@ -24,24 +24,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from annotator.cli import main
-from annotator.core.annotation import AnnotationModel, FrameState
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import MaskError, ProjectError, SaveError
-from annotator.core.labels import encode_mask_png, read_mask, write_mask
-from annotator.core.project import ProjectData, open_project, parse_project, save_project
+from annotator.core.io.labels import encode_mask_png, read_mask, write_mask
+from annotator.core.project.folder import ProjectData, open_project, parse_project, save_project
 from annotator.core.video import open_video
-from tests.synthetic import moving_objects_clip, write_frames
+from tests.synthetic import moving_objects_clip
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]
 HW = (64, 96)
-
-
-@pytest.fixture()
-def clip(tmp_path):
-    frames, truth = moving_objects_clip(n_frames=4, hw=HW, size=24, step=4)
-    folder = write_frames(tmp_path / "frames", frames)
-    mask = tmp_path / "first.png"
-    write_mask(mask, truth[0])
-    return folder, mask, truth
 
 
 def run_cli(argv, capsys) -> tuple[int, str]:
@@ -284,7 +275,7 @@ def test_cli_export_refuses_a_mask_with_ids_beyond_the_objects(project, tmp_path
 @pytest.mark.slow  # ~7 s: the engine's full-resolution one-hot and argmax at 3840x2160
 def test_4k_frames_are_processed_at_the_working_resolution_and_exported_at_the_original(tmp_path, capsys,
                                                                                           monkeypatch):
-    from annotator.core.features import FeatureStore
+    from annotator.core.features.store import FeatureStore
 
     hw = (2160, 3840)
     yy, xx = np.mgrid[0:hw[0], 0:hw[1]]
@@ -451,44 +442,3 @@ def test_fuzz_case_counts():
     if _fuzz_counts:  # absent when run alone (-k)
         assert _fuzz_counts.get("read_mask", 0) >= FUZZ_EXAMPLES // 2
         assert _fuzz_counts.get("project.json", 0) >= FUZZ_EXAMPLES // 2
-
-
-# --------------------------------------------------------------------------------------------- GPU memory
-
-
-def test_out_of_memory_halves_the_chunk_then_moves_to_the_cpu():
-    import torch
-
-    from annotator.core.resources import OomFallback, is_out_of_memory, run_with_oom_fallback
-
-    calls, messages = [], []
-
-    def work(chunk, device):
-        calls.append((chunk, device.type))
-        if device.type == "cuda":
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return f"done in chunks of {chunk} on {device.type}"
-
-    result = run_with_oom_fallback(work, chunk=8, device="cuda", on_fallback=messages.append)
-    assert result == "done in chunks of 1 on cpu"
-    assert calls == [(8, "cuda"), (4, "cuda"), (2, "cuda"), (1, "cuda"), (1, "cpu")]
-    assert messages[0] == "out of memory on cuda: retrying in chunks of 4"
-    assert "continuing on the CPU" in messages[-1] and all("\n" not in m for m in messages)
-    # a smaller chunk that fits is kept for later calls; other errors are not swallowed
-    fallback = OomFallback(8, "cuda")
-    fits = lambda chunk, device: chunk if chunk <= 2 else (_ for _ in ()).throw(RuntimeError("CUDA error: out of memory"))  # noqa: E731
-    assert fallback.run(fits) == 2 and fallback.run(fits) == 2 and fallback.device.type == "cuda"
-    with pytest.raises(ValueError):
-        fallback.run(lambda chunk, device: (_ for _ in ()).throw(ValueError("a bug")))
-    assert is_out_of_memory(RuntimeError("MPS backend out of memory")) and not is_out_of_memory(RuntimeError("x"))
-
-
-def test_out_of_memory_on_the_cpu_is_an_error_of_ours():
-    from annotator.core.errors import AnnotatorError
-    from annotator.core.resources import run_with_oom_fallback
-
-    def never_fits(chunk, device):
-        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes. out of memory")
-
-    with pytest.raises(AnnotatorError, match="out of memory on cpu even in chunks of 1: lower the working resolution"):
-        run_with_oom_fallback(never_fits, chunk=2, device="cpu")

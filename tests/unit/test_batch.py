@@ -8,26 +8,13 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.batch import BatchJob, JobSettings, davis_jobs, list_jobs, run_batch
+from annotator.core.runs.batch import BatchJob, davis_jobs, list_jobs, run_batch
 from annotator.core.errors import UsageError
-from annotator.core.labels import read_mask_folder, write_mask
-from tests.synthetic import moving_objects_clip, write_frames
+from annotator.core.io.labels import read_mask_folder, write_mask
+from annotator.core.runs.settings import RunSettings
+from tests.synthetic import make_davis_root, moving_objects_clip, write_frames
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]
-
-
-def make_davis_root(root, names=("alpha", "beta"), n_frames=5):
-    """A tiny DAVIS root: JPEGImages/480p/<name> and a mask on every frame in Annotations/480p/<name>."""
-    truths = {}
-    for k, name in enumerate(names):
-        frames, truth = moving_objects_clip(n_frames=n_frames, hw=(64, 96), size=24, step=4, seed=k)
-        write_frames(root / "JPEGImages" / "480p" / name, frames)
-        ann = root / "Annotations" / "480p" / name
-        ann.mkdir(parents=True)
-        for t, lab in enumerate(truth):
-            write_mask(ann / f"{t:05d}.png", lab)
-        truths[name] = truth
-    return truths
 
 
 def test_davis_root_is_propagated_sequence_by_sequence_from_the_first_mask(tmp_path, capsys):
@@ -76,7 +63,7 @@ def test_a_davis_root_run_reads_only_the_first_mask(tmp_path):
     root = tmp_path / "davis"
     make_davis_root(root, names=("alpha",))
     write_mask(root / "Annotations" / "480p" / "alpha" / "00003.png", np.zeros((64, 95), np.uint8))
-    [result] = run_batch(davis_jobs(root, tmp_path / "out"), JobSettings(short_side=None, stage="s3"))
+    [result] = run_batch(davis_jobs(root, tmp_path / "out"), RunSettings(short_side=None, stage="s3"))
     assert result.ok and result.frames == 5 and result.propagated == 4
 
 
@@ -90,7 +77,7 @@ def test_a_list_of_videos_with_relative_paths_and_quoting(tmp_path):
     assert [j.name for j in jobs] == ["my clip", "my clip-2"]
     assert jobs[0].source == tmp_path / "clips" / "my clip"
     seen = []
-    results = run_batch(jobs, JobSettings(short_side=None, stage="s3"), workers=1,
+    results = run_batch(jobs, RunSettings(short_side=None, stage="s3"), workers=1,
                         on_frame=lambda name, i: seen.append((name, i)), on_total=lambda n: seen.append(("total", n)))
     assert seen[0] == ("total", 6) and len(seen) == 7
     assert all(r.ok and r.frames == 4 and r.propagated == 3 for r in results)
@@ -107,7 +94,7 @@ def test_bad_batch_input_is_refused_with_a_clear_message(tmp_path):
     with pytest.raises(UsageError):
         davis_jobs(tmp_path / "davis", tmp_path / "out")
     job = BatchJob("x", tmp_path / "nowhere.mp4", tmp_path / "m.png", tmp_path / "out" / "x")
-    [result] = run_batch([job], JobSettings(), workers=1)
+    [result] = run_batch([job], RunSettings(), workers=1)
     assert not result.ok and "nowhere.mp4" in result.error
     with pytest.raises(UsageError, match="--jobs"):
-        run_batch([job], JobSettings(), workers=0)
+        run_batch([job], RunSettings(), workers=0)

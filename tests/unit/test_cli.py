@@ -9,20 +9,16 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.labels import read_mask, read_mask_folder, write_mask, write_mask_folder
-from annotator.core.propagation import PropagationParams
-from tests.synthetic import moving_objects_clip, write_frames
+from annotator.core.engine.propagation import PropagationParams
+from annotator.core.io.labels import read_mask, read_mask_folder, write_mask, write_mask_folder
+from tests.synthetic import clip_on_disk, moving_objects_clip, write_frames
 
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]
 
 
 @pytest.fixture()
 def clip(tmp_path):
-    frames, truth = moving_objects_clip(n_frames=6, hw=(64, 96), size=24, step=4)
-    folder = write_frames(tmp_path / "frames", frames)
-    mask = tmp_path / "first.png"
-    write_mask(mask, truth[0])
-    return folder, mask, truth
+    return clip_on_disk(tmp_path, n_frames=6)
 
 
 def test_propagate_writes_a_mask_for_every_frame(clip, tmp_path, capsys):
@@ -217,9 +213,9 @@ def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_
 
 
 def test_quality_preset_is_the_default_settings():
-    from annotator.core.backbones import DEFAULT_FLIP
-    from annotator.core.presets import DEFAULT_PRESET, PRESETS, preset
-    from annotator.core.propagation import PropagationParams
+    from annotator.core.features.backbones import DEFAULT_FLIP
+    from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
+    from annotator.core.engine.propagation import PropagationParams
 
     quality = PRESETS[DEFAULT_PRESET]
     assert quality.apply(PropagationParams()) == PropagationParams() and quality.flip == DEFAULT_FLIP
@@ -234,7 +230,7 @@ def test_quality_preset_is_the_default_settings():
 @pytest.mark.parametrize("command", ["propagate", "eval"])
 def test_keyframe_options_reach_the_factors(command):
     from annotator.cli import _params, build_parser
-    from annotator.core.presets import fill_unset_options
+    from annotator.core.engine.presets import fill_unset_options
 
     def parse(argv):
         args = build_parser().parse_args(argv)

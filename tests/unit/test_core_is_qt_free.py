@@ -11,7 +11,7 @@ import annotator.core
 
 def test_importing_every_core_module_loads_no_qt():
     modules = [m.name for m in pkgutil.walk_packages(annotator.core.__path__, "annotator.core.")]
-    assert "annotator.core.propagation" in modules
+    assert "annotator.core.engine.propagation" in modules
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"

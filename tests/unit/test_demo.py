@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.labels import read_mask_folder
-from annotator.core.metrics import evaluate_sequence
-from annotator.core.sample import SAMPLE_GROUNDTRUTH, SAMPLE_MASKS, SAMPLE_VIDEO
+from annotator.core.io.labels import read_mask_folder
+from annotator.core.analysis.metrics import evaluate_sequence
+from annotator.core.runs.sample import SAMPLE_GROUNDTRUTH, SAMPLE_MASKS, SAMPLE_VIDEO
 from annotator.core.video import open_video
 from tests.conftest import REPO
 
@@ -95,7 +95,7 @@ def test_a_broken_propagation_falls_below_the_floor(broken, tmp_path, capsys, mo
             labels = references[0] if broken == "first mask held still" else truth[t - 1]
             yield types.SimpleNamespace(index=t, labels=labels)
 
-    monkeypatch.setattr("annotator.core.evaluation.propagate_video", broken_propagation)
+    monkeypatch.setattr("annotator.core.runs.runner.propagate_video", broken_propagation)
     assert main(["demo", "--out", str(tmp_path / "demo"), "-q"]) == 0
     assert _demo_row(capsys.readouterr().out)["J&F"] < DEMO_JF_FLOOR
 
@@ -103,7 +103,7 @@ def test_a_broken_propagation_falls_below_the_floor(broken, tmp_path, capsys, mo
 def test_demo_without_out_writes_to_a_new_folder_it_names(tmp_path, capsys, monkeypatch):
     """Each run gets a new folder under the temp dir (never a user's files); a perfect engine scores 1."""
     truth = read_mask_folder(SAMPLE_GROUNDTRUTH)
-    monkeypatch.setattr("annotator.core.evaluation.propagate_video",
+    monkeypatch.setattr("annotator.core.runs.runner.propagate_video",
                         lambda store, references, n_frames, params, **_kw:
                         (types.SimpleNamespace(index=t, labels=truth[t]) for t in range(1, n_frames)))
     monkeypatch.setenv("TMPDIR", str(tmp_path))

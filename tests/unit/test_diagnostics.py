@@ -11,14 +11,13 @@ import torch
 from PIL import Image
 
 from annotator.cli import main
-from annotator.core.diagnostics import (ErrorKind, GroundTruthTracker, confidence_map, error_map, frame_scores,
+from annotator.core.analysis.diagnostics import (ErrorKind, GroundTruthTracker, confidence_map, error_map, frame_scores,
                                         frame_uncertainty)
 from annotator.core.errors import MaskError, UsageError
-from annotator.core.experiments import RunRecord, axis_points, compare_runs, grid_points, parse_grid
-from annotator.core.labels import write_mask_folder
-from annotator.core.metrics import evaluate_sequence
-from annotator.core.report import curves_png, metrics_csv_text, write_report
-from tests.synthetic import moving_objects_clip, write_frames
+from annotator.core.runs.experiments import RunRecord, axis_points, compare_runs, grid_points, parse_grid
+from annotator.core.analysis.metrics import evaluate_sequence
+from annotator.core.io.report import curves_png, metrics_csv_text, write_report
+from tests.synthetic import make_davis_root, moving_objects_clip
 
 
 def _noisy_predictions(truth: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
@@ -136,11 +135,8 @@ def test_report_csv_and_png(tmp_path):
 
 @pytest.fixture()
 def davis_root(tmp_path):
-    root = tmp_path / "davis"
-    frames, truth = moving_objects_clip(n_frames=5, hw=(64, 96), size=24, step=4, seed=1)
-    write_frames(root / "JPEGImages" / "480p" / "alpha", frames)
-    write_mask_folder(root / "Annotations" / "480p" / "alpha", dict(enumerate(truth)))
-    return root
+    make_davis_root(tmp_path / "davis", ("alpha",), seed=1)
+    return tmp_path / "davis"
 
 
 def test_eval_grid_prints_an_ablation_table_and_csv(davis_root, tmp_path, capsys):
@@ -185,8 +181,8 @@ def test_eval_grid_bad_factor_is_a_one_line_error(davis_root, capsys):
 
 
 def test_correction_j_compares_a_result_with_the_painted_correction():
-    from annotator.core.diagnostics import correction_j
-    from annotator.core.propagation import labels_to_grid
+    from annotator.core.analysis.diagnostics import correction_j
+    from annotator.core.engine.propagation import labels_to_grid
 
     truth = np.zeros((64, 64), np.uint8)
     truth[8:40, 8:40] = 1

@@ -13,12 +13,10 @@ import pytest
 
 from annotator.cli import main
 from annotator.core.errors import EXIT_CODES
-from annotator.core.labels import write_mask
-from tests.synthetic import moving_objects_clip, write_frames
+from annotator.core.io.labels import write_mask
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 FAST = ["--short-side", "0", "--stage", "s3", "-q"]
-HW = (64, 96)
 
 
 def readme_exit_codes() -> list[tuple[int, str]]:
@@ -29,15 +27,6 @@ def readme_exit_codes() -> list[tuple[int, str]]:
 
 def test_the_readme_states_the_one_table_of_exit_codes():
     assert readme_exit_codes() == list(EXIT_CODES)
-
-
-@pytest.fixture()
-def clip(tmp_path):
-    frames, truth = moving_objects_clip(n_frames=4, hw=HW, size=24, step=4)
-    folder = write_frames(tmp_path / "frames", frames)
-    mask = tmp_path / "first.png"
-    write_mask(mask, truth[0])
-    return folder, mask
 
 
 def refuse_mkdir(monkeypatch, under: Path) -> None:
@@ -53,7 +42,7 @@ def refuse_mkdir(monkeypatch, under: Path) -> None:
 
 def make_failure(case: str, tmp_path: Path, clip, monkeypatch) -> list[str]:
     """The arguments of one documented failure (and what it needs on disk)."""
-    folder, mask = clip
+    folder, mask, _ = clip
     out = tmp_path / "out"
     propagate = ["propagate", str(folder), "--masks", str(mask), "--out", str(out), *FAST]
     if case == "out is a file":
@@ -93,7 +82,7 @@ def test_each_documented_failure_gives_its_exit_code_and_one_line(case, code, me
 
 
 def test_an_output_under_a_file_is_named_with_the_usage_code(tmp_path, clip, capsys):
-    folder, mask = clip
+    folder, mask, _ = clip
     (tmp_path / "afile").write_text("mine")
     argv = ["propagate", str(folder), "--masks", str(mask), "--out", str(tmp_path / "afile" / "out"), *FAST]
     assert main(argv) == 2

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from annotator.core.features import FeatureStore
+from annotator.core.features.store import FeatureStore
 from annotator.core.video import open_video
+from tests.fakes import ColourBackbone
 from tests.synthetic import moving_objects_clip, write_frames
-
-
-class ColourBackbone:
-    """A tiny stand-in backbone: features are the mean colour of each 8x8 cell, L2-normalised."""
-
-    name = "colour"
-    cache_key = "colour-v1"
-    device = torch.device("cpu")
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        x = F.avg_pool2d(frames.float(), 8, ceil_mode=True)
-        return F.normalize(torch.cat([x, torch.ones_like(x[:, :1])], dim=1), dim=1)
 
 
 def test_second_store_reads_features_back_from_disk(tmp_path):

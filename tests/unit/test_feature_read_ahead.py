@@ -8,43 +8,13 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from annotator.core.errors import VideoError
-from annotator.core.features import FeatureStore
-from annotator.core.pipeline import propagate_video
-from annotator.core.propagation import PropagationParams
+from annotator.core.features.store import FeatureStore
+from annotator.core.engine.pipeline import propagate_video
+from annotator.core.engine.propagation import PropagationParams
 from tests.synthetic import moving_objects_clip
-from tests.unit.test_feature_cache import ColourBackbone
-
-
-class ArrayVideo:
-    """Frames from an array; ``broken`` frames raise as a corrupt video would."""
-
-    def __init__(self, frames: np.ndarray, broken: tuple[int, ...] = ()) -> None:
-        self.frames, self.broken = frames, broken
-        self.hw = frames.shape[1:3]
-        self.path = "array"
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def frame(self, index: int) -> np.ndarray:
-        if index in self.broken:
-            raise VideoError(f"frame {index} cannot be decoded")
-        return self.frames[index]
-
-
-class ThreadRecordingBackbone(ColourBackbone):
-    """Records which thread computed each batch."""
-
-    def __init__(self) -> None:
-        self.threads: list[str] = []
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        self.threads.append(threading.current_thread().name)
-        time.sleep(0.01)
-        return super().__call__(frames)
+from tests.fakes import ArrayVideo, ColourBackbone
 
 
 def _clip(n: int = 12):
@@ -68,7 +38,7 @@ def test_read_ahead_gives_the_same_labels_forward_and_backward():
 
 def test_next_frames_are_computed_in_the_background():
     frames, _ = _clip()
-    backbone = ThreadRecordingBackbone()
+    backbone = ColourBackbone(delay_s=0.01)
     store = FeatureStore(ArrayVideo(frames), backbone, short_side=None, batch_size=2, read_ahead=True)
     store(0)  # computes 0-1 here, then starts 2-3 in the background
     deadline = time.monotonic() + 5

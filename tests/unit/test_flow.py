@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
-from annotator.core.flow import FlowCue, consistent, fuse
-from annotator.core.propagation import PropagationParams, labels_to_grid, propagate
+from annotator.core.engine.flow import FlowCue, consistent, fuse
+from annotator.core.engine.propagation import PropagationParams, labels_to_grid, propagate
 from tests.synthetic import ground_texture, object_texture, tracking_clip
 
 

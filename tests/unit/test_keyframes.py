@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from annotator.core.keyframes import SoftBuffer, Span, fill_span, fuse, span_context, span_results, spans
-from annotator.core.pipeline import propagate_video
-from annotator.core.propagation import PropagationParams, propagate
+from annotator.core.engine.keyframes import SoftBuffer, Span, fill_span, fuse, span_context, span_results, spans
+from annotator.core.engine.pipeline import propagate_video
+from annotator.core.engine.propagation import PropagationParams, propagate
 
 H, W, CELL = 8, 12, 8  # feature grid and pixels per cell
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.annotation import AnnotationModel
+from annotator.core.model.annotation import AnnotationModel
 from annotator.core.errors import UsageError
-from annotator.core.export import write_keypoints_json
-from annotator.core.project import save_project
+from annotator.core.io.export import write_keypoints_json
+from annotator.core.project.folder import save_project
 from annotator.core.video import open_video
 from tests.synthetic import moving_objects_clip, write_frames
 

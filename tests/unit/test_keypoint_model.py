@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.core.annotation import AnnotationModel, FramePoints, KeypointInfo
+from annotator.core.model.annotation import AnnotationModel, FramePoints, KeypointInfo
 from annotator.core.errors import UsageError
-from tests.synthetic import ArrayVideo
+from tests.fakes import ArrayVideo
 
 
 @pytest.fixture

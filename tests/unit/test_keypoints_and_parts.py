@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.core.backbones import load_backbone
+from annotator.core.features.backbones import load_backbone
 from annotator.core.errors import UsageError
-from annotator.core.features import FeatureStore
-from annotator.core.keypoints import heatmap_peaks, keypoint_heatmaps, pck, point_errors, propagate_keypoints
-from annotator.core.metrics import jaccard
-from annotator.core.propagation import PropagationParams, propagate
-from tests.synthetic import ArrayVideo, tracking_clip
+from annotator.core.features.store import FeatureStore
+from annotator.core.engine.keypoints import heatmap_peaks, keypoint_heatmaps, propagate_keypoints
+from annotator.core.analysis.metrics import pck, point_errors
+from annotator.core.analysis.metrics import jaccard
+from annotator.core.engine.propagation import PropagationParams, propagate
+from tests.fakes import ArrayVideo
+from tests.synthetic import tracking_clip
 
 MOTIONS = ((0, 6), (-6, 0))
 SIZE = 56
@@ -175,7 +177,7 @@ def test_keypoints_command_reads_json_and_writes_every_frame(tmp_path, clip, cap
 
 
 def test_a_point_first_placed_on_a_later_reference_is_refused(lite0, clip):
-    from annotator.core.keypoints import propagate_keypoints_video
+    from annotator.core.engine.keypoints import propagate_keypoints_video
 
     frames, truth = clip
     store = FeatureStore(ArrayVideo(np.stack(frames)), lite0, short_side=None)

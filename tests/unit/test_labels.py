@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from annotator.core.errors import MaskError, SaveError
-from annotator.core.labels import (
+from annotator.core.io.labels import (
     DAVIS_PALETTE,
     MAX_OBJECT_ID,
     VOID,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annotator.core.errors import MaskError, UsageError
-from annotator.core.metrics import (
+from annotator.core.analysis.metrics import (
     SequenceScores,
     boundary_f,
     evaluate_sequence,

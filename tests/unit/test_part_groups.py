@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from annotator.core.errors import UsageError
-from annotator.core.experiments import RunRecord
-from annotator.core.part_groups import format_part_groups, grouped_argmax, parse_part_groups
-from annotator.core.propagation import PropagationParams
-from annotator.core.upsampling import soft_to_labels, upsample_soft
+from annotator.core.runs.experiments import RunRecord
+from annotator.core.engine.part_groups import format_part_groups, grouped_argmax, parse_part_groups
+from annotator.core.engine.propagation import PropagationParams
+from annotator.core.engine.upsampling import soft_to_labels, upsample_soft
 
 
 def pixels(*columns: tuple[float, ...]) -> torch.Tensor:

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import annotator.core.project as project_mod
-from annotator.core.annotation import AnnotationModel, FrameState
+import annotator.core.project.folder as project_mod
+from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import MaskError, ProjectError, SaveError
-from annotator.core.labels import read_mask, write_mask
-from annotator.core.project import (ChangeTracker, migrate, open_project, parse_project, read_project,
+from annotator.core.io.labels import read_mask, write_mask
+from annotator.core.project.folder import (ChangeTracker, migrate, open_project, parse_project, read_project,
                                     read_project_file, save_project)
 from annotator.core.video import open_video
 from tests.synthetic import moving_objects_clip, write_frames

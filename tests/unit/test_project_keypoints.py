@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from annotator.core.annotation import AnnotationModel, FrameState
-from annotator.core.autosave import Autosaver, find_recoverable, recover
+from annotator.core.model.annotation import AnnotationModel, FrameState
+from annotator.core.project.autosave import Autosaver, find_recoverable, recover
 from annotator.core.errors import ProjectError
-from annotator.core.project import ChangeTracker, open_project, parse_project, read_project_file, save_project
+from annotator.core.project.folder import ChangeTracker, open_project, parse_project, read_project_file, save_project
 from annotator.core.video import open_video
 from tests.synthetic import moving_objects_clip, write_frames
 

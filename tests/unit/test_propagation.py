@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
-from annotator.core.upsampling import soft_to_labels
-from annotator.core.propagation import (
+from annotator.core.engine.upsampling import soft_to_labels
+from annotator.core.engine.propagation import (
     ContextFrame,
     PropagationParams,
     labels_to_grid,
@@ -227,10 +227,10 @@ def test_bad_runs_give_clear_errors():
 
 def test_confidence_is_low_where_labels_compete():
     soft = torch.tensor([[[0.5, 0.9]], [[0.5, 0.1]]])  # (L=2, h=1, w=2)
-    from annotator.core.propagation import FrameResult
+    from annotator.core.engine.upsampling import margin
 
-    conf = FrameResult(0, np.zeros((1, 2), np.uint8), soft, (0, 1)).confidence()
-    torch.testing.assert_close(conf, torch.tensor([[0.0, 0.8]]))
+    torch.testing.assert_close(margin(soft), torch.tensor([[0.0, 0.8]]))
+    torch.testing.assert_close(margin(soft[:1]), torch.ones(1, 2))  # one label: nothing competes
 
 
 def test_bfloat16_matmuls_stay_close_to_float32():

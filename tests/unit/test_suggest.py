@@ -7,7 +7,7 @@ import math
 import pytest
 
 from annotator.core.errors import UsageError
-from annotator.core.suggest import segments, suggest_frame
+from annotator.core.analysis.suggest import segments, suggest_frame
 
 
 def ramp(start: int, stop: int, slope: float = 0.05, base: float = 0.05) -> dict[int, float]:
@@ -59,7 +59,7 @@ def test_references_and_unknown_frames_are_never_suggested():
 
 
 def test_calibration_learns_how_much_error_an_uncertainty_means():
-    from annotator.core.suggest import Calibration
+    from annotator.core.analysis.suggest import Calibration
 
     cal = Calibration()
     assert cal.scale == 1.0 and cal.estimate_j(0.2) == pytest.approx(0.8)
@@ -80,7 +80,7 @@ def test_calibration_learns_how_much_error_an_uncertainty_means():
 
 
 def test_target_rule_uses_the_calibration():
-    from annotator.core.suggest import Calibration
+    from annotator.core.analysis.suggest import Calibration
 
     u = ramp(0, 20)  # 1 - u drops below 0.7 at frame 6
     cal = Calibration()

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from annotator.core.topk_select import RunningTopK
+from annotator.core.engine.topk_select import RunningTopK
 
 
 def _sorted_values(best: RunningTopK) -> torch.Tensor:
@@ -78,7 +78,7 @@ def test_a_process_forked_after_threaded_selection_still_selects():
 
 def test_every_build_is_compiled_at_import_not_during_a_run():
     """A first compile inside a run holds the GIL for long stretches (the GUI's event loop froze)."""
-    from annotator.core import topk_select
+    from annotator.core.engine import topk_select
 
     builds = (topk_select._select_windows_threads, topk_select._select_windows_serial,
               topk_select._select_all_threads, topk_select._select_all_serial)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.core.backbones import load_backbone
-from annotator.core.features import FeatureStore
-from annotator.core.metrics import jaccard
-from annotator.core.pipeline import propagate_video
-from annotator.core.propagation import PropagationParams
+from annotator.core.features.backbones import load_backbone
+from annotator.core.features.store import FeatureStore
+from annotator.core.analysis.metrics import jaccard
+from annotator.core.engine.pipeline import propagate_video
+from annotator.core.engine.propagation import PropagationParams
 from annotator.core.video import open_video
 from tests.synthetic import moving_objects_clip, tracking_clip, write_frames
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotator.core.annotation import AnnotationModel, FrameState
-from tests.synthetic import ArrayVideo
+from annotator.core.model.annotation import AnnotationModel, FrameState
+from tests.fakes import ArrayVideo
 
 
 @pytest.fixture

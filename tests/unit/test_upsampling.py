@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.core.upsampling import box_filter, guided_filter, soft_to_labels, upsample_soft
+from annotator.core.engine.upsampling import box_filter, guided_filter, soft_to_labels, upsample_soft
 
 
 def test_box_filter_is_the_clipped_window_mean():

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from annotator.core.errors import VideoError, size_text
+from annotator.core.errors import VideoError, read_bytes, size_text
 from annotator.core.video._base import DEFAULT_CACHE_BYTES, VideoSource, check_readable
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -107,13 +107,8 @@ class FrameFolderSource(VideoSource):
 
     @staticmethod
     def _read_image(path: Path) -> np.ndarray:
-        try:
-            # np.fromfile + imdecode rather than imread: imread fails on non-ASCII paths on Windows
-            data = np.fromfile(path, dtype=np.uint8)
-        except PermissionError:
-            raise VideoError(f"{path} cannot be read: permission denied") from None
-        except OSError as e:
-            raise VideoError(f"{path} cannot be read: {e.strerror or e}") from None
+        # bytes + imdecode rather than imread: imread fails on non-ASCII paths on Windows
+        data = np.frombuffer(read_bytes(path, VideoError, "frame"), dtype=np.uint8)
         bgr = cv2.imdecode(data, _IMREAD_FLAGS) if data.size else None
         if bgr is None:
             raise VideoError(f"{path} cannot be decoded as an image (corrupt or not an image)")

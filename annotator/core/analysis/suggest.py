@@ -1,0 +1,140 @@
+"""Which frame to correct next, from the propagation's own per-frame uncertainty (never ground truth).
+
+A correction on frame c turns it into a reference; re-propagating forward from it replaces the
+frames up to the next reference. So a correction pays off when it lands where propagation
+*starts* to go wrong in a long stretch of doubtful frames: everything after it in the stretch is
+propagated again from a perfect mask. Correcting the single most uncertain frame (rule
+``"max"``) tends to land at the end of such a stretch, where only a few frames follow.
+
+Rules (``rule=``):
+
+* ``"max"``: the most uncertain frame.
+* ``"distance"``: uncertainty times the distance from the previous reference (errors accumulate
+  with distance, so a far frame of the same uncertainty is the better bet).
+* ``"onset"``: take the stretch between two references whose uncertainty, summed, is
+  largest; correct the first frame of it where the uncertainty reaches halfway between the
+  stretch's smallest and largest value, i.e. where the failure sets in.
+* ``"target"`` (default): the per-frame uncertainty estimates ``1 - J`` (see
+  :func:`annotator.core.analysis.diagnostics.frame_uncertainty`), so with the quality the person needs
+  (``target``, a J) the first frame estimated to miss it is where propagation stops being good
+  enough: correcting exactly there lets the new run cover the most frames (greedy covering,
+  which is optimal when quality only decays with distance from a reference). Frames are taken
+  in time order; before the first reference (propagated backward) from the reference outwards.
+  When no frame is estimated to miss the target it falls back to ``"onset"``.
+
+Frames without an uncertainty (references, frames not propagated yet) are never suggested.
+
+**Learning from corrections.** How much error a given uncertainty means differs from video to
+video (a thin object is uncertain along its whole outline even when it is right). Every
+correction of a propagated frame shows the truth for one frame: the J between what propagation
+gave there and what the person painted. A :class:`Calibration` collects those (uncertainty, J)
+pairs and turns uncertainty into an estimated error ``1 - J = a * u``, with ``a`` fitted by least
+squares and pulled towards 1 (the uncalibrated estimate) while there are few pairs. The
+``"target"`` rule uses it when given. No ground truth is involved: only what the person did.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from annotator.core.errors import UsageError
+
+Rule = Literal["max", "distance", "onset", "target"]
+RULES: tuple[str, ...] = ("max", "distance", "onset", "target")
+DEFAULT_RULE: Rule = "target"
+DEFAULT_TARGET = 0.9
+
+__all__ = ["Calibration", "DEFAULT_RULE", "DEFAULT_TARGET", "RULES", "Rule", "segments", "suggest_frame"]
+
+
+class Calibration:
+    """Uncertainty -> estimated J, learnt from the corrections a person made (see the module docstring).
+
+    ``prior_weight`` is how many corrections the prior ``a = 1`` counts as, each at uncertainty
+    ``prior_uncertainty``; the scale is kept within ``[0.25, 4]`` so a few odd corrections never make
+    every frame (or none) look below the target.
+    """
+
+    def __init__(self, prior_weight: float = 1.0, prior_uncertainty: float = 0.1) -> None:
+        if prior_weight <= 0 or prior_uncertainty <= 0:
+            raise UsageError("calibration prior weight and uncertainty must be > 0")
+        self.pairs: list[tuple[float, float]] = []
+        self._prior = prior_weight * prior_uncertainty * prior_uncertainty
+
+    def add(self, uncertainty: float, j: float) -> None:
+        """Record one corrected frame: its uncertainty before the correction and the J of what it showed."""
+        if not (uncertainty == uncertainty and j == j):  # NaN: nothing learnt
+            return
+        if not 0.0 <= j <= 1.0:
+            raise UsageError(f"J must be in [0, 1], got {j}")
+        self.pairs.append((max(float(uncertainty), 0.0), float(j)))
+
+    @property
+    def scale(self) -> float:
+        """``a`` in ``1 - J = a * u``."""
+        num = self._prior + sum(u * (1.0 - j) for u, j in self.pairs)
+        den = self._prior + sum(u * u for u, _ in self.pairs)
+        return min(4.0, max(0.25, num / den))
+
+    def estimate_j(self, uncertainty: float) -> float:
+        return 1.0 - self.scale * uncertainty
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+def segments(frames: Iterable[int], references: Iterable[int]) -> list[list[int]]:
+    """The candidate frames split into stretches at the references, in order (empty stretches dropped)."""
+    refs = sorted(set(references))
+    out: dict[int, list[int]] = {}
+    for f in sorted(frames):
+        out.setdefault(bisect_right(refs, f), []).append(f)
+    return [out[k] for k in sorted(out)]
+
+
+def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *,
+                  rule: Rule = DEFAULT_RULE, target: float = DEFAULT_TARGET,
+                  calibration: Calibration | None = None) -> int | None:
+    """The frame whose correction should help most, or None when no frame is a candidate.
+
+    ``uncertainty`` maps frame index to its per-frame uncertainty (see
+    :func:`annotator.core.analysis.diagnostics.frame_uncertainty`); ``references`` are the frames a person
+    painted, never suggested. ``target`` is the J the person needs and ``calibration`` what their
+    corrections taught (rule ``"target"`` only; without it the estimate is ``1 - u``).
+    """
+    if rule not in RULES:
+        raise UsageError(f"unknown suggestion rule {rule!r}; choose one of {', '.join(RULES)}")
+    refs = sorted(set(int(r) for r in references))
+    ref_set = set(refs)
+    cand = {int(f): float(u) for f, u in uncertainty.items() if int(f) not in ref_set and u == u}  # u == u: not NaN
+    if not cand:
+        return None
+    if rule == "max":
+        return max(cand, key=lambda f: (cand[f], -f))
+    if rule == "distance":
+        def score(f: int) -> tuple[float, int]:
+            k = bisect_left(refs, f)
+            previous = refs[k - 1] if k > 0 else None
+            distance = f - previous if previous is not None else (refs[0] - f if refs else f + 1)
+            return cand[f] * distance, -f
+        return max(cand, key=score)
+    stretches = segments(cand, refs)
+    if rule == "target":
+        estimate = calibration.estimate_j if calibration is not None else (lambda u: 1.0 - u)
+        for stretch in stretches:
+            order = reversed(stretch) if refs and stretch[-1] < refs[0] else stretch
+            for f in order:
+                if estimate(cand[f]) < target:
+                    return f
+    # onset: the worst stretch, then where its uncertainty climbs past halfway
+    worst = max(stretches, key=lambda s: (sum(cand[f] for f in s), -s[0]))
+    values = [cand[f] for f in worst]
+    low, high = min(values), max(values)
+    if high <= low:
+        return worst[len(worst) // 2]
+    halfway = (low + high) / 2
+    if refs and worst[-1] < refs[0]:  # before the first reference: failure grows towards frame 0
+        return next(f for f in reversed(worst) if cand[f] >= halfway)
+    return next(f for f in worst if cand[f] >= halfway)

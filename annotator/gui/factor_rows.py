@@ -1,0 +1,129 @@
+"""The propagation factors the settings dialog and the factors panel both edit, bound in one table.
+
+Each row of :data:`FACTOR_ROWS` names a :class:`PropagationParams` field, its form label and the
+widget that edits it; :class:`FactorWidgets` builds the widgets, shows a ``PropagationParams`` in
+them and reads one back, so the two views never disagree on a range, a label or a field. The
+working resolution and the backbone choice are shared the same way (:func:`short_side_spin`,
+:func:`backbone_combo`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import QSignalBlocker
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+
+from annotator.core.engine.propagation import PropagationParams
+
+BACKBONES = ("lite0", "resnet18", "resnet50")
+
+
+def _spin(lo: int, hi: int, tip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setToolTip(tip)
+    return spin
+
+
+def _temperature() -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setDecimals(3)
+    spin.setRange(0.001, 10.0)
+    spin.setSingleStep(0.01)
+    spin.setToolTip("τ: softmax temperature of the kept affinities")
+    return spin
+
+
+def _radius() -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(0.0, 200.0)
+    spin.setSuffix(" cells")
+    spin.setToolTip("Spatial radius in feature cells (stride 8)")
+    return spin
+
+
+def _radius_for_references() -> QCheckBox:
+    return QCheckBox("Radius also applies to reference frames")
+
+
+@dataclass(frozen=True)
+class FactorRow:
+    """One factor: the ``PropagationParams`` field, its form label ("" for a check box) and its widget."""
+
+    name: str
+    label: str
+    make: Callable[[], QWidget]
+
+
+FACTOR_ROWS: tuple[FactorRow, ...] = (
+    FactorRow("context", "Context length m", lambda: _spin(0, 200, "m: recent propagated frames kept in the context")),
+    FactorRow("context_stride", "Context stride",
+               lambda: _spin(1, 50, "Spacing of the context frames: t-1, t-1-s, t-1-2s, ... (1 = consecutive)")),
+    FactorRow("topk", "Top-k", lambda: _spin(1, 200, "k: affinities kept per target cell")),
+    FactorRow("temperature", "Temperature τ", _temperature),
+    FactorRow("radius", "Radius", _radius),
+    FactorRow("radius_for_references", "", _radius_for_references),
+    FactorRow("reference_stride", "Reference stride",
+               lambda: _spin(1, 8, "Whole-frame references: every cell inside the radius, every s-th cell of every "
+                                   "s-th row outside it (1 = every cell)")),
+)
+
+
+class FactorWidgets:
+    """A widget per row of :data:`FACTOR_ROWS`, reachable by field name (``fields.topk``)."""
+
+    def __init__(self) -> None:
+        self.widgets: dict[str, QWidget] = {f.name: f.make() for f in FACTOR_ROWS}
+
+    def __getattr__(self, name: str) -> QWidget:
+        try:
+            return self.__dict__["widgets"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def add_rows(self, form: QFormLayout) -> None:
+        for f in FACTOR_ROWS:
+            form.addRow(f.label, self.widgets[f.name])
+
+    def show(self, params: PropagationParams, *, quietly: bool = False) -> None:
+        """Show ``params``; ``quietly``: without emitting change signals."""
+        blockers = [QSignalBlocker(w) for w in self.widgets.values()] if quietly else []
+        for name, widget in self.widgets.items():
+            value = getattr(params, name)
+            if isinstance(widget, QCheckBox):
+                widget.setChecked(bool(value))
+            else:
+                widget.setValue(value)  # type: ignore[attr-defined]
+        del blockers
+
+    def read(self, params: PropagationParams) -> PropagationParams:
+        """``params`` with the fields of the table replaced by what the widgets show."""
+        return replace(params, **{name: w.isChecked() if isinstance(w, QCheckBox) else w.value()  # type: ignore[attr-defined]
+                                  for name, w in self.widgets.items()})
+
+    def on_change(self, slot: Callable[..., object]) -> None:
+        """Call ``slot`` after every edit of any of the widgets."""
+        for widget in self.widgets.values():
+            (widget.toggled if isinstance(widget, QCheckBox) else widget.valueChanged).connect(slot)  # type: ignore[attr-defined]
+
+
+def short_side_spin() -> QSpinBox:
+    """The working resolution: short side in pixels, 0 = "original"."""
+    spin = QSpinBox()
+    spin.setRange(0, 2160)
+    spin.setSingleStep(32)
+    spin.setSuffix(" px")
+    spin.setSpecialValueText("original")
+    spin.setToolTip("Working resolution: frames are resized to this short side before feature extraction")
+    return spin
+
+
+def backbone_combo() -> QComboBox:
+    """An editable list of the backbones (``checkpoint:PATH`` and ``lite0:s4`` are typed in)."""
+    combo = QComboBox()
+    combo.setEditable(True)
+    combo.addItems(BACKBONES)
+    combo.setToolTip("lite0 (embedded), resnet18/resnet50 (torchvision weights), or checkpoint:PATH")
+    return combo
