@@ -22,6 +22,7 @@ from annotator.core.io.atomic import atomic_write_text
 from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.errors import AnnotatorError, SaveError, UsageError, size_text
 from annotator.core.runs.experiments import FACTORS, markdown_table
+from annotator.core.io.labels import mask_files
 from annotator.core.io.outputs import make_folder
 from annotator.core.engine.part_groups import parse_part_groups
 from annotator.core.engine.propagation import FUSIONS, SPAN_REFERENCES, PropagationParams
@@ -163,7 +164,10 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
     with open_video(source) as video:
         n = len(video)
-    with _progress(n - 1, source.name, args.quiet) as bar:
+    masks = Path(args.masks)
+    # every frame but the references is propagated (a folder may hold several keyframes)
+    references = len([i for i in mask_files(masks) if 0 <= i < n]) if masks.is_dir() else 1
+    with _progress(max(n - references, 0), source.name, args.quiet) as bar:
         # one video: read-ahead overlaps the backbone and the propagation
         result = run_job(job, settings, on_frame=lambda _i: bar.update(1), backbone=settings.load_backbone(),
                          read_ahead=True, overwrite=args.overwrite)

@@ -244,3 +244,14 @@ def test_keyframe_options_reach_the_factors(command):
     defaults = _params(parse(required))
     assert (defaults.both_ways, defaults.fusion, defaults.span_references) == (True, "distance",
                                                                                 PropagationParams().span_references)
+
+
+def test_progress_of_a_video_with_several_masks_counts_the_frames_to_propagate(clip, tmp_path, capsys):
+    folder, _mask, truth = clip
+    masks = tmp_path / "keyframes"
+    write_mask_folder(masks, {0: truth[0], 3: truth[3]})
+    out = tmp_path / "out"
+    fast = [a for a in FAST if a != "-q"]
+    assert main(["propagate", str(folder), "--masks", str(masks), "--out", str(out), *fast]) == 0
+    bar = capsys.readouterr().err
+    assert "4/4" in bar and "/5" not in bar  # 6 frames, 2 references: 4 propagated, the bar ends full
