@@ -412,7 +412,8 @@ def test_flip_augmentation_makes_features_mirror_equivariant() -> None:
 
 def test_resnet_without_torchvision_is_a_backbone_error(monkeypatch):
     """The standalone app (packaging/) leaves torchvision out: asking for a ResNet says so (exit code 5), no traceback."""
-    monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision -> ImportError
+    for name in [name for name in sys.modules if name.split(".")[0] == "torchvision"] + ["torchvision"]:
+        monkeypatch.setitem(sys.modules, name, None)  # import torchvision(.models) -> ImportError
     monkeypatch.delitem(sys.modules, "annotator.core.backbones.resnet", raising=False)
     with pytest.raises(BackboneError, match="torchvision"):
         load_backbone("resnet18", device="cpu")
