@@ -3,8 +3,8 @@
 #
 #     bash packaging/build.sh        ->  packaging/dist/annotator/annotator (the last line printed)
 #
-# in a venv of its own, packaging/.build-venv (made on the first run, remade when pyproject.toml
-# or the pins below change), with a CPU-only torch so that the bundle carries no CUDA libraries.
+# in a venv of its own, packaging/.build-venv (made on the first run, remade when pyproject.toml,
+# this script or the settings below change), with a CPU-only torch so that the bundle carries no CUDA libraries.
 # The project's own code is taken from the checkout, not from an installed copy.
 #
 # Settings (environment):
@@ -37,7 +37,7 @@ stamp_text="$("$PYTHON" -c 'import sys; print(sys.version)')
 $TORCH_SPEC
 $TORCHVISION_SPEC
 $PYINSTALLER_SPEC
-$(cat "$root/pyproject.toml")"
+$(cat "$root/pyproject.toml" "$here/build.sh")"
 stamp=$(printf '%s' "$stamp_text" | sha256sum | cut -c1-16)
 if [[ ! -x $venv/bin/python || "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]]; then
     log "making the build venv $venv (torch: $TORCH_SPEC)"
@@ -45,20 +45,25 @@ if [[ ! -x $venv/bin/python || "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]
     "$PYTHON" -m venv "$venv"
     pip=("$venv/bin/python" -m pip --disable-pip-version-check)
     "${pip[@]}" install --quiet --upgrade pip
-    # torch first and CPU-only: the project's "torch>=2.2" is then satisfied, so nothing pulls CUDA torch
+    # torch first and CPU-only, then held there by a constraint: a newer torchvision would otherwise
+    # replace it with PyPI's CUDA torch (4 GB of NVIDIA libraries)
     # shellcheck disable=SC2086
     "${pip[@]}" install --quiet "$TORCH_SPEC" $TORCHVISION_SPEC
+    copy=$(mktemp -d)
+    "$venv/bin/python" -c 'import torch; print("torch==" + torch.__version__)' > "$copy/constraints.txt"
     # the project's other dependencies, from its pyproject; installed from a copy (an install writes
     # build/ and *.egg-info into the source) and removed again: the spec bundles the checkout's code
-    copy=$(mktemp -d)
     cp -r "$root/pyproject.toml" "$root/README.md" "$root/annotator" "$copy/"
-    "${pip[@]}" install --quiet "$copy"
+    "${pip[@]}" install --quiet --constraint "$copy/constraints.txt" "$copy"
     rm -rf "$copy"
     "${pip[@]}" uninstall --quiet --yes annotator
+    # torchvision only when asked for (the project's dependency brought PyPI's, built for CUDA torch)
+    [[ -n $TORCHVISION_SPEC ]] || "${pip[@]}" uninstall --quiet --yes torchvision
     # shellcheck disable=SC2086
     "${pip[@]}" install --quiet $PYINSTALLER_SPEC
-    if "$venv/bin/python" -c 'import sys, importlib.util as u; sys.exit(0 if u.find_spec("nvidia") else 1)'; then
-        log "warning: the build venv holds NVIDIA CUDA packages; the bundle will be large"
+    if [[ $TORCH_SPEC == *+cpu* ]] && "$venv/bin/python" -c 'import sys, importlib.util as u; sys.exit(0 if u.find_spec("nvidia") else 1)'; then
+        log "error: the build venv holds NVIDIA CUDA packages although TORCH_SPEC asks for a CPU torch"
+        exit 1
     fi
     printf '%s' "$stamp" > "$venv/.stamp"
 fi
