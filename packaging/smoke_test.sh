@@ -6,7 +6,7 @@
 # Runs the bundle's executable as a person would, in a fresh home (so the first start compiles):
 #   1. --version, a first start (numba compiles the top-k selection into the per-user cache) and a
 #      second one (loaded from that cache);
-#   2. propagate on the bundled sample clip writes its 40 masks;
+#   2. propagate on the bundled sample clip writes its 40 masks (--preset fast);
 #   3. demo prints J, F, J&F against the clip's true masks;
 #   4. propagate --list ... --jobs 2: a batch in worker processes (spawn re-runs the executable);
 #   5. the desktop app, offscreen (QT_QPA_PLATFORM=offscreen): the window opens the sample clip,
@@ -51,9 +51,9 @@ entries=$(find "$cache" -name '*.nbi' 2>/dev/null | wc -l)
 echo "first start ${first} s, second start ${second} s; numba cache $cache: $entries index file(s)"
 ((entries > 0)) || fail "numba wrote no cache under $cache"
 
-step "2. propagate the sample clip from its first mask"
+step "2. propagate the sample clip from its first mask (--preset fast; the demo runs the defaults)"
 t=$(now)
-"$exe" propagate "$sample/sample.mp4" --masks "$sample/masks/00000.png" --out "$tmp/masks" -q
+"$exe" propagate "$sample/sample.mp4" --masks "$sample/masks/00000.png" --out "$tmp/masks" --preset fast -q
 n=$(count_png "$tmp/masks")
 echo "wrote $n masks to $tmp/masks in $(since "$t") s"
 ((n == 40)) || fail "propagate wrote $n masks, not 40"
