@@ -7,12 +7,16 @@ can press P and watch propagation at once.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from annotator.gui.main_window import MainWindow
+
+ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.png"
+"""The app's icon (drawn by packaging/make_icon.py); the window's, and the packaged app's."""
 
 
 def dark_palette() -> QPalette:
@@ -39,6 +43,8 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("annotator")
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
+    if ICON.is_file():
+        app.setWindowIcon(QIcon(str(ICON)))
     return app
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import urllib.error
 
 import numpy as np
@@ -407,3 +408,12 @@ def test_flip_augmentation_makes_features_mirror_equivariant() -> None:
     p, q = plain(x), plain(x.flip(-1)).flip(-1)
     cos_plain = float((p * q).sum(dim=1).mean())
     assert cos_flip > 0.999 > cos_plain  # a single pass is not mirror-symmetric (TF padding, weights)
+
+
+def test_resnet_without_torchvision_is_a_backbone_error(monkeypatch):
+    """The standalone app (packaging/) leaves torchvision out: asking for a ResNet says so (exit code 5), no traceback."""
+    for name in [name for name in sys.modules if name.split(".")[0] == "torchvision"] + ["torchvision"]:
+        monkeypatch.setitem(sys.modules, name, None)  # import torchvision(.models) -> ImportError
+    monkeypatch.delitem(sys.modules, "annotator.core.features.backbones.resnet", raising=False)
+    with pytest.raises(BackboneError, match="torchvision"):
+        load_backbone("resnet18", device="cpu")

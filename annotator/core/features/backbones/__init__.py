@@ -201,7 +201,11 @@ def load_backbone(
         model, name, source = _load_lite0(_pick_stage(rest, stage, spec), weights)
         channels = model.channels
     elif kind in ("resnet18", "resnet50", "checkpoint"):
-        from annotator.core.features.backbones.resnet import build_resnet
+        try:
+            from annotator.core.features.backbones.resnet import build_resnet
+        except ImportError as exc:  # torchvision missing (e.g. the standalone app is built without it)
+            raise BackboneError(f"{kind} needs torchvision, which this installation does not have "
+                                f"({exc}); the embedded lite0 backbone works without it") from exc
 
         if kind == "checkpoint":
             if not rest:
