@@ -133,7 +133,7 @@ _MATCH_SOFTENING = 2.0
 sequences against 1 and 4: bench/RESULTS.md)."""
 
 
-def span_context(references: Sequence[int], start: int, stop: int | None, rule: str = "ends") -> list[int]:
+def span_context(references: Sequence[int], start: int, stop: int | None, rule: str) -> list[int]:
     """The references in the context of a run from keyframe ``start`` towards ``stop`` (the span's other
     keyframe; None for a one-way span), nearest to ``start`` first after the keyframes themselves.
 
@@ -199,7 +199,8 @@ def fill_span(
     match: dict[int, SoftBuffer] = {}
     try:
         for start, stop, step in ((last, first, -1), (first, last, 1)):
-            for result in propagate(features, references, start, stop, params, context_references=span_context(list(references), start, stop, params.span_references),
+            context = span_context(list(references), start, stop, params.span_references)
+            for result in propagate(features, references, start, stop, params, context_references=context,
                                     with_match=with_match, **common):
                 if step not in soft:
                     soft[step] = SoftBuffer(span, tuple(result.soft.shape))
