@@ -1,9 +1,15 @@
-"""Benchmark: J, F and J&F of upsampling variants on DAVIS, from one propagation pass per sequence.
+"""Benchmark: J, F and J&F of upsampling and refinement variants on DAVIS, from one propagation pass.
 
 With soft context labels (the default), what a frame brings to the context does not depend on how
-its soft labels are upsampled, so one pass gives every variant exactly: the script keeps each
-frame's soft labels and scores each upsampling on them. It also prints the ms/frame of each
-variant. Use --feature-cache to skip the backbone on later runs.
+its soft labels are upsampled or its mask refined afterwards, so one pass gives every variant
+exactly: the script keeps each frame's soft labels and scores each variant on them. It also prints
+the ms/frame of each variant and the mean J&F of each half of the development set (the first ten
+names of ``ImageSets/2016/train.txt``, and the rest), so a variant is chosen on one half and
+confirmed on the other. Use --feature-cache to skip the backbone on later runs.
+
+Variants: bilinear (the default), the guided filter, and a graph cut (OpenCV grabCut) in the band
+between "surely object" and "surely background" of the soft labels (issue 20's boundary idea),
+optionally guarded: its mask is kept only when its IoU with the plain mask is at least G.
 
     python bench/bench_upsampling.py ../shared/data/davis2016 --feature-cache /tmp/featcache
 """
@@ -12,25 +18,77 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 
 from annotator.core.io import davis
 from annotator.core.features.backbones import DEFAULT_FLIP, load_backbone
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.analysis.metrics import evaluate_sequence, summarize
-from annotator.core.engine.pipeline import propagate_video
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.engine.upsampling import guided_filter, grey_guide, upsample_soft
+from annotator.core.runs.runner import run_video
 from annotator.core.video import open_video
 
-VARIANTS = {
-    "bilinear": None,
-    "guided r4 eps1e-3": (4, 1e-3),
-    "guided r8 eps1e-3": (8, 1e-3),
-    "guided r8 eps1e-2": (8, 1e-2),
-    "guided r16 eps1e-2": (16, 1e-2),
+Variant = Callable[[torch.Tensor, np.ndarray], np.ndarray]
+"""(L, H, W) upsampled probabilities and the RGB frame -> (H, W) channel index per pixel."""
+
+
+def plain(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
+    return up.max(0).indices.numpy()
+
+
+def guided(radius: int, eps: float) -> Variant:
+    def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
+        return guided_filter(grey_guide(frame, up.shape[1:], up.device), up, radius, eps).max(0).indices.numpy()
+    return run
+
+
+def grabcut(sure: float = 0.97, iterations: int = 3, guard: float = 0.0, pad: int = 20) -> Variant:
+    """Foreground (channel 1 against the rest; single-object sequences) re-cut by colour where the soft
+    labels are unsure: cells above ``sure`` are fixed object, below 1 - ``sure`` fixed background,
+    the rest "probably" one or the other by the soft labels; the cut runs in the box around the
+    unsure pixels (plus ``pad``). With ``guard`` > 0 the cut is dropped when its IoU with the
+    plain mask is below it (a cut that swallowed background of the object's colour)."""
+    def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
+        base = plain(up, frame)
+        p = 1.0 - up[0].numpy()
+        unsure = (p > 1 - sure) & (p < sure)
+        ys, xs = np.nonzero(unsure)
+        if len(ys) == 0 or not (p >= 0.5).any():
+            return base
+        y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, p.shape[0])
+        x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, p.shape[1])
+        sub = p[y0:y1, x0:x1]
+        mask = np.where(sub >= 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        mask[sub >= sure] = cv2.GC_FGD
+        mask[sub <= 1 - sure] = cv2.GC_BGD
+        models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1]), mask, None, *models, iterations,
+                        cv2.GC_INIT_WITH_MASK)
+        except cv2.error:  # one colour model empty: nothing to cut
+            return base
+        cut = base > 0
+        cut[y0:y1, x0:x1] = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        union = np.logical_or(cut, base > 0).sum()
+        if guard and union and np.logical_and(cut, base > 0).sum() / union < guard:
+            return base
+        return np.where(cut, np.maximum(base, 1), 0)
+    return run
+
+
+VARIANTS: dict[str, Variant] = {
+    "bilinear": plain,
+    "guided r8 eps1e-3": guided(8, 1e-3),
+    "grabcut": grabcut(),
+    "grabcut, guard IoU 0.7": grabcut(guard=0.7),
+    "grabcut, guard IoU 0.8": grabcut(guard=0.8),
 }
 
 
@@ -38,13 +96,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root")
     p.add_argument("--sequences", nargs="+", default=None)
-    p.add_argument("--stage", default=None)
+    p.add_argument("--backbone", default="lite0")
     p.add_argument("--feature-cache", default=None)
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=DEFAULT_FLIP,
                    help="mirror features, as the app (default %(default)s)")
     args = p.parse_args()
-    backbone = load_backbone("lite0", stage=args.stage, device="cpu", flip=args.flip)
+    backbone = load_backbone(args.backbone, device="cpu", flip=args.flip)
     names = args.sequences or davis.list_sequences(args.root)
+    split = Path(args.root, "ImageSets", "2016", "train.txt")
+    first_half = set(split.read_text().split()[:10]) if split.is_file() else set(names)
     scores = {v: [] for v in VARIANTS}
     seconds = {v: 0.0 for v in VARIANTS}
     frames = 0
@@ -53,26 +113,29 @@ def main() -> None:
         with open_video(davis.frames_dir(args.root, name)) as video:
             store = FeatureStore(video, backbone, disk_cache=args.feature_cache)
             preds = {v: {0: gt[0]} for v in VARIANTS}
-            for r in propagate_video(store, {0: gt[0]}, len(video), PropagationParams(), output_hw=video.hw):
+            for r in run_video(store, {0: gt[0]}, PropagationParams()):
                 frame = video.frame(r.index)
+                up = upsample_soft(r.soft, video.hw)
                 frames += 1
-                for variant, setting in VARIANTS.items():
+                for variant, run in VARIANTS.items():
                     t0 = time.perf_counter()
-                    up = upsample_soft(r.soft, video.hw)
-                    if setting is not None:
-                        up = guided_filter(grey_guide(frame, video.hw, up.device), up, *setting)
-                    preds[variant][r.index] = np.asarray(r.label_ids, np.uint8)[up.max(0).indices.numpy()]
+                    preds[variant][r.index] = np.asarray(r.label_ids, np.uint8)[run(up, frame)]
                     seconds[variant] += time.perf_counter() - t0
         for variant in VARIANTS:
-            s = evaluate_sequence(preds[variant], gt, name=name)
-            scores[variant].append(s)
+            scores[variant].append(evaluate_sequence(preds[variant], gt, name=name))
         print(name, " ".join(f"{v}: {scores[v][-1].jf:.3f}" for v in VARIANTS), flush=True)
+
+    def half(variant: str, first: bool) -> str:
+        chosen = [s for s in scores[variant] if (s.name in first_half) == first]
+        return f"{summarize(chosen).jf:.3f}" if chosen else "-"
+
     print(f"\n{len(names)} sequences, {frames} frames, backbone {backbone.name}, default factors")
-    print("| upsampling | J | F | J&F | ms/frame |")
-    print("|---|---|---|---|---|")
+    print("| variant | J | F | J&F | first ten | the rest | ms/frame |")
+    print("|---|---|---|---|---|---|---|")
     for variant in VARIANTS:
         d = summarize(scores[variant])
-        print(f"| {variant} | {d.j_mean:.3f} | {d.f_mean:.3f} | {d.jf:.3f} | {1000 * seconds[variant] / frames:.0f} |")
+        print(f"| {variant} | {d.j_mean:.3f} | {d.f_mean:.3f} | {d.jf:.3f} | {half(variant, True)} | "
+              f"{half(variant, False)} | {1000 * seconds[variant] / frames:.0f} |")
 
 
 if __name__ == "__main__":
