@@ -123,7 +123,7 @@ class Backbone:
             raise ValueError(f"the parts {self.parts} of {name!r} do not add up to {channels} channels")
         self.sources = (source,) if isinstance(source, str) else tuple(source)
         self.source = ENSEMBLE_SEPARATOR.join(self.sources)  # weights file(s) or url, for cache keys and messages
-        self.load_report = load_report  # ResNets: what loading kept and ignored; None for lite0
+        self.load_report = load_report  # a ResNet's: what loading kept and ignored; None otherwise
         self.flip = flip
         if flip:
             self.name = f"{name}+flip"
