@@ -68,8 +68,9 @@ _DESCRIPTIONS = {
     ),
     "resnet18": "torchvision ResNet-18 ImageNet, layer3 (256 ch); weights downloaded once or --weights FILE",
     "resnet50": "torchvision ResNet-50 ImageNet, layer3 (1024 ch); weights downloaded once or --weights FILE",
-    "lite1": "EfficientNet-Lite1, embedded like lite0, deeper (about 1.5x lite0's time); lite1:STAGE as lite0",
-    "lite2": "EfficientNet-Lite2, embedded like lite0, wider and deeper (about 2x lite0's time); lite2:STAGE as lite0",
+    "lite1": "EfficientNet-Lite1, embedded like lite0, deeper (about 1.5x lite0's time on a CPU); lite1:STAGE as lite0",
+    "lite2": "EfficientNet-Lite2, embedded like lite0, wider and deeper (about 1.5x lite0's time on a CPU); "
+             "lite2:STAGE as lite0",
     "checkpoint:PATH": "your own ResNet-18/50 state dict (CRW, VFS, ...), architecture detected from the keys",
     "A&B": "an ensemble, e.g. 'lite0&lite2' or 'lite0:s4&lite2:s5' (quote it in a shell): each member's "
            "features L2-normalised, weighted equally and concatenated",
