@@ -93,8 +93,12 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
         parser.set_defaults(part_groups="")
     b = parser.add_argument_group("backbone and resolution")
     b.add_argument("--backbone", default="lite0",
-                   help="lite0 (embedded, default), resnet18, resnet50, or checkpoint:PATH")
-    b.add_argument("--stage", default=None, help="feature stage(s) of the backbone, e.g. s5 or s4+s5 (lite0)")
+                   help="lite0 (embedded, default), lite1, lite2 (embedded, larger), resnet18, resnet50, "
+                        "checkpoint:PATH, or an ensemble joined with '&', e.g. 'lite0&lite2' (quoted in a shell); "
+                        "'annotator backbones' lists them")
+    b.add_argument("--stage", default=None,
+                   help="feature stage(s) of the backbone, e.g. s5 or s4+s5 (lite0/1/2; default s4); for an "
+                        "ensemble, every member that names none")
     b.add_argument("--weights", default=None, help="local weights file for resnet18/resnet50 (no download)")
     b.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     b.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
@@ -345,9 +349,14 @@ def _eval_grid(args: argparse.Namespace, settings: RunSettings, names: list[str]
 
     grid = parse_grid(args.grid)
     if args.one_at_a_time:
-        from annotator.core.features.backbones.lite0 import DEFAULT_LITE0_STAGE
+        from annotator.core.features.backbones import ENSEMBLE_SEPARATOR
+        from annotator.core.features.backbones.lite import VARIANTS
 
-        default_stage = DEFAULT_LITE0_STAGE if args.backbone.startswith("lite0") else "layer3"
+        variant = VARIANTS.get(args.backbone.partition(":")[0].strip().lower())
+        if ENSEMBLE_SEPARATOR in args.backbone:
+            default_stage = None  # each member's own
+        else:
+            default_stage = variant.default_stage if variant is not None else "layer3"
         base = {**dataclasses.asdict(settings.params), "short_side": args.short_side, "backbone": args.backbone,
                 "stage": args.stage or default_stage}
         points = axis_points(grid, base)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
 
 from annotator.core.engine.propagation import PropagationParams
 
-BACKBONES = ("lite0", "resnet18", "resnet50")
+BACKBONES = ("lite0", "lite1", "lite2", "lite0&lite2", "resnet18", "resnet50")
 
 
 def _spin(lo: int, hi: int, tip: str) -> QSpinBox:
@@ -121,9 +121,11 @@ def short_side_spin() -> QSpinBox:
 
 
 def backbone_combo() -> QComboBox:
-    """An editable list of the backbones (``checkpoint:PATH`` and ``lite0:s4`` are typed in)."""
+    """An editable list of the backbones (``checkpoint:PATH``, ``lite0:s4`` and other ensembles are typed in)."""
     combo = QComboBox()
     combo.setEditable(True)
     combo.addItems(BACKBONES)
-    combo.setToolTip("lite0 (embedded), resnet18/resnet50 (torchvision weights), or checkpoint:PATH")
+    combo.setToolTip("lite0 (embedded, fastest), lite1/lite2 (embedded, larger), resnet18/resnet50 (torchvision "
+                     "weights), checkpoint:PATH, or an ensemble joined with '&' (lite0&lite2: both networks' "
+                     "features, weighted equally)")
     return combo

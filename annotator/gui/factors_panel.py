@@ -12,7 +12,7 @@ from dataclasses import replace
 from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QPushButton, QVBoxLayout, QWidget
 
-from annotator.core.features.backbones import DEFAULT_LITE0_STAGE
+from annotator.core.features.backbones import DEFAULT_LITE0_STAGE, ENSEMBLE_SEPARATOR
 from annotator.core.runs.settings import RunSettings
 from annotator.gui.factor_rows import FactorWidgets, backbone_combo, short_side_spin
 
@@ -20,15 +20,31 @@ STAGES = ("default", "s3", "s4", "s5", "s6", "s7", "s4+s5")
 
 
 def split_backbone(spec: str) -> tuple[str, str]:
-    """``"lite0:s4"`` -> ``("lite0", "s4")``; no stage -> ``"default"``. ``checkpoint:PATH`` stays whole."""
+    """``"lite0:s4"`` -> ``("lite0", "s4")``; no stage -> ``"default"``. ``checkpoint:PATH`` stays whole.
+
+    An ensemble whose members all name the same stage gives it (``"lite0:s5&lite2:s5"`` ->
+    ``("lite0&lite2", "s5")``); other ensembles stay whole.
+    """
     if spec.startswith("checkpoint:"):
+        return spec, "default"
+    if ENSEMBLE_SEPARATOR in spec:
+        parts = [split_backbone(member) for member in spec.split(ENSEMBLE_SEPARATOR)]
+        stages = {stage for _, stage in parts}
+        if len(stages) == 1 and not any(name.startswith("checkpoint:") for name, _ in parts):
+            return ENSEMBLE_SEPARATOR.join(name for name, _ in parts), stages.pop()
         return spec, "default"
     name, _, stage = spec.partition(":")
     return name, stage or "default"
 
 
 def join_backbone(name: str, stage: str) -> str:
-    return name if stage in ("", "default") or name.startswith("checkpoint:") else f"{name}:{stage}"
+    """The inverse of :func:`split_backbone`: an ensemble's stage goes to every member that names none."""
+    if stage in ("", "default") or name.startswith("checkpoint:"):
+        return name
+    if ENSEMBLE_SEPARATOR in name:
+        return ENSEMBLE_SEPARATOR.join(member if ":" in member else f"{member}:{stage}"
+                                       for member in name.split(ENSEMBLE_SEPARATOR))
+    return f"{name}:{stage}"
 
 
 class FactorsPanel(QWidget):
@@ -43,7 +59,8 @@ class FactorsPanel(QWidget):
         self.backbone = backbone_combo()
         self.stage = QComboBox()
         self.stage.addItems(STAGES)
-        self.stage.setToolTip(f"Feature stage of lite0 (default {DEFAULT_LITE0_STAGE})")
+        self.stage.setToolTip(f"Feature stage of lite0/lite1/lite2, of every member of an ensemble "
+                              f"(default {DEFAULT_LITE0_STAGE})")
         form.addRow("Backbone", self.backbone)
         form.addRow("Stage", self.stage)
         self.fields = FactorWidgets()

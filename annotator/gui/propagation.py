@@ -196,10 +196,10 @@ class PropagationController(QObject):
         self.model = model
         self.settings = settings or RunSettings()
         self._factory = backbone_factory
-        if backbone_factory is load_backbone_for and self.settings.backbone.split(":")[0] == "lite0":
-            from annotator.core.features.backbones.lite0 import read_weights, weights_path
+        if backbone_factory is load_backbone_for:
+            from annotator.core.features.backbones import read_embedded_weights
 
-            read_weights(weights_path())  # ~50 ms now, instead of a crawl on the worker later
+            read_embedded_weights(self.settings.backbone)  # ~50 ms each now, instead of a crawl on the worker later
         self._backbones = BackboneCache()  # loaded on the worker thread, kept here on the GUI thread
         self._stores: dict[tuple, FeatureStore] = {}
         self._worker: GeneratorWorker | None = None

