@@ -21,32 +21,9 @@ from annotator.core.features.backbones import device as device_mod
 from annotator.core.features.backbones import lite as lite0_mod
 from annotator.core.features.backbones.resnet import IMAGENET_MEAN, IMAGENET_STD, imagenet_url
 from annotator.core.errors import BackboneError, UsageError
+from tests.backbone_helpers import assert_unit_norm, float32_cpu, one_thread, random_frames  # noqa: F401 (fixtures)
 
 
-@pytest.fixture(autouse=True)
-def float32_cpu(monkeypatch):
-    """These tests check weights and numerics in float32: make the CPU look like one without bfloat16
-    (on one with it, the default would be bfloat16); the precision tests set it as they need."""
-    monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: False)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two OpenMP threads on a shared, busy CPU can wait a scheduler tick per op; one is steadier.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _frames(b: int = 2, h: int = 64, w: int = 96, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (b, 3, h, w), generator=gen, dtype=torch.uint8)
-
-
-def _assert_unit_norm(feats: torch.Tensor) -> None:
-    norms = feats.norm(dim=1)
-    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
 
 
 # ---------------------------------------------------------------- EfficientNet-Lite0
@@ -64,7 +41,7 @@ def test_lite0_loads_embedded_weights_with_strict_keys(classifier) -> None:
 
 
 def test_lite0_classifier_is_deterministic_and_shaped(classifier) -> None:
-    x = _frames(1, 224, 224).float()
+    x = random_frames(1, 224, 224).float()
     with torch.inference_mode():
         a, b = classifier(x), classifier(x)
     assert a.shape == (1, 1000)
@@ -76,24 +53,24 @@ def test_lite0_classifier_is_deterministic_and_shaped(classifier) -> None:
 def test_lite0_stages_give_unit_norm_stride8_maps(stage: str) -> None:
     backbone = load_backbone("lite0", stage=stage, device="cpu")
     expected_c = sum(lite0_mod.STAGE_CHANNELS[s] for s in stage.split("+"))
-    feats = backbone(_frames())
+    feats = backbone(random_frames())
     assert backbone.channels == expected_c
     assert backbone.name == f"lite0:{stage}"
     assert feats.shape == (2, expected_c, 8, 12)
     assert feats.dtype == torch.float32
-    _assert_unit_norm(feats)
+    assert_unit_norm(feats)
 
 
 def test_lite0_input_size_not_multiple_of_8() -> None:
     backbone = load_backbone("lite0:s5", device="cpu")
-    feats = backbone(_frames(1, 61, 93))
+    feats = backbone(random_frames(1, 61, 93))
     assert feats.shape == (1, 112, math.ceil(61 / 8), math.ceil(93 / 8))
-    _assert_unit_norm(feats)
+    assert_unit_norm(feats)
 
 
 def test_lite0_s3_matches_classifier_blocks(classifier) -> None:
     # s3 is naturally at stride 8: the cut, fused network must equal the classifier's first 5 blocks.
-    x = _frames(1, 64, 96)
+    x = random_frames(1, 64, 96)
     with torch.inference_mode():
         y = classifier.stem(x.float())
         for block in classifier._blocks[:5]:
@@ -110,7 +87,7 @@ def test_lite0_stride_removal_and_dilation() -> None:
     assert strides[5] == 1 and strides[11] == 1  # stride-2 blocks of stages 4 and 6
     assert [b._depthwise_conv.dilation[0] for b in plain._blocks] == [1] * 16
     assert [b._depthwise_conv.dilation[0] for b in dilated._blocks][5:] == [1, 2, 2, 2, 2, 2, 2, 4, 4, 4, 4]
-    x = _frames(1, 64, 96).float()
+    x = random_frames(1, 64, 96).float()
     with torch.inference_mode():
         a, b = plain(x), dilated(x)
     assert a.shape == b.shape == (1, 320, 8, 12)
@@ -118,7 +95,7 @@ def test_lite0_stride_removal_and_dilation() -> None:
 
 
 def test_lite0_combination_is_normalised_concatenation() -> None:
-    x = _frames(1, 64, 96)
+    x = random_frames(1, 64, 96)
     s4 = load_backbone("lite0:s4", device="cpu")(x)
     s5 = load_backbone("lite0:s5", device="cpu")(x)
     both = load_backbone("lite0:s4+s5", device="cpu")(x)
@@ -141,9 +118,9 @@ def test_lite0_bad_stage_and_bad_input() -> None:
         load_backbone("lite0:s2", device="cpu")
     backbone = load_backbone("lite0:s3", device="cpu")
     with pytest.raises(TypeError):
-        backbone(_frames().float())
+        backbone(random_frames().float())
     with pytest.raises(ValueError):
-        backbone(_frames()[0])
+        backbone(random_frames()[0])
 
 
 # ---------------------------------------------------------------- ResNets
@@ -183,7 +160,7 @@ def test_resnet18_weights_file_matches_manual_truncation(tmp_path, r18_state) ->
     path = tmp_path / "r18.pth"
     torch.save(r18_state, path)
     backbone = load_backbone("resnet18", weights=path, device="cpu")
-    frames = _frames()
+    frames = random_frames()
     feats = backbone(frames)
     assert backbone.name == "resnet18:layer3@r18.pth"
     assert backbone.channels == 256 and feats.shape == (2, 256, 8, 12)
@@ -197,7 +174,7 @@ def test_checkpoint_with_container_and_prefix(tmp_path, r18_state) -> None:
     path = tmp_path / "crw.pth"
     torch.save({"state_dict": {"module.model.encoder." + k: v for k, v in r18_state.items()}}, path)
     backbone = load_backbone(f"checkpoint:{path}", device="cpu")
-    frames = _frames(1, 61, 93)
+    frames = random_frames(1, 61, 93)
     assert backbone.name.startswith("resnet18:layer3")
     assert backbone.load_report.prefix == "module.model.encoder."
     assert torch.allclose(backbone(frames), _manual_trunk(r18_state, frames), atol=1e-4)
@@ -215,8 +192,8 @@ def test_crw_style_checkpoint_with_args_head_and_reflect_padding(tmp_path, r18_s
     report = backbone.load_report
     assert report.prefix == "encoder.model." and report.outside == 1
     assert "reflect padding" in report.notes
-    assert backbone(_frames(1)).shape == (1, 256, 8, 12)
-    assert not torch.allclose(backbone(_frames(1)), _manual_trunk(r18_state, _frames(1)), atol=1e-3)
+    assert backbone(random_frames(1)).shape == (1, 256, 8, 12)
+    assert not torch.allclose(backbone(random_frames(1)), _manual_trunk(r18_state, random_frames(1)), atol=1e-3)
 
 
 def test_moco_style_checkpoint_uses_query_encoder(tmp_path, r18_state) -> None:
@@ -227,7 +204,7 @@ def test_moco_style_checkpoint_uses_query_encoder(tmp_path, r18_state) -> None:
     backbone = load_backbone(f"checkpoint:{path}", device="cpu")
     assert backbone.load_report.prefix == "module.encoder_q."
     assert backbone.load_report.outside == len(r18_state)
-    frames = _frames(1)
+    frames = random_frames(1)
     assert torch.allclose(backbone(frames), _manual_trunk(r18_state, frames), atol=1e-4)
 
 
@@ -236,9 +213,9 @@ def test_resnet_layer2_stage(tmp_path, r18_state) -> None:
     torch.save(r18_state, path)
     backbone = load_backbone("resnet18:layer2", weights=path, device="cpu")
     assert backbone.name == "resnet18:layer2@r18.pth" and backbone.channels == 128
-    feats = backbone(_frames(1, 61, 93))
+    feats = backbone(random_frames(1, 61, 93))
     assert feats.shape == (1, 128, 8, 12)
-    _assert_unit_norm(feats)
+    assert_unit_norm(feats)
     assert backbone.load_report.ignored == sum(k.startswith(("fc.", "layer3.", "layer4.")) for k in r18_state)
 
 
@@ -264,9 +241,9 @@ def test_resnet50_checkpoint_is_detected(tmp_path) -> None:
     backbone = load_backbone(f"checkpoint:{path}", device="cpu")
     assert backbone.load_report.arch == "resnet50"
     assert backbone.channels == 1024
-    feats = backbone(_frames(1, 64, 64))
+    feats = backbone(random_frames(1, 64, 64))
     assert feats.shape == (1, 1024, 8, 8)
-    _assert_unit_norm(feats)
+    assert_unit_norm(feats)
     with pytest.raises(BackboneError, match="resnet50, not a resnet18"):
         load_backbone("resnet18", weights=path, device="cpu")
 

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 
 from annotator.core.errors import BackboneError
 from annotator.core.features.backbones import Backbone, available_backbones, load_backbone
-from annotator.core.features.backbones import device as device_mod
 from annotator.core.features.backbones import lite
 from annotator.core.features.store import FeatureStore
 from annotator.core.video import open_video
+from tests.backbone_helpers import assert_unit_norm, float32_cpu, one_thread, random_frames  # noqa: F401 (fixtures)
 from tests.synthetic import moving_objects_clip, write_frames
 
 # ImageNet class indices
@@ -26,28 +26,6 @@ CROSSWORD_PUZZLE = 918
 HONEYCOMB = 599
 
 
-@pytest.fixture(autouse=True)
-def float32_cpu(monkeypatch):
-    """float32 on every CPU (one with bfloat16 would otherwise default to it)."""
-    monkeypatch.setattr(device_mod, "cpu_has_bf16", lambda: False)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _frames(b: int = 1, h: int = 64, w: int = 96, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (b, 3, h, w), generator=gen, dtype=torch.uint8)
-
-
-def _assert_unit_norm(feats: torch.Tensor) -> None:
-    norms = feats.norm(dim=1)
-    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
 
 
 def _checkerboard(size: int = 256) -> np.ndarray:
@@ -129,15 +107,15 @@ def test_classifiers_name_known_patterns_and_agree(classifiers, make, expected: 
 ])
 def test_variant_stages_give_unit_norm_stride8_maps(spec: str, channels: int) -> None:
     backbone = load_backbone(spec, device="cpu")
-    feats = backbone(_frames(2, 61, 93))
+    feats = backbone(random_frames(2, 61, 93))
     assert backbone.channels == channels
     assert backbone.name == (spec if ":" in spec else f"{spec}:s4")  # s4 by default, as lite0
     assert feats.shape == (2, channels, 8, 12) and feats.dtype == torch.float32
-    _assert_unit_norm(feats)
+    assert_unit_norm(feats)
 
 
 def test_variant_s3_matches_its_classifier_blocks(classifiers) -> None:
-    x = _frames()
+    x = random_frames(1)
     model = classifiers["lite2"]
     with torch.inference_mode():
         y = model.stem(x.float())
@@ -155,7 +133,7 @@ def test_variant_stride_removal(variant: str) -> None:
     dilated = lite.build_lite(variant, "s7", dilate=True)
     assert [b._depthwise_conv.dilation[0] for b in dilated._blocks][7:] == [1] + [2] * 8 + [4] * 5
     with torch.inference_mode():
-        assert model(_frames().float()).shape == dilated(_frames().float()).shape
+        assert model(random_frames(1).float()).shape == dilated(random_frames(1).float()).shape
 
 
 def test_variant_bad_stage_names_the_variant() -> None:
@@ -179,7 +157,7 @@ def singles() -> dict[str, Backbone]:
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_ensemble_is_each_members_normalised_features_scaled(flip: bool) -> None:
-    x = _frames(2, 61, 93)
+    x = random_frames(2, 61, 93)
     a = load_backbone("lite0", device="cpu", flip=flip)(x)
     b = load_backbone("lite2", device="cpu", flip=flip)(x)
     both = load_backbone("lite0&lite2", device="cpu", flip=flip)
@@ -187,14 +165,14 @@ def test_ensemble_is_each_members_normalised_features_scaled(flip: bool) -> None
     assert both.name == "lite0:s4&lite2:s4" + ("+flip" if flip else "")
     feats = both(x)
     assert feats.shape == (2, 168, 8, 12)
-    _assert_unit_norm(feats)
+    assert_unit_norm(feats)
     half = 1 / math.sqrt(2)
     assert torch.allclose(feats[:, :80], a * half, atol=1e-5)
     assert torch.allclose(feats[:, 80:], b * half, atol=1e-5)
 
 
 def test_ensemble_of_three_with_stages_weighs_members_equally() -> None:
-    x = _frames()
+    x = random_frames(1)
     three = load_backbone("lite0:s4+s5&lite1:s3&lite2", device="cpu")
     assert three.name == "lite0:s4+s5&lite1:s3&lite2:s4" and three.parts == (192, 40, 88)
     feats = three(x)
@@ -219,7 +197,7 @@ def test_ensemble_half_precision_stays_close_and_balanced(singles) -> None:
     assert bf16.parts == (80, 88) and bf16.cache_key != fp32.cache_key
     a, b = fp32(x), bf16(x)
     assert b.dtype == torch.float32 and b.shape == a.shape
-    _assert_unit_norm(b)
+    assert_unit_norm(b)
     assert torch.allclose(b[:, :80].norm(dim=1), torch.full((1, 8, 12), 1 / math.sqrt(2)), atol=1e-4)
     cosine = (a * b).sum(dim=1)
     assert float(cosine.mean()) > 0.99 and float(cosine.min()) > 0.9
