@@ -161,7 +161,9 @@ class ForkServer:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        assert self.next_line(60) == "ready"
+        # Start-up imports torch and the app: seconds on an idle machine, over a minute on a loaded one
+        # (a 60 s wait failed once beside a packaging build); a wait, not a measurement.
+        assert self.next_line(300) == "ready"
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
