@@ -4,7 +4,8 @@ Each mode is one ``annotator propagate ROOT --out TMP -q`` in a fresh subprocess
 own start-up: importing torch, loading the backbone, and for ``--ray`` starting a local Ray with
 one worker per core), timed wall clock from start to exit. Prints a markdown table: wall seconds,
 frames written, frames/s over the whole run, and whether the masks are byte for byte those of the
-first mode. Options after ``--`` go to every run (``-- --preset fast``).
+first mode. Options after ``--`` go to every run (``-- --preset fast``). A last row times Ray's own
+fixed cost alone: starting a local Ray as ``--ray`` does, one empty task, shutting it down.
 
     python bench/bench_ray.py ../shared/data/davis2016                       # all its sequences
     python bench/bench_ray.py ../shared/data/davis2016 --sequences dog-agility rollerblade
@@ -29,6 +30,18 @@ LABELS = {"jobs1": "`--jobs 1`", "jobs2": "`--jobs 2`", "ray": "`--ray` (local R
 
 def _digests(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.png"))}
+
+
+RAY_ALONE = """
+import time
+t0 = time.perf_counter()
+import ray
+from annotator.core.runs.ray_batch import connect
+connect(ray, None)  # as `--ray` starts a local Ray
+ray.get(ray.remote(lambda: None).remote())
+ray.shutdown()
+print(time.perf_counter() - t0)
+"""
 
 
 def main() -> int:
@@ -60,10 +73,15 @@ def main() -> int:
             rows.append((LABELS[mode], wall, len(digests), propagated, digests == first))
             print(f"{mode}: {wall:.1f} s", file=sys.stderr, flush=True)
             shutil.rmtree(out)
+    if "ray" in args.modes:
+        alone = subprocess.run([sys.executable, "-c", RAY_ALONE], env=env, capture_output=True, text=True, check=True)
+        ray_alone = float(alone.stdout.split()[-1])
     print(f"| mode | wall s | masks written | frames/s (propagated / wall) | same masks as {LABELS[args.modes[0]]} |")
     print("|---|---|---|---|---|")
     for label, wall, masks, propagated, same in rows:
         print(f"| {label} | {wall:.1f} | {masks} | {propagated / wall:.2f} | {'yes' if same else 'NO'} |")
+    if "ray" in args.modes:
+        print(f"| Ray alone: local start, one empty task, shutdown | {ray_alone:.1f} | - | - | - |")
     return 0
 
 

@@ -22,12 +22,13 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 from annotator.core.errors import UsageError
 from annotator.core.runs.batch import BatchJob, BatchResult, run_in_worker, shared_threads, start_batch
 from annotator.core.runs.settings import RunSettings
 
-__all__ = ["INSTALL_HINT", "TaskShape", "import_ray", "run_ray_batch", "task_shape"]
+__all__ = ["INSTALL_HINT", "TaskShape", "connect", "import_ray", "run_ray_batch", "task_shape"]
 
 INSTALL_HINT = "pip install 'annotator[ray]'"
 
@@ -41,7 +42,7 @@ MAX_RETRIES = 3
 _POLL_SECONDS = 0.2
 
 
-def import_ray():
+def import_ray() -> ModuleType:
     """The ``ray`` module, or a one-line ``UsageError`` naming the install command."""
     try:
         import ray
@@ -115,7 +116,7 @@ def _task(job: BatchJob, settings: RunSettings, overwrite: bool, progress) -> Ba
     return result
 
 
-def _connect(ray, address: str | None) -> bool:
+def connect(ray: ModuleType, address: str | None) -> bool:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray with one CPU
     per core; True when this call started the session (and so ends it)."""
     if ray.is_initialized():
@@ -163,7 +164,7 @@ def run_ray_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, address: s
     overwrite = overwrite or resume  # what is left to run may hold an interrupted run's masks
     report = on_frame or (lambda _n, _i: None)
     finished = on_done or (lambda _r: None)
-    started = _connect(ray, address)
+    started = connect(ray, address)
     pending: dict = {}
     try:
         nodes = [(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in ray.nodes() if n["Alive"]]
