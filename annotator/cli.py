@@ -150,16 +150,24 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out = Path(args.out)
     source = Path(args.source) if args.source else None
+    if args.ray is not None and args.jobs is not None:
+        raise UsageError("--jobs is for a batch on this machine; with --ray the cluster's cores (or GPUs) share "
+                         "the videos")
     if args.list:
         if source is not None:
             raise UsageError("give either a video (or DAVIS root) or --list, not both")
         return _propagate_batch(args, list_jobs(args.list, out), settings)
     if source is None:
+        if args.ray and Path(args.ray).exists():  # `--ray ROOT`: the optional ADDRESS took the root
+            raise UsageError(f"--ray read {args.ray} as the cluster's address; give the DAVIS root before --ray "
+                             "(annotator propagate ROOT --out DIR --ray), or the address as --ray=ADDRESS")
         raise UsageError("give a video, a frame folder, a DAVIS root or --list FILE")
     if source.is_dir() and (source / "JPEGImages").is_dir():  # a whole DAVIS root
         if args.masks:
             raise UsageError("a DAVIS root brings its own masks (Annotations/): drop --masks")
         return _propagate_batch(args, davis_jobs(source, out, args.resolution, args.sequences), settings)
+    if args.ray is not None or args.resume:
+        raise UsageError("--ray and --resume apply to a batch (a DAVIS root or --list FILE), not to one video")
     if not args.masks:
         raise UsageError("--masks is needed for a single video (a mask PNG or a folder of NNNNN.png)")
     job = BatchJob(source.stem or source.name, source, Path(args.masks), out, mask_frame=args.frame)
@@ -183,30 +191,49 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 
 def _propagate_batch(args: argparse.Namespace, jobs, settings) -> int:
-    """Many videos: one progress bar, a summary table (also ``OUT/summary.csv``), exit 1 if any failed."""
+    """Many videos, here (``--jobs``) or on Ray (``--ray``): one progress bar (frames, with videos done and
+    failed), a summary table (also ``OUT/summary.csv``), exit 1 if any failed."""
     from annotator.core.runs.batch import check_outputs, run_batch
     from annotator.core.io.outputs import check_new_file
 
-    check_outputs(jobs, args.overwrite)
-    check_new_file(Path(args.out) / "summary.csv", args.overwrite)
+    if args.ray is not None:
+        from annotator.core.runs.ray_batch import import_ray
+
+        import_ray()  # without the extra: its one-line message before anything else
+    check_outputs(jobs, args.overwrite or args.resume)
+    # --resume finishes an earlier run, whose summary it replaces
+    check_new_file(Path(args.out) / "summary.csv", args.overwrite or args.resume)
     with _progress(0, f"{len(jobs)} videos", args.quiet) as bar:
+        counts = {"done": 0, "failed": 0}
+
         def total(frames: int) -> None:
             bar.total = frames
             bar.refresh()
 
-        def frame(name: str, _index: int) -> None:
-            bar.set_postfix_str(name, refresh=False)
+        def frame(_name: str, _index: int) -> None:
             bar.update(1)
 
-        results = run_batch(jobs, settings, workers=args.jobs, overwrite=args.overwrite, on_frame=frame,
-                            on_total=total)
+        def video_done(result) -> None:
+            counts["done"] += 1
+            counts["failed"] += not result.ok
+            failed = f", {counts['failed']} failed" if counts["failed"] else ""
+            bar.set_postfix_str(f"{counts['done']}/{len(jobs)} videos done{failed}")
+
+        common = dict(overwrite=args.overwrite, resume=args.resume, on_frame=frame, on_total=total, on_done=video_done)
+        if args.ray is not None:
+            from annotator.core.runs.ray_batch import run_ray_batch
+
+            results = run_ray_batch(jobs, settings, address=args.ray or None, **common)
+        else:
+            results = run_batch(jobs, settings, workers=args.jobs or 1, **common)
     rows = [{"video": r.name, "frames": r.frames, "seconds": r.seconds, "frames/s": r.fps,
-             "status": r.error if not r.ok else f"ok, removed {r.removed} older mask(s)" if r.removed else "ok"}
+             "status": r.error if not r.ok else "ok, complete already (--resume)" if r.resumed
+             else f"ok, removed {r.removed} older mask(s)" if r.removed else "ok"}
             for r in results]
     done = [r for r in results if r.ok]
     seconds = sum(r.seconds for r in results)
     rows.append({"video": "total", "frames": sum(r.frames for r in results), "seconds": seconds,
-                 "frames/s": sum(r.propagated for r in done) / seconds if seconds else float("nan"),
+                 "frames/s": sum(r.propagated for r in done if not r.resumed) / seconds if seconds else float("nan"),
                  "status": f"{len(done)}/{len(results)} ok"})
     columns = ["video", "frames", "seconds", "frames/s", "status"]
     print(markdown_table(rows, columns))
@@ -478,16 +505,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("propagate", help="propagate masks through a video (or many) and write DAVIS Annotations folders",
                        description="One video: --masks gives its reference mask(s) and --out receives NNNNN.png. "
                                    "A DAVIS root (a folder with JPEGImages/ and Annotations/) or --list FILE "
-                                   "propagates every video into OUT/<name>/, --jobs at a time, with one progress "
-                                   "bar and a summary (OUT/summary.csv); one failing video does not stop the others.")
+                                   "propagates every video into OUT/<name>/, --jobs at a time (or on a Ray cluster: "
+                                   "--ray), with one progress bar and a summary (OUT/summary.csv); one failing video "
+                                   "does not stop the others.")
     p.add_argument("source", nargs="?", default=None,
                    help="video file (mp4/avi/mov/mkv), frame folder, DAVIS sequence folder, or a DAVIS root")
     p.add_argument("--masks", default=None, help="a mask PNG (frame 0, or --frame N) or a folder of NNNNN.png")
     p.add_argument("--frame", type=int, default=None, help="frame index of a single mask file (default 0)")
     p.add_argument("--out", required=True, help="output folder for NNNNN.png label maps (one sub-folder per video in a batch)")
     p.add_argument("--list", default=None, metavar="FILE", help="batch: a text file with one 'VIDEO MASKS' per line")
-    p.add_argument("--jobs", type=int, default=1, help="batch: videos propagated side by side, each in its own "
-                   "process with its share of the CPU threads (or its own GPU) (default %(default)s)")
+    p.add_argument("--jobs", type=int, default=None, help="batch: videos propagated side by side, each in its own "
+                   "process with its share of the CPU threads (or its own GPU) (default 1)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="batch: one Ray task per video (needs pip install 'annotator[ray]'). ADDRESS (or RAY_ADDRESS): "
+                        "the cluster to run on, every node seeing the inputs and --out at the same paths; without "
+                        "it a local Ray with one worker per core. A task takes a GPU where the cluster has them")
+    p.add_argument("--resume", action="store_true",
+                   help="batch: skip the videos whose output folder is complete (an earlier run with the same "
+                        "options finished it) and run the others again: finishes an interrupted run")
     p.add_argument("--sequences", nargs="+", default=None, help="DAVIS root: only these sequences")
     p.add_argument("--resolution", default="480p", help="DAVIS root: resolution folder (default %(default)s)")
     p.add_argument("--overwrite", action="store_true",

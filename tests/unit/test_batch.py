@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
 
 from annotator.cli import main
-from annotator.core.runs.batch import BatchJob, davis_jobs, list_jobs, run_batch
+from annotator.core.runs.batch import COMPLETE_MARKER, BatchJob, davis_jobs, list_jobs, run_batch
 from annotator.core.errors import UsageError
 from annotator.core.io.labels import read_mask_folder, write_mask
 from annotator.core.runs.settings import RunSettings
@@ -98,3 +99,26 @@ def test_bad_batch_input_is_refused_with_a_clear_message(tmp_path):
     assert not result.ok and "nowhere.mp4" in result.error
     with pytest.raises(UsageError, match="--jobs"):
         run_batch([job], RunSettings(), workers=0)
+
+
+def test_resume_on_this_machine_skips_the_complete_videos(tmp_path):
+    """--resume is the batch's, not Ray's: the local batch skips a folder that holds its marker too."""
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("alpha",))
+    out = tmp_path / "out"
+    [first] = run_batch(davis_jobs(root, out), RunSettings(short_side=None, stage="s3"))
+    assert first.ok and not first.resumed
+    marker = out / "alpha" / COMPLETE_MARKER
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "alpha").iterdir()}
+    assert marker in stamps
+    done = []
+    [again] = run_batch(davis_jobs(root, out), RunSettings(short_side=None, stage="s3"), resume=True,
+                        on_total=done.append, on_done=done.append)
+    assert again.resumed and again.ok and (again.frames, again.propagated) == (5, 4)
+    assert done == [0, again]  # nothing left to propagate; the skipped video reported as done
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    # a marker that cannot be read proves nothing: the video is run again and gets a whole one
+    marker.write_text("{}")
+    [redone] = run_batch(davis_jobs(root, out), RunSettings(short_side=None, stage="s3"), resume=True)
+    assert not redone.resumed and redone.ok
+    assert json.loads(marker.read_text())["frames"] == 5

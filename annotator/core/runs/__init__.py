@@ -3,5 +3,6 @@
 `settings` (`RunSettings`: factors, backbone, resolution; `BackboneCache`), `runner` (`run_video`:
 the one loop that propagates a whole video), `evaluation` (a sequence run and scored against
 ground truth), `experiments` (run records and factor grids), `batch` (many videos in worker
-processes) and `sample` (the bundled sample clip).
+processes), `ray_batch` (the same batch as Ray tasks; Ray optional, imported only there) and `sample`
+(the bundled sample clip).
 """

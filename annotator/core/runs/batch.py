@@ -6,11 +6,17 @@ as they are produced, so memory stays flat however long the video). :func:`run_b
 side by side in worker processes (each with its share of the CPU threads, or its own GPU), reports
 every frame through one callback so the caller can draw a single progress bar, and never lets one
 broken video stop the others: each job ends with a :class:`BatchResult` holding its error, if any.
+
+A finished video's folder ends with a completion marker (:data:`COMPLETE_MARKER`, written last and
+atomically, removed before a new run writes its first mask), so ``--resume`` can tell a whole
+output from one a killed run left half written: :func:`start_batch`, the first step of every batch
+runner (this one and :mod:`annotator.core.runs.ray_batch`), skips the complete ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
 import os
 import queue as queue_module
@@ -27,13 +33,18 @@ import torch
 from annotator.core.io import davis
 from annotator.core.errors import AnnotatorError, MaskError, UsageError, size_text
 from annotator.core.features.store import FeatureStore
+from annotator.core.io.atomic import atomic_write_text
 from annotator.core.io.labels import mask_files, mask_index, read_mask, read_mask_folder, write_mask
 from annotator.core.io.outputs import check_mask_folder, make_folder
 from annotator.core.runs.runner import run_video
 from annotator.core.runs.settings import BackboneCache, RunSettings
 from annotator.core.video import open_video
 
-__all__ = ["BatchJob", "BatchResult", "davis_jobs", "list_jobs", "read_references", "run_batch", "run_job"]
+__all__ = ["COMPLETE_MARKER", "BatchJob", "BatchResult", "complete_result", "davis_jobs", "list_jobs",
+           "read_references", "result_key", "run_batch", "run_in_worker", "run_job", "shared_threads", "start_batch"]
+
+COMPLETE_MARKER = ".annotator-complete.json"
+"""Written into a video's output folder after its last mask: the folder holds the whole video."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,8 @@ class BatchResult:
     error: str | None = None
     removed: int = 0
     """Older masks beyond the video's last frame removed from the output folder (``--overwrite``)."""
+    resumed: bool = False
+    """Found complete in its output folder and skipped (``--resume``): nothing was run."""
 
     @property
     def ok(self) -> bool:
@@ -173,8 +186,11 @@ def run_job(job: BatchJob, settings: RunSettings, on_frame: Callable[[int], None
         store = FeatureStore(video, bb, short_side=settings.short_side, disk_cache=settings.feature_cache,
                              max_bytes=STREAM_FEATURE_CACHE_BYTES, read_ahead=read_ahead)
         propagated = 0
+        marker = job.out / COMPLETE_MARKER
         try:
             make_folder(job.out)
+            # from the first new mask on the folder is not a finished output until the new marker comes
+            marker.unlink(missing_ok=True)
             for index, labels in refs.items():
                 write_mask(job.out / f"{index:05d}.png", labels)
             for result in run_video(store, refs, settings.params):
@@ -190,7 +206,37 @@ def run_job(job: BatchJob, settings: RunSettings, on_frame: Callable[[int], None
         finally:
             store.close()  # before the video closes: the read-ahead may be decoding
         removed = remove_stale_masks(job.out, len(video)) if overwrite else 0
-        return BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0, removed=removed)
+        result = BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0, removed=removed)
+        atomic_write_text(marker, json.dumps({"video": job.name, "frames": result.frames, "propagated": propagated,
+                                              "seconds": round(result.seconds, 3), "settings": result_key(settings)},
+                                             indent=1) + "\n")
+        return result
+
+
+def result_key(settings: RunSettings) -> dict:
+    """What a video's masks depend on besides its frames and references: the factors, the backbone and
+    the working resolution, as JSON reads them back (not where or with how many threads they ran)."""
+    key = dataclasses.asdict(settings)
+    for name in ("device", "threads", "feature_cache"):
+        del key[name]
+    return json.loads(json.dumps(key))
+
+
+def complete_result(job: BatchJob, settings: RunSettings) -> BatchResult | None:
+    """The result of ``job`` when its output folder holds a finished run (its marker), else None.
+
+    A folder finished with other settings is refused (``UsageError``): resuming would mix two runs."""
+    try:
+        record = json.loads((job.out / COMPLETE_MARKER).read_text(encoding="utf-8"))
+        frames, propagated, key = int(record["frames"]), int(record["propagated"]), record["settings"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # an unreadable marker proves nothing: the video is run again
+    if key != result_key(settings):
+        raise UsageError(f"{job.out} was propagated with other options; --resume finishes a run with the same "
+                         "options (give another --out, or --overwrite to redo every video)")
+    return BatchResult(job.name, frames, propagated, 0.0, resumed=True)
 
 
 def remove_stale_masks(folder: Path, num_frames: int) -> int:
@@ -216,9 +262,16 @@ def _job_frames(job: BatchJob) -> int:
 
 def _worker(job: BatchJob, settings: RunSettings, overwrite: bool, progress) -> BatchResult:
     """Runs in a worker process: one job, frames reported through the queue, errors returned."""
+    return run_in_worker(job, settings, overwrite, lambda i: progress.put((job.name, i)))
+
+
+def run_in_worker(job: BatchJob, settings: RunSettings, overwrite: bool,
+                  on_frame: Callable[[int], None]) -> BatchResult:
+    """One video in a worker (a process of the pool, a Ray task): with its share of the threads, every
+    error returned in the result, so one video never stops the batch."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    return _guarded(job, settings, overwrite, lambda i: progress.put((job.name, i)))
+    return _guarded(job, settings, overwrite, on_frame)
 
 
 def _guarded(job: BatchJob, settings: RunSettings, overwrite: bool, on_frame) -> BatchResult:
@@ -244,37 +297,70 @@ def batch_devices(device: str, workers: int) -> list[str]:
     return [device] * workers
 
 
+def shared_threads(cores: int, workers: int) -> int:
+    """CPU threads of each of ``workers`` videos run side by side on ``cores``."""
+    return max(1, cores // max(workers, 1))
+
+
+def start_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, overwrite: bool = False, resume: bool = False,
+                on_total: Callable[[int], None] | None = None,
+                on_done: Callable[[BatchResult], None] | None = None) -> tuple[list[int], dict[int, BatchResult]]:
+    """What every batch runner does before any work: the outputs checked, and with ``resume`` the
+    videos already complete skipped (reported to ``on_done``); ``on_total`` gets the frames left.
+
+    Returns the indices of the jobs to run and the results of those skipped. ``resume`` lets the
+    output folders hold masks: those without a marker are an interrupted run's, redone."""
+    check_outputs(jobs, overwrite or resume)
+    skipped: dict[int, BatchResult] = {}
+    if resume:
+        for k, job in enumerate(jobs):
+            if (result := complete_result(job, settings)) is not None:
+                skipped[k] = result
+    todo = [k for k in range(len(jobs)) if k not in skipped]
+    if on_total is not None:
+        on_total(sum(_job_frames(jobs[k]) for k in todo))
+    if on_done is not None:
+        for result in skipped.values():
+            on_done(result)
+    return todo, skipped
+
+
 def run_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, workers: int = 1, overwrite: bool = False,
-              on_frame: Callable[[str, int], None] | None = None,
-              on_total: Callable[[int], None] | None = None) -> list[BatchResult]:
+              resume: bool = False, on_frame: Callable[[str, int], None] | None = None,
+              on_total: Callable[[int], None] | None = None,
+              on_done: Callable[[BatchResult], None] | None = None) -> list[BatchResult]:
     """Run every job, ``workers`` at a time in separate processes (1: in this process), in list order.
 
     CPU threads are shared out (``settings.threads`` per worker, default: cores / workers); on a
     host with several GPUs each worker takes its own. ``on_total(frames)`` is called once with the
-    number of frames to propagate and ``on_frame(job name, frame)`` after each one. ``overwrite``:
-    output folders may hold masks already (see :func:`run_job`).
+    number of frames to propagate, ``on_frame(job name, frame)`` after each one and ``on_done(result)``
+    after each video. ``overwrite``: output folders may hold masks already (see :func:`run_job`);
+    ``resume``: skip the videos already complete (see :func:`start_batch`).
     """
     if workers < 1:
         raise UsageError(f"--jobs must be >= 1, got {workers}")
-    check_outputs(jobs, overwrite)
-    workers = min(workers, len(jobs)) or 1
-    if on_total is not None:
-        on_total(sum(_job_frames(j) for j in jobs))
+    todo, results = start_batch(jobs, settings, overwrite=overwrite, resume=resume, on_total=on_total,
+                                on_done=on_done)
+    overwrite = overwrite or resume  # what is left to run may hold an interrupted run's masks
+    workers = min(workers, len(todo)) or 1
     report = on_frame or (lambda _n, _i: None)
+    finished = on_done or (lambda _r: None)
     if settings.threads is None:
-        settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+        settings = dataclasses.replace(settings, threads=shared_threads(os.cpu_count() or 1, workers))
     devices = batch_devices(settings.device, workers)
     if workers == 1:
         one = dataclasses.replace(settings, device=devices[0])
-        return [_guarded(job, one, overwrite, lambda i, n=job.name: report(n, i)) for job in jobs]
+        for k in todo:
+            results[k] = _guarded(jobs[k], one, overwrite, lambda i, n=jobs[k].name: report(n, i))
+            finished(results[k])
+        return [results[k] for k in range(len(jobs))]
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
     with context.Manager() as manager:
         progress = manager.Queue()
-        results: dict[int, BatchResult] = {}
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             pending: dict[Future, int] = {
-                pool.submit(_worker, job, dataclasses.replace(settings, device=devices[k % workers]), overwrite,
-                            progress): k for k, job in enumerate(jobs)}
+                pool.submit(_worker, jobs[k], dataclasses.replace(settings, device=devices[n % workers]), overwrite,
+                            progress): k for n, k in enumerate(todo)}
             while pending:
                 done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(progress, report)
@@ -284,6 +370,7 @@ def run_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, workers: int =
                         results[k] = future.result()
                     except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
                         results[k] = BatchResult(jobs[k].name, 0, 0, 0.0, f"worker process failed: {exc}")
+                    finished(results[k])
             _drain(progress, report)
     return [results[k] for k in range(len(jobs))]
 
