@@ -122,3 +122,24 @@ def test_resume_on_this_machine_skips_the_complete_videos(tmp_path):
     [redone] = run_batch(davis_jobs(root, out), RunSettings(short_side=None, stage="s3"), resume=True)
     assert not redone.resumed and redone.ok
     assert json.loads(marker.read_text())["frames"] == 5
+
+
+def test_resume_replaces_no_masks_that_no_run_of_ours_left(tmp_path):
+    """--resume redoes a video an interrupted run left (marker "complete": false), but a folder of masks
+    with no marker is the user's: refused, untouched, unless --overwrite."""
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("alpha",))
+    out = tmp_path / "out"
+    settings = RunSettings(short_side=None, stage="s3")
+    [first] = run_batch(davis_jobs(root, out), settings)
+    marker = out / "alpha" / COMPLETE_MARKER
+    marker.write_text(json.dumps({"video": "alpha", "complete": False}))  # killed before its last mask
+    [redone] = run_batch(davis_jobs(root, out), settings, resume=True)
+    assert redone.ok and not redone.resumed and json.loads(marker.read_text())["complete"] is True
+    marker.unlink()  # masks nobody can tell from the user's own
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "alpha").iterdir()}
+    with pytest.raises(UsageError, match="no run of annotator"):
+        run_batch(davis_jobs(root, out), settings, resume=True)
+    assert {p: p.stat().st_mtime_ns for p in (out / "alpha").iterdir()} == stamps
+    [replaced] = run_batch(davis_jobs(root, out), settings, resume=True, overwrite=True)
+    assert replaced.ok and not replaced.resumed and marker.is_file()

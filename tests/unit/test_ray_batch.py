@@ -5,6 +5,7 @@ these tests run a real local Ray with two CPUs and a small object store, started
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import sys
@@ -171,8 +172,8 @@ def test_resume_skips_complete_videos_and_redoes_an_interrupted_one(tmp_path, ca
     out = tmp_path / "out"
     assert main(["propagate", str(root), "--out", str(out), "--ray", *FAST]) == 0
     whole = _files(out)
-    # a run killed half-way through beta: some of its masks written, no marker
-    (out / "beta" / COMPLETE_MARKER).unlink()
+    # a run killed half-way through beta: some of its masks written, its marker not complete
+    (out / "beta" / COMPLETE_MARKER).write_text(json.dumps({"video": "beta", "complete": False}))
     for i in (3, 4):
         (out / "beta" / f"{i:05d}.png").unlink()
     untouched = {p: p.stat().st_mtime_ns for n in ("alpha", "gamma") for p in (out / n).iterdir()}

@@ -7,8 +7,8 @@ side by side in worker processes (each with its share of the CPU threads, or its
 every frame through one callback so the caller can draw a single progress bar, and never lets one
 broken video stop the others: each job ends with a :class:`BatchResult` holding its error, if any.
 
-A finished video's folder ends with a completion marker (:data:`COMPLETE_MARKER`, written last and
-atomically, removed before a new run writes its first mask), so ``--resume`` can tell a whole
+A video's output folder holds a marker (:data:`COMPLETE_MARKER`, written atomically): "not
+complete" before a run writes its first mask, "complete" after its last, so ``--resume`` can tell a whole
 output from one a killed run left half written: :func:`start_batch`, the first step of every batch
 runner (this one and :mod:`annotator.core.runs.ray_batch`), skips the complete ones.
 """
@@ -44,7 +44,7 @@ __all__ = ["COMPLETE_MARKER", "BatchJob", "BatchResult", "complete_result", "dav
            "read_references", "result_key", "run_batch", "run_in_worker", "run_job", "shared_threads", "start_batch"]
 
 COMPLETE_MARKER = ".annotator-complete.json"
-"""Written into a video's output folder after its last mask: the folder holds the whole video."""
+"""In a video's output folder: "complete": false from a run's first mask on, true after its last."""
 
 
 @dataclass(frozen=True)
@@ -189,8 +189,9 @@ def run_job(job: BatchJob, settings: RunSettings, on_frame: Callable[[int], None
         marker = job.out / COMPLETE_MARKER
         try:
             make_folder(job.out)
-            # from the first new mask on the folder is not a finished output until the new marker comes
-            marker.unlink(missing_ok=True)
+            # from the first new mask on the folder is an unfinished run of ours until the marker says
+            # complete: --resume redoes it, and refuses a folder of masks that no run of ours started
+            atomic_write_text(marker, json.dumps({"video": job.name, "complete": False}) + "\n")
             for index, labels in refs.items():
                 write_mask(job.out / f"{index:05d}.png", labels)
             for result in run_video(store, refs, settings.params):
@@ -207,7 +208,8 @@ def run_job(job: BatchJob, settings: RunSettings, on_frame: Callable[[int], None
             store.close()  # before the video closes: the read-ahead may be decoding
         removed = remove_stale_masks(job.out, len(video)) if overwrite else 0
         result = BatchResult(job.name, propagated + len(refs), propagated, time.perf_counter() - t0, removed=removed)
-        atomic_write_text(marker, json.dumps({"video": job.name, "frames": result.frames, "propagated": propagated,
+        atomic_write_text(marker, json.dumps({"video": job.name, "complete": True, "frames": result.frames,
+                                              "propagated": propagated,
                                               "seconds": round(result.seconds, 3), "settings": result_key(settings)},
                                              indent=1) + "\n")
         return result
@@ -228,10 +230,12 @@ def complete_result(job: BatchJob, settings: RunSettings) -> BatchResult | None:
     A folder finished with other settings is refused (``UsageError``): resuming would mix two runs."""
     try:
         record = json.loads((job.out / COMPLETE_MARKER).read_text(encoding="utf-8"))
+        if record.get("complete") is not True:
+            return None  # a run of ours that did not finish: redone
         frames, propagated, key = int(record["frames"]), int(record["propagated"]), record["settings"]
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # an unreadable marker proves nothing: the video is run again
     if key != result_key(settings):
         raise UsageError(f"{job.out} was propagated with other options; --resume finishes a run with the same "
@@ -309,13 +313,18 @@ def start_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, overwrite: b
     videos already complete skipped (reported to ``on_done``); ``on_total`` gets the frames left.
 
     Returns the indices of the jobs to run and the results of those skipped. ``resume`` lets the
-    output folders hold masks: those without a marker are an interrupted run's, redone."""
+    output folders hold masks that a run of ours left unfinished (its marker not yet "complete"):
+    those videos are redone. Masks with no marker at all are not ours to replace (``UsageError``,
+    unless ``overwrite``)."""
     check_outputs(jobs, overwrite or resume)
     skipped: dict[int, BatchResult] = {}
     if resume:
         for k, job in enumerate(jobs):
             if (result := complete_result(job, settings)) is not None:
                 skipped[k] = result
+            elif not overwrite and not (job.out / COMPLETE_MARKER).exists() and any(job.out.glob("*.png")):
+                raise UsageError(f"{job.out} holds masks that no run of annotator left unfinished; --resume only "
+                                 "finishes its own runs (pass --overwrite to replace them)")
     todo = [k for k in range(len(jobs)) if k not in skipped]
     if on_total is not None:
         on_total(sum(_job_frames(jobs[k]) for k in todo))
