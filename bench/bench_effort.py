@@ -19,18 +19,23 @@ revealed, as the GUI does); never the ground truth. Strategies:
   ``PropagationParams.span_references``); every other frame keeps its labels.
 
 Every run is computed once, keyed by what it depends on (its ends and the references in its
-context), and shared by the strategies and goals that need it; features come from one
-FeatureStore per sequence (and ``--feature-cache``).
+context), and shared by the strategies of a goal; goals run one after the other (the first goal's
+table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
+With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
+and skipped when the same command runs again.
 
-    python bench/bench_effort.py ../shared/data/davis2016 --goal 0.8 0.85 0.9 --feature-cache /tmp/featcache
+    python bench/bench_effort.py ../shared/data/davis2016 --goal 0.8 0.85 0.9 --feature-cache /tmp/featcache \\
+        --results effort.jsonl     # stopped? the same command continues where it stopped
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -150,6 +155,37 @@ STRATEGIES = {
 }
 
 
+def _load_rows(path: Path | None, span_references: str) -> list[dict]:
+    """Rows a previous run of this bench left in ``path`` for the same span references."""
+    if path is None or not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["span_references"] == span_references]
+
+
+def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
+    for goal in goals:
+        done = {(r["sequence"], r["strategy"]): r for r in rows if r["goal"] == goal}
+        table = [n for n in names if any((n, s) in done for s in strategies)]
+        if not table:
+            continue
+        print(f"\nframes annotated until every frame has J >= {goal} (the first ones included; - not run yet)")
+        print("| sequence | frames | " + " | ".join(strategies) + " |")
+        print("|" + "---|" * (len(strategies) + 2))
+        for n in table:
+            frames = next(done[n, s]["frames"] for s in strategies if (n, s) in done)
+            print(f"| {n} | {frames} | " + " | ".join(str(done[n, s]["annotated"]) if (n, s) in done else "-"
+                                                     for s in strategies) + " |")
+        complete = [n for n in table if all((n, s) in done for s in strategies)]
+        frames = sum(done[n, strategies[0]]["frames"] for n in complete)
+        if complete:
+            print(f"| per 100 frames ({len(complete)} sequences, {frames} frames) | 100 | "
+                  + " | ".join(f"{100 * sum(done[n, s]['annotated'] for n in complete) / frames:.1f}"
+                               for s in strategies) + " |")
+            print("| wall s | - | " + " | ".join(f"{sum(done[n, s]['seconds'] for n in complete):.0f}"
+                                               for s in strategies) + " |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", help="DAVIS root with JPEGImages/480p and Annotations/480p (a mask on every frame)")
@@ -160,6 +196,9 @@ def main() -> None:
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
+    p.add_argument("--results", type=Path, default=None, metavar="JSONL",
+                   help="append each (sequence, goal, strategy) here as it finishes and skip those already "
+                        "there: a run stopped half-way is continued, not redone")
     args = p.parse_args()
 
     names = davis.list_sequences(args.root)
@@ -168,38 +207,37 @@ def main() -> None:
     backbone = load_backbone("lite0", device="cpu", threads=args.threads, flip=True)
     params = PropagationParams(span_references=args.span_references)
     print(f"backbone {backbone.name}, features at short side {args.short_side}, {params}", flush=True)
-    rows: dict[float, list[dict]] = {g: [] for g in args.goal}
-    seconds: dict[str, float] = {s: 0.0 for s in args.strategies}
+    rows = _load_rows(args.results, params.span_references)
+    done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
-    for name in names:
-        gt = read_mask_folder(davis.annotations_dir(args.root, name))
-        with open_video(davis.frames_dir(args.root, name)) as video:
-            store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
-            results = Runs(store, gt, params, tuple(video.hw))
-            for goal in args.goal:
-                row = {"sequence": name, "frames": len(video)}
-                for label in args.strategies:
+    # goal by goal, so the first goal's table is whole before the next starts (runs are shared between
+    # the strategies of a goal; a later goal recomputes what it needs)
+    for goal in args.goal:
+        for name in names:
+            todo = [s for s in args.strategies if (name, goal, s) not in done]
+            if not todo:
+                continue
+            gt = read_mask_folder(davis.annotations_dir(args.root, name))
+            with open_video(davis.frames_dir(args.root, name)) as video:
+                store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
+                results = Runs(store, gt, params, tuple(video.hw))
+                for label in todo:
                     t0 = time.perf_counter()
                     annotated = STRATEGIES[label](results, goal)
-                    seconds[label] += time.perf_counter() - t0
-                    row[label] = len(annotated)
-                    print(f"  {name} goal {goal}: {label} {len(annotated)} frames annotated {annotated}", flush=True)
-                rows[goal].append(row)
-            store.close()
-        print(f"  {name}: {results.propagated} frames propagated", flush=True)
-    for goal, table in rows.items():
-        cols = ["sequence", "frames", *args.strategies]
-        frames = sum(r["frames"] for r in table)
-        print(f"\nframes annotated until every frame has J >= {goal} (the first ones included)")
-        print("| " + " | ".join(cols) + " |")
-        print("|" + "---|" * len(cols))
-        for row in table:
-            print("| " + " | ".join(str(row[c]) for c in cols) + " |")
-        print("| total | " + " | ".join(str(sum(r[c] for r in table)) for c in cols[1:]) + " |")
-        print("| per 100 frames | 100 | " + " | ".join(f"{100 * sum(r[c] for r in table) / frames:.1f}"
-                                                    for c in args.strategies) + " |")
-    print("\nwall time per strategy (propagation shared between strategies is counted where first needed): "
-          + ", ".join(f"{s} {t:.0f} s" for s, t in seconds.items()))
+                    row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
+                           "annotated": len(annotated), "frames_annotated": annotated,
+                           "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references}
+                    rows.append(row)
+                    if args.results is not None:
+                        with args.results.open("a") as out:
+                            out.write(json.dumps(row) + "\n")
+                    print(f"  {name} goal {goal}: {label} {len(annotated)} frames annotated {annotated} "
+                          f"({row['seconds']:.0f} s)", flush=True)
+                store.close()
+            print(f"  {name} goal {goal}: {results.propagated} frames propagated", flush=True)
+    _print_tables(rows, names, args.goal, args.strategies)
+    print("\n(wall s: a strategy's own time; runs shared between the strategies of a goal are counted where "
+          "first needed)")
     print(f"{time.perf_counter() - t_start:.0f} s in all", file=sys.stderr)
 
 

@@ -145,6 +145,11 @@ def test_span_context_rules():
     assert span_context(refs, 79, None, "behind") == [79, 60, 40, 20, 0]  # after the last: forward
     assert span_context([10, 30], 10, None, "behind") == [10, 30]  # before the first: backward
     assert span_context([10, 30], 10, None, "ends") == [10]
+    # earlier: both runs of a span hold the references before it, neither those after it
+    assert span_context(refs, 20, 40, "earlier") == [20, 40, 0]
+    assert span_context(refs, 40, 20, "earlier") == [40, 20, 0]
+    assert span_context(refs, 79, None, "earlier") == [79, 60, 40, 20, 0]  # one-way spans as behind
+    assert span_context([10, 30], 10, None, "earlier") == [10, 30]
 
 
 class Returning(SwitchingFeatures):
@@ -158,7 +163,7 @@ class Returning(SwitchingFeatures):
         return F.normalize(feats, dim=0)
 
 
-@pytest.mark.parametrize("rule", ["ends", "behind", "all"])
+@pytest.mark.parametrize("rule", ["ends", "behind", "earlier", "all"])
 def test_references_beyond_the_span_find_an_object_back_in_an_earlier_look(rule):
     """Keyframes 0, 8 and 16: in the span (8, 16) the object takes again on frames 11-13 the look it
     had on frame 0, which only a context holding reference 0 recognises."""
@@ -173,7 +178,7 @@ def test_references_beyond_the_span_find_an_object_back_in_an_earlier_look(rule)
         assert max(returned) < 0.1  # neither keyframe of the span has the look
     elif rule == "behind":  # the forward run holds frame 0 and finds it; the distance weights favour it near 8
         assert returned[0] > 0.5 and returned[2] < 0.1
-    else:
+    else:  # both runs hold frame 0
         assert min(returned) > 0.9
 
 

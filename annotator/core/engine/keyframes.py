@@ -139,7 +139,8 @@ def span_context(references: Sequence[int], start: int, stop: int | None, rule: 
 
     ``rule`` is ``PropagationParams.span_references``: ``ends`` keeps the span's keyframes only (a
     correction then changes only its own span), ``behind`` adds every reference behind ``start`` (as a
-    one-way run holds them), ``all`` every reference of the video.
+    one-way run holds them), ``earlier`` every reference earlier in the video than the span (both runs
+    of a span; a one-way span as ``behind``), ``all`` every reference of the video.
     """
     ends = [start] if stop is None else [start, stop]
     if rule == "ends":
@@ -149,7 +150,9 @@ def span_context(references: Sequence[int], start: int, stop: int | None, rule: 
         others = [i for i in references if i != start]
         step = 1 if not others or min(others) < start else -1
     behind = [i for i in references if (i - start) * step < 0]
-    extra = behind if rule == "behind" else [i for i in references if i not in ends]
+    if rule == "earlier" and stop is not None:
+        behind = [i for i in references if i < min(start, stop)]
+    extra = behind if rule in ("behind", "earlier") else [i for i in references if i not in ends]
     return [*ends, *sorted((i for i in extra if i not in ends), key=lambda i: abs(i - start))]
 
 

@@ -44,8 +44,8 @@ Precision = Literal["auto", "float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
 Fusion = Literal["distance", "confidence", "match"]
 FUSIONS: tuple[str, ...] = ("distance", "confidence", "match")
-SpanReferences = Literal["ends", "behind", "all"]
-SPAN_REFERENCES: tuple[str, ...] = ("ends", "behind", "all")
+SpanReferences = Literal["ends", "behind", "earlier", "all"]
+SPAN_REFERENCES: tuple[str, ...] = ("ends", "behind", "earlier", "all")
 
 
 @dataclass(frozen=True)
