@@ -19,7 +19,7 @@ from annotator.cli import main
 from annotator.core.errors import UsageError
 from annotator.core.io.labels import read_mask_folder, write_mask
 from annotator.core.runs.batch import COMPLETE_MARKER, davis_jobs
-from annotator.core.runs.ray_batch import run_ray_batch, task_shape
+from annotator.core.runs.ray_batch import connect, run_ray_batch, task_shape
 from annotator.core.runs.settings import RunSettings
 from tests.conftest import REPO
 from tests.synthetic import make_davis_root
@@ -108,6 +108,17 @@ def test_a_local_ray_started_on_demand_writes_the_local_batchs_masks_byte_for_by
     assert [rows[n]["status"] for n in ("alpha", "beta", "total")] == ["ok", "ok", "2/2 ok"]
     assert rows["alpha"]["frames"] == "5"
     assert (on_ray / "alpha" / COMPLETE_MARKER).is_file()
+
+
+def test_a_local_ray_runs_its_tasks_at_our_priority_not_below_it(no_ray_address):
+    """Ray's default would start the workers at niceness 15: beside any other work on the machine a
+    `--ray` run then crawls where `--jobs` keeps its share (measured: 6% of a core each)."""
+    assert not ray.is_initialized()
+    assert connect(ray, None)
+    try:
+        assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == os.nice(0)
+    finally:
+        ray.shutdown()
 
 
 # ------------------------------------------------------------------------------- a Ray session the tests start

@@ -129,8 +129,10 @@ def connect(ray: ModuleType, address: str | None) -> bool:
             ray.init(address=address, **common)
         else:
             # "local": a new instance of our own, not a `ray start` cluster that happens to run here
+            # Ray starts its workers at niceness 15 (a dedicated node keeps its raylet responsive): on a
+            # machine doing anything else the run would crawl where `--jobs` does not; ours run as we do
             ray.init(address="local", num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                     include_dashboard=False, **common)
+                     include_dashboard=False, _system_config={"worker_niceness": 0}, **common)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
