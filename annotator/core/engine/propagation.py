@@ -96,13 +96,16 @@ class PropagationParams:
     ``match`` (distance weights times how well each run matched each cell). With both keyframes in
     each run's context the three gave the same mean J&F on ../shared/data/davis2016 at K=20 (0.854
     on the original ten, 0.847-0.846 on the ten added later; bench/RESULTS.md): the simplest is the default."""
-    span_references: SpanReferences = "behind"
+    span_references: SpanReferences = "earlier"
     """The references in the context of a keyframe run (:func:`annotator.core.engine.keyframes.span_context`):
     ``ends``, the keyframes of its span only; ``behind``, those and every reference behind the run's
-    start (what a one-way run holds, plus the keyframe ahead); ``all``, every reference of the video.
-    ``behind`` by measurement on ../shared/data/davis2016 at K=20 (bench/RESULTS.md): 0.859 mean J&F
-    against 0.851 for ``ends`` (original ten 0.8544 vs 0.8543, ten added later 0.864 vs 0.847;
-    bmx-bumps 0.618 -> 0.776, where the earlier keyframes carry the result)."""
+    start (what a one-way run holds, plus the keyframe ahead); ``earlier``, the span's keyframes and
+    every reference earlier in the video, for both runs; ``all``, every reference of the video.
+    ``earlier`` by measurement on ../shared/data/davis2016 at K=20 (bench/RESULTS.md): 0.861 mean J&F
+    against 0.859 for ``behind`` and 0.851 for ``ends`` (original ten 0.858 / 0.854 / 0.854, ten added
+    later 0.864 / 0.864 / 0.847), and the only rule with no sequence below forward only (``behind``
+    gave the backward runs the later keyframes and lost drift-turn, 0.918 -> 0.884; ``ends`` lost
+    bmx-bumps, 0.775 -> 0.618, where the earlier keyframes carry the result)."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
