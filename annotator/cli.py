@@ -81,7 +81,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                         "confidence per position (default %(default)s)")
     g.add_argument("--span-references", choices=SPAN_REFERENCES, default=_DEFAULTS.span_references,
                    help="references in the context of a run between keyframes: the span's two keyframes "
-                        "(ends), those and every reference behind the run (behind), or all (default %(default)s)")
+                        "(ends), those and every reference behind the run (behind), those and every reference "
+                        "earlier in the video (earlier), or all (default %(default)s)")
     if label_maps:
         g.add_argument("--part-groups", default="", metavar="SPEC",
                        help="object ids that are parts of one whole, e.g. 1-25,26-50 or 1-3+7,8-12: groups "
