@@ -149,10 +149,12 @@ def span_context(references: Sequence[int], start: int, stop: int | None, rule: 
     if stop is None:  # one-way: going away from the other references
         others = [i for i in references if i != start]
         step = 1 if not others or min(others) < start else -1
-    behind = [i for i in references if (i - start) * step < 0]
     if rule == "earlier" and stop is not None:
-        behind = [i for i in references if i < min(start, stop)]
-    extra = behind if rule in ("behind", "earlier") else [i for i in references if i not in ends]
+        extra = [i for i in references if i < min(start, stop)]
+    elif rule in ("behind", "earlier"):  # a one-way span holds the references behind its start either way
+        extra = [i for i in references if (i - start) * step < 0]
+    else:
+        extra = [i for i in references if i not in ends]
     return [*ends, *sorted((i for i in extra if i not in ends), key=lambda i: abs(i - start))]
 
 
