@@ -19,8 +19,8 @@ revealed, as the GUI does); never the ground truth. Strategies:
   ``PropagationParams.span_references``); every other frame keeps its labels.
 
 Every run is computed once, keyed by what it depends on (its ends and the references in its
-context), and shared by the strategies of a goal; goals run one after the other (the first goal's
-table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
+context), and shared by the strategies and goals that need it (kept per sequence while the
+bench runs); goals run one after the other (the first goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again.
 
@@ -59,12 +59,12 @@ class Runs:
     """(J, uncertainty) of every frame a run or span yields, each computed once per what it depends on."""
 
     def __init__(self, store: FeatureStore, gt: dict[int, np.ndarray], params: PropagationParams,
-                 output_hw: tuple[int, int]) -> None:
+                 output_hw: tuple[int, int], cache: dict[tuple, Values] | None = None) -> None:
         self.store, self.gt, self.params = store, gt, params
         self.object_ids = [int(i) for i in np.unique(gt[min(gt)]) if 0 < i < VOID]
         self.options = dict(output_hw=output_hw, label_ids=(0, *self.object_ids))
         self.n = len(store)
-        self.cache: dict[tuple, Values] = {}
+        self.cache: dict[tuple, Values] = {} if cache is None else cache  # a caller's: kept across goals
         self.propagated = 0
 
     def _values(self, results: Iterable[FrameResult]) -> Values:
@@ -210,8 +210,9 @@ def main() -> None:
     rows = _load_rows(args.results, params.span_references)
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
-    # goal by goal, so the first goal's table is whole before the next starts (runs are shared between
-    # the strategies of a goal; a later goal recomputes what it needs)
+    # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
+    # (a few numbers per frame) are kept for its later goals, which start from the same first fill
+    caches: dict[str, dict[tuple, Values]] = {}
     for goal in args.goal:
         for name in names:
             todo = [s for s in args.strategies if (name, goal, s) not in done]
@@ -220,7 +221,7 @@ def main() -> None:
             gt = read_mask_folder(davis.annotations_dir(args.root, name))
             with open_video(davis.frames_dir(args.root, name)) as video:
                 store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
-                results = Runs(store, gt, params, tuple(video.hw))
+                results = Runs(store, gt, params, tuple(video.hw), cache=caches.setdefault(name, {}))
                 for label in todo:
                     t0 = time.perf_counter()
                     annotated = STRATEGIES[label](results, goal)
@@ -236,7 +237,7 @@ def main() -> None:
                 store.close()
             print(f"  {name} goal {goal}: {results.propagated} frames propagated", flush=True)
     _print_tables(rows, names, args.goal, args.strategies)
-    print("\n(wall s: a strategy's own time; runs shared between the strategies of a goal are counted where "
+    print("\n(wall s: a strategy's own time; runs shared with other strategies or goals are counted where "
           "first needed)")
     print(f"{time.perf_counter() - t_start:.0f} s in all", file=sys.stderr)
 
