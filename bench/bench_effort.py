@@ -22,7 +22,8 @@ Every run is computed once, keyed by what it depends on (its ends and the refere
 context), and shared by the strategies and goals that need it (kept per sequence while the
 bench runs); goals run one after the other (the first goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
-and skipped when the same command runs again.
+and skipped when the same command runs again (rows are kept apart by ``--preset`` and
+``--span-references``). ``--preset`` runs the tool at another of its speed/quality presets.
 
     python bench/bench_effort.py ../shared/data/davis2016 --goal 0.8 0.85 0.9 --feature-cache /tmp/featcache \\
         --results effort.jsonl     # stopped? the same command continues where it stopped
@@ -43,6 +44,7 @@ from annotator.core.analysis.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.analysis.suggest import Calibration, suggest_frame
 from annotator.core.engine.keyframes import Span, span_context
 from annotator.core.engine.pipeline import propagate_span
+from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
 from annotator.core.engine.propagation import (SPAN_REFERENCES, FrameResult, PropagationParams, propagate,
                                                references_behind)
 from annotator.core.features.backbones import load_backbone
@@ -155,12 +157,14 @@ STRATEGIES = {
 }
 
 
-def _load_rows(path: Path | None, span_references: str) -> list[dict]:
-    """Rows a previous run of this bench left in ``path`` for the same span references."""
+def _load_rows(path: Path | None, span_references: str, preset_name: str) -> list[dict]:
+    """Rows a previous run of this bench left in ``path`` for the same span references and preset
+    (rows written before presets were recorded ran the default one)."""
     if path is None or not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["span_references"] == span_references]
+    return [r for r in rows if r["span_references"] == span_references
+            and r.get("preset", DEFAULT_PRESET) == preset_name]
 
 
 def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
@@ -193,6 +197,8 @@ def main() -> None:
     p.add_argument("--goal", type=float, nargs="+", default=[0.8, 0.85, 0.9])
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     p.add_argument("--span-references", choices=SPAN_REFERENCES, default=PropagationParams().span_references)
+    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+                   help="the speed/quality preset of the tool (default: the app's default)")
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
@@ -204,10 +210,12 @@ def main() -> None:
     names = davis.list_sequences(args.root)
     if args.sequences:
         names = [n for n in names if n in args.sequences]
-    backbone = load_backbone("lite0", device="cpu", threads=args.threads, flip=True)
-    params = PropagationParams(span_references=args.span_references)
-    print(f"backbone {backbone.name}, features at short side {args.short_side}, {params}", flush=True)
-    rows = _load_rows(args.results, params.span_references)
+    chosen = preset(args.preset)
+    backbone = load_backbone("lite0", device="cpu", threads=args.threads, flip=chosen.flip)
+    params = chosen.apply(PropagationParams(span_references=args.span_references))
+    print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {args.short_side}, {params}",
+          flush=True)
+    rows = _load_rows(args.results, params.span_references, chosen.name)
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
     # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
@@ -227,7 +235,8 @@ def main() -> None:
                     annotated = STRATEGIES[label](results, goal)
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
-                           "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references}
+                           "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
+                           "preset": chosen.name}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:

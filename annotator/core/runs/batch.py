@@ -40,7 +40,7 @@ from annotator.core.runs.runner import run_video
 from annotator.core.runs.settings import BackboneCache, RunSettings
 from annotator.core.video import open_video
 
-__all__ = ["COMPLETE_MARKER", "BatchJob", "BatchResult", "complete_result", "davis_jobs", "list_jobs",
+__all__ = ["COMPLETE_MARKER", "BatchJob", "BatchResult", "BatchStart", "complete_result", "davis_jobs", "list_jobs",
            "read_references", "result_key", "run_batch", "run_in_worker", "run_job", "shared_threads", "start_batch"]
 
 COMPLETE_MARKER = ".annotator-complete.json"
@@ -306,13 +306,34 @@ def shared_threads(cores: int, workers: int) -> int:
     return max(1, cores // max(workers, 1))
 
 
+@dataclasses.dataclass
+class BatchStart:
+    """What a batch runner has once :func:`start_batch` has run: what to do, and how to report it."""
+
+    todo: list[int]
+    """Indices of the jobs to run."""
+    results: dict[int, BatchResult]
+    """Results so far, by job index (those skipped as complete)."""
+    overwrite: bool
+    """Whether the jobs left may replace masks (with ``resume`` they may hold an interrupted run's)."""
+    report: Callable[[str, int], None]
+    """``on_frame``, or a no-op."""
+    finished: Callable[[BatchResult], None]
+    """``on_done``, or a no-op."""
+
+    def in_order(self, n: int) -> list[BatchResult]:
+        """The results of the ``n`` jobs in list order."""
+        return [self.results[k] for k in range(n)]
+
+
 def start_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, overwrite: bool = False, resume: bool = False,
+                on_frame: Callable[[str, int], None] | None = None,
                 on_total: Callable[[int], None] | None = None,
-                on_done: Callable[[BatchResult], None] | None = None) -> tuple[list[int], dict[int, BatchResult]]:
+                on_done: Callable[[BatchResult], None] | None = None) -> BatchStart:
     """What every batch runner does before any work: the outputs checked, and with ``resume`` the
     videos already complete skipped (reported to ``on_done``); ``on_total`` gets the frames left.
 
-    Returns the indices of the jobs to run and the results of those skipped. ``resume`` lets the
+    Returns the jobs to run and the results of those skipped (:class:`BatchStart`). ``resume`` lets the
     output folders hold masks that a run of ours left unfinished (its marker not yet "complete"):
     those videos are redone. Masks with no marker at all are not ours to replace (``UsageError``,
     unless ``overwrite``)."""
@@ -328,10 +349,10 @@ def start_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, overwrite: b
     todo = [k for k in range(len(jobs)) if k not in skipped]
     if on_total is not None:
         on_total(sum(_job_frames(jobs[k]) for k in todo))
-    if on_done is not None:
-        for result in skipped.values():
-            on_done(result)
-    return todo, skipped
+    finished = on_done or (lambda _r: None)
+    for result in skipped.values():
+        finished(result)
+    return BatchStart(todo, skipped, overwrite or resume, on_frame or (lambda _n, _i: None), finished)
 
 
 def run_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, workers: int = 1, overwrite: bool = False,
@@ -348,12 +369,11 @@ def run_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, workers: int =
     """
     if workers < 1:
         raise UsageError(f"--jobs must be >= 1, got {workers}")
-    todo, results = start_batch(jobs, settings, overwrite=overwrite, resume=resume, on_total=on_total,
-                                on_done=on_done)
-    overwrite = overwrite or resume  # what is left to run may hold an interrupted run's masks
+    start = start_batch(jobs, settings, overwrite=overwrite, resume=resume, on_frame=on_frame, on_total=on_total,
+                        on_done=on_done)
+    todo, results, overwrite = start.todo, start.results, start.overwrite
+    report, finished = start.report, start.finished
     workers = min(workers, len(todo)) or 1
-    report = on_frame or (lambda _n, _i: None)
-    finished = on_done or (lambda _r: None)
     if settings.threads is None:
         settings = dataclasses.replace(settings, threads=shared_threads(os.cpu_count() or 1, workers))
     devices = batch_devices(settings.device, workers)
@@ -362,7 +382,7 @@ def run_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, workers: int =
         for k in todo:
             results[k] = _guarded(jobs[k], one, overwrite, lambda i, n=jobs[k].name: report(n, i))
             finished(results[k])
-        return [results[k] for k in range(len(jobs))]
+        return start.in_order(len(jobs))
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
     with context.Manager() as manager:
         progress = manager.Queue()
@@ -381,7 +401,7 @@ def run_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, workers: int =
                         results[k] = BatchResult(jobs[k].name, 0, 0, 0.0, f"worker process failed: {exc}")
                     finished(results[k])
             _drain(progress, report)
-    return [results[k] for k in range(len(jobs))]
+    return start.in_order(len(jobs))
 
 
 def _drain(progress, report: Callable[[str, int], None]) -> None:

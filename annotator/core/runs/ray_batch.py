@@ -159,13 +159,12 @@ def run_ray_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, address: s
     those of ``run_batch``; a frame a retried task writes again is reported once.
     """
     ray = import_ray()
-    todo, results = start_batch(jobs, settings, overwrite=overwrite, resume=resume, on_total=on_total,
-                                on_done=on_done)
-    if not todo:
-        return [results[k] for k in range(len(jobs))]
-    overwrite = overwrite or resume  # what is left to run may hold an interrupted run's masks
-    report = on_frame or (lambda _n, _i: None)
-    finished = on_done or (lambda _r: None)
+    start = start_batch(jobs, settings, overwrite=overwrite, resume=resume, on_frame=on_frame, on_total=on_total,
+                        on_done=on_done)
+    if not start.todo:
+        return start.in_order(len(jobs))
+    todo, results, overwrite = start.todo, start.results, start.overwrite
+    report, finished = start.report, start.finished
     started = connect(ray, address)
     pending: dict = {}
     try:
@@ -204,4 +203,4 @@ def run_ray_batch(jobs: Sequence[BatchJob], settings: RunSettings, *, address: s
     finally:
         if started:
             ray.shutdown()
-    return [results[k] for k in range(len(jobs))]
+    return start.in_order(len(jobs))
