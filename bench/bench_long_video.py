@@ -32,7 +32,10 @@ from annotator.cli import main
 t0 = time.perf_counter()
 code = main(sys.argv[1:])
 seconds = time.perf_counter() - t0
-print("BENCH " + json.dumps({"code": code, "seconds": seconds,
+gpu = None
+if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
+    gpu = sys.modules["torch"].cuda.max_memory_reserved() / 2**20
+print("BENCH " + json.dumps({"code": code, "seconds": seconds, "peak_gpu_mib": gpu,
                              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -67,9 +70,9 @@ def make_video(path: Path, n_frames: int, seed: int = 0) -> Path:
     return path
 
 
-def run_child(video: Path, out: Path, short_side: int, threads: int | None) -> dict:
+def run_child(video: Path, out: Path, short_side: int, threads: int | None, device: str = "cpu") -> dict:
     args = ["propagate", str(video), "--masks", str(video.with_name(video.stem + "-first.png")), "--out", str(out),
-            "--short-side", str(short_side), "--overwrite", "-q"]
+            "--short-side", str(short_side), "--device", device, "--overwrite", "-q"]
     if threads:
         args += ["--threads", str(threads)]
     proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
@@ -84,6 +87,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--short-side", type=int, default=240, help="working resolution of the features")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="where the backbone and the propagation run (cpu, cuda)")
     p.add_argument("--workdir", default=None, help="where the videos are kept (default: a temporary folder)")
     args = p.parse_args()
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="longvideo-"))
@@ -97,18 +101,22 @@ def main() -> None:
             print(f"wrote {video} ({video.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f} s",
                   flush=True)
         with tempfile.TemporaryDirectory(dir=work) as out:
-            result = run_child(video, Path(out), args.short_side, args.threads)
+            result = run_child(video, Path(out), args.short_side, args.threads, args.device)
             written = len(list(Path(out).glob("*.png")))
         if written != n:
             raise SystemExit(f"{n}-frame run wrote {written} masks")
         rows.append({"frames": n, **result})
+        gpu = f", peak GPU {result['peak_gpu_mib']:.0f} MiB" if result.get("peak_gpu_mib") is not None else ""
         print(f"{n} frames: {result['seconds']:.0f} s, {n / result['seconds']:.1f} frames/s, "
-              f"peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)
-    print(f"\n854x480 input, features at short side {args.short_side}, default factors, masks written as produced")
-    print("| frames | seconds | frames/s | peak RSS MiB |")
-    print("|---|---|---|---|")
+              f"peak RSS {result['peak_rss_mib']:.0f} MiB{gpu}", flush=True)
+    print(f"\n854x480 input, features at short side {args.short_side}, device {args.device}, default factors, "
+          "masks written as produced")
+    print("| frames | seconds | frames/s | peak RSS MiB | peak GPU MiB |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['frames']} | {r['seconds']:.0f} | {r['frames'] / r['seconds']:.1f} | {r['peak_rss_mib']:.0f} |")
+        gpu = f"{r['peak_gpu_mib']:.0f}" if r.get("peak_gpu_mib") is not None else "-"
+        print(f"| {r['frames']} | {r['seconds']:.0f} | {r['frames'] / r['seconds']:.1f} | {r['peak_rss_mib']:.0f} "
+              f"| {gpu} |")
     if len(rows) > 1:
         base = rows[0]["peak_rss_mib"]
         for r in rows[1:]:

@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> dict:
     timings.update(store.timings)
     frames = n - 1
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"engine": args.engine, "frames": frames, "fps": frames / seconds, "rss_mib": rss,
+    # on a GPU the memory that matters is the device's (the allocator's peak, tensors and cache)
+    gpu = torch.cuda.max_memory_reserved() / 2**20 if torch.device(args.device).type == "cuda" else None
+    return {"engine": args.engine, "frames": frames, "fps": frames / seconds, "rss_mib": rss, "gpu_mib": gpu,
             "ms": {k: 1000 * v / frames for k, v in timings.items()}, "digest": digest.hexdigest(),
             "threads": torch.get_num_threads(), "backbone": backbone.name + ("+bf16" if backbone.dtype == torch.bfloat16 else ""), "grid": list(store(0).shape), "input": f"{video.hw[1]}x{video.hw[0]}"}
 
@@ -171,12 +173,17 @@ def main() -> None:
           f"reference stride {args.reference_stride}, "
           f"mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
+    on_gpu = any(r.get("gpu_mib") is not None for r in results)
     print("| backbone | input | engine | threads | " + " | ".join(f"{s} ms/frame" for s in stages)
-          + " | frames/s | peak RSS MiB |")
-    print("|---" * (len(stages) + 6) + "|")
+          + " | frames/s | peak RSS MiB |" + (" peak GPU MiB |" if on_gpu else ""))
+    print("|---" * (len(stages) + 6 + on_gpu) + "|")
     for r in results:
         print(f"| {r['backbone']} | {r['input']} | {r['engine']} | {r['threads']} | "
-              + " | ".join(f"{r['ms'].get(s, 0):.0f}" for s in stages) + f" | {r['fps']:.2f} | {r['rss_mib']:.0f} |")
+              + " | ".join(f"{r['ms'].get(s, 0):.0f}" for s in stages) + f" | {r['fps']:.2f} | {r['rss_mib']:.0f} |"
+              + (f" {r['gpu_mib']:.0f} |" if on_gpu else ""))
+    if on_gpu:
+        print("(on a GPU the stages run asynchronously, so the per-stage columns are only indicative; frames/s is "
+              "end to end, each mask copied back and written)")
     if any(r["engine"] == "ahead" for r in results):
         print("(with read-ahead the decode and features columns are the background thread's time, overlapped)")
     groups: dict[tuple, list[dict]] = {}
