@@ -132,6 +132,8 @@ def ray_session():
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     ray.init(address="local", num_cpus=2, object_store_memory=128 * 2**20, include_dashboard=False,
              log_to_driver=False, logging_level=logging.WARNING,
+             # as a local Ray started by --ray: workers at niceness 15 starve beside other jobs, and the test times out
+             _system_config={"worker_niceness": 0},
              runtime_env={"worker_process_setup_hook": "tests.ray_hooks.die_once_where_asked",
                           "env_vars": {"PYTHONPATH": path}})
     yield
