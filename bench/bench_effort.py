@@ -20,7 +20,10 @@ revealed, as the GUI does); never the ground truth. Strategies:
 
 Every run is computed once, keyed by what it depends on (its ends and the references in its
 context), and shared by the strategies and goals that need it (kept per sequence while the
-bench runs); goals run one after the other (the first goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
+bench runs); within runs, each pair of frames is compared once (a
+:class:`~annotator.core.engine.candidates.CandidateMemo` per sequence: the same top-k candidates,
+except which of values tied at the k-th place is kept); goals run one after the other (the first
+goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset`` and
 ``--span-references``). ``--preset`` runs the tool at another of its speed/quality presets.
@@ -42,6 +45,7 @@ import numpy as np
 
 from annotator.core.analysis.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.analysis.suggest import Calibration, suggest_frame
+from annotator.core.engine.candidates import CandidateMemo
 from annotator.core.engine.keyframes import Span, span_context
 from annotator.core.engine.pipeline import propagate_span
 from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
@@ -61,10 +65,11 @@ class Runs:
     """(J, uncertainty) of every frame a run or span yields, each computed once per what it depends on."""
 
     def __init__(self, store: FeatureStore, gt: dict[int, np.ndarray], params: PropagationParams,
-                 output_hw: tuple[int, int], cache: dict[tuple, Values] | None = None) -> None:
+                 output_hw: tuple[int, int], cache: dict[tuple, Values] | None = None,
+                 memo: CandidateMemo | None = None) -> None:
         self.store, self.gt, self.params = store, gt, params
         self.object_ids = [int(i) for i in np.unique(gt[min(gt)]) if 0 < i < VOID]
-        self.options = dict(output_hw=output_hw, label_ids=(0, *self.object_ids))
+        self.options = dict(output_hw=output_hw, label_ids=(0, *self.object_ids), memo=memo)
         self.n = len(store)
         self.cache: dict[tuple, Values] = {} if cache is None else cache  # a caller's: kept across goals
         self.propagated = 0
@@ -202,6 +207,8 @@ def main() -> None:
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
+    p.add_argument("--memo-gib", type=float, default=3.0,
+                   help="memory for the frame pairs' candidates of the sequence being run (GiB)")
     p.add_argument("--results", type=Path, default=None, metavar="JSONL",
                    help="append each (sequence, goal, strategy) here as it finishes and skip those already "
                         "there: a run stopped half-way is continued, not redone")
@@ -221,6 +228,9 @@ def main() -> None:
     # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
     # (a few numbers per frame) are kept for its later goals, which start from the same first fill
     caches: dict[str, dict[tuple, Values]] = {}
+    # each sequence's frame pairs compared once (CandidateMemo): a correction's re-fill compares the
+    # same frames again, so only its new reference's pairs are computed; one sequence's at a time
+    memos: dict[str, CandidateMemo] = {}
     for goal in args.goal:
         for name in names:
             todo = [s for s in args.strategies if (name, goal, s) not in done]
@@ -229,7 +239,10 @@ def main() -> None:
             gt = read_mask_folder(davis.annotations_dir(args.root, name))
             with open_video(davis.frames_dir(args.root, name)) as video:
                 store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
-                results = Runs(store, gt, params, tuple(video.hw), cache=caches.setdefault(name, {}))
+                if name not in memos:
+                    memos.clear()
+                    memos[name] = CandidateMemo(max_bytes=int(args.memo_gib * 2**30))
+                results = Runs(store, gt, params, tuple(video.hw), cache=caches.setdefault(name, {}), memo=memos[name])
                 for label in todo:
                     t0 = time.perf_counter()
                     annotated = STRATEGIES[label](results, goal)
@@ -244,7 +257,9 @@ def main() -> None:
                     print(f"  {name} goal {goal}: {label} {len(annotated)} frames annotated {annotated} "
                           f"({row['seconds']:.0f} s)", flush=True)
                 store.close()
-            print(f"  {name} goal {goal}: {results.propagated} frames propagated", flush=True)
+            memo = memos.get(name)
+            print(f"  {name} goal {goal}: {results.propagated} frames propagated; frame pairs compared "
+                  f"{memo.misses}, looked up {memo.hits}", flush=True)
     _print_tables(rows, names, args.goal, args.strategies)
     print("\n(wall s: a strategy's own time; runs shared with other strategies or goals are counted where "
           "first needed)")

@@ -243,3 +243,48 @@ def test_bfloat16_matmuls_stay_close_to_float32():
     assert (fast - exact).abs().mean() < 0.05
     with pytest.raises(UsageError, match="precision"):
         PropagationParams(precision="float8").validate()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reference_stride", [1, 2])
+def test_a_candidate_memo_gives_the_same_labels_and_a_rerun_computes_only_the_new_pairs(reference_stride):
+    from annotator.core.engine.candidates import CandidateMemo
+    from annotator.core.engine.keyframes import fill_span
+
+    feats = FakeFeatures(12)
+    # a little noise per frame: shifted copies of one map give equal affinities in several frames, and
+    # which of equal k-th values is kept may differ between the two ways of selecting
+    feats.frames = [F.normalize(f + 0.05 * random_features(1, 16, 8, 12, seed=50 + i)[0], dim=0)
+                    for i, f in enumerate(feats.frames)]
+    refs = {0: square_mask(64, 96, 8), 11: square_mask(64, 96, 96 - 8)}
+    params = PropagationParams(context=3, radius=3, precision="float32", reference_stride=reference_stride)
+    plain = list(fill_span(feats, refs, 0, 11, params))
+    memo = CandidateMemo()
+    first = list(fill_span(feats, refs, 0, 11, params, memo=memo))
+    for a, b in zip(plain, first):
+        assert a.index == b.index
+        torch.testing.assert_close(a.soft, b.soft, atol=1e-6, rtol=1e-6)
+        assert np.array_equal(a.labels, b.labels)
+    # each pair computed once; the two runs both compare every frame of the span with both keyframes
+    assert memo.misses == len(memo) > 0 and memo.hits == 2 * 10
+    # a correction at 5 splits the span: the runs compare the same frames again, plus the new reference
+    corrected = {**refs, 5: square_mask(64, 96, 48)}
+    before = set(memo.keys())
+    again = [*fill_span(feats, corrected, 0, 5, params, memo=memo),
+             *fill_span(feats, corrected, 5, 11, params, memo=memo)]
+    fresh = [*fill_span(feats, corrected, 0, 5, params), *fill_span(feats, corrected, 5, 11, params)]
+    for a, b in zip(fresh, again):
+        torch.testing.assert_close(a.soft, b.soft, atol=1e-6, rtol=1e-6)
+    new = set(memo.keys()) - before
+    assert memo.hits > 2 * len(new) > 0  # most of the re-run was looked up
+    # the only new pairs are those with the correction (frame 5) as their context frame
+    assert {key[1] for key in new} == {5}
+
+
+def test_a_candidate_memo_stays_within_its_bound():
+    from annotator.core.engine.candidates import CandidateMemo
+
+    memo = CandidateMemo(max_bytes=3 * (10 * 4 * 8))  # three entries of 10 cells, k = 4 (float32 + int32)
+    for i in range(5):
+        memo.put(i, torch.zeros(10, 4), torch.zeros(10, 4, dtype=torch.int64))
+    assert len(memo) == 3 and memo.bytes <= memo.max_bytes
+    assert memo.get(0) is None and memo.get(4) is not None  # the oldest went first

@@ -176,6 +176,7 @@ def fill_span(
     timings: dict[str, float] | None = None,
     frames=None,
     provisional: bool = False,
+    memo=None,
 ) -> Iterator[FrameResult]:
     """Every frame strictly between references ``first`` < ``last``, from both ends, fused.
 
@@ -186,7 +187,8 @@ def fill_span(
     :class:`SoftBuffer` each, then every frame of the span is fused (:func:`fuse`,
     ``params.fusion``) and yielded in order with ``keyframes == 2``. With ``provisional`` the two
     runs' own frames are yielded as they come too, flagged ``provisional`` (the GUI shows them
-    meanwhile): :func:`span_results` results in all.
+    meanwhile): :func:`span_results` results in all. ``memo``: a
+    :class:`~annotator.core.engine.candidates.CandidateMemo` the runs share (see :func:`propagate`).
     """
     if not first < last:
         raise ValueError(f"a span needs first < last, got {first} and {last}")
@@ -198,7 +200,7 @@ def fill_span(
     if output_hw is None:
         output_hw = tuple(references[first].shape[:2])
     label_ids = tuple(label_ids)
-    common = dict(output_hw=output_hw, label_ids=label_ids, engine=engine, timings=timings, frames=frames)
+    common = dict(output_hw=output_hw, label_ids=label_ids, engine=engine, timings=timings, frames=frames, memo=memo)
     with_match = params.fusion == "match"
     soft: dict[int, SoftBuffer] = {}
     match: dict[int, SoftBuffer] = {}

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
+from annotator.core.engine.candidates import CandidateMemo
 from annotator.core.engine.flow import FlowCue
 from annotator.core.io.labels import VOID
 from annotator.core.engine.part_groups import PartGroups, check_part_groups
@@ -361,12 +362,18 @@ def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 
 def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams,
-                    match: torch.Tensor | None = None) -> torch.Tensor:
+                    match: torch.Tensor | None = None, *, memo: CandidateMemo | None = None,
+                    target_index: int | None = None) -> torch.Tensor:
     """Soft labels (L, h, w) of a target feature map (C, h, w) from its context (local-window engine).
 
     On a CPU the k largest affinities are chosen by a compiled running selection
     (:mod:`annotator.core.engine.topk_select`); on other devices by torch (:func:`propagate_frame_torch`).
     Both give the naive engine's result.
+
+    ``memo`` (CPU): each context frame's own top-k for this target (frame ``target_index``) is
+    looked up there, or computed and kept, then the frames' top-k are merged
+    (:mod:`annotator.core.engine.candidates`). The k chosen are the same except where values tie
+    at the k-th place (which of the tied cells is kept may differ).
     """
     if target.device.type != "cpu":
         return propagate_frame_torch(target, context, params)
@@ -378,9 +385,8 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
     target = target.to(dtype)
     tiles = layout.tiles(target)  # (n, T*T, C)
     cells = target.reshape(channels, -1).T  # (h*w, C)
-    best = RunningTopK(h * w, params.topk)
-    for slot, frame in enumerate(context):
-        offset = slot * h * w
+
+    def offer(best: RunningTopK, frame: ContextFrame, offset: int) -> None:
         stride = 1 if frame.local else params.reference_stride
         if frame.local or stride > 1:
             windows, _ = _windows(frame, layout, dtype, with_labels=False)
@@ -395,7 +401,31 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
             for first in range(0, h * w, _GLOBAL_ROWS):
                 best.add_all(cells[first: first + _GLOBAL_ROWS] @ features, first, offset, w=w, stride=stride,
                              skip_radius=skip)
-    values, where = best.result()
+
+    if memo is None:
+        best = RunningTopK(h * w, params.topk)
+        for slot, frame in enumerate(context):
+            offer(best, frame, slot * h * w)
+        values, where = best.result()
+    else:
+        if target_index is None:
+            raise ValueError("a candidate memo needs the target frame's index")
+        parts_values, parts_where = [], []
+        for slot, frame in enumerate(context):
+            key = (target_index, frame.index, frame.local, (h, w), float(params.radius), params.reference_stride,
+                   params.topk, params.tile, dtype)
+            found = memo.get(key)
+            if found is None:
+                own = RunningTopK(h * w, params.topk)
+                offer(own, frame, 0)
+                found = own.result()
+                memo.put(key, *found)
+            parts_values.append(found[0])
+            parts_where.append(found[1].long() + slot * h * w)
+        values, where = torch.cat(parts_values, dim=1), torch.cat(parts_where, dim=1)
+        if values.shape[1] > params.topk:
+            values, pick = values.topk(params.topk, dim=1)
+            where = torch.gather(where, 1, pick)
     _match_strength(values, params.temperature, (h, w), match)
     labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1).T for f in context]).float()  # (N*h*w, L)
     out = _weighted_labels(values, labels[where], params.temperature)  # (h*w, L)
@@ -488,6 +518,7 @@ def propagate(
     frames: Callable[[int], np.ndarray] | None = None,
     context_references: Sequence[int] | None = None,
     with_match: bool = False,
+    memo: CandidateMemo | None = None,
 ) -> Iterator[FrameResult]:
     """Propagate the labels of reference frame ``start`` towards ``stop`` (exclusive), one frame at a time.
 
@@ -506,7 +537,9 @@ def propagate(
     ``context_references`` replaces the references of the context (default: every reference behind
     the run); ``start`` is always among them (the keyframe fill, :mod:`annotator.core.engine.keyframes`,
     chooses them with :func:`annotator.core.engine.keyframes.span_context`). ``with_match``: each result carries its cells' match
-    strength (``FrameResult.match``; the engine must take ``match=``).
+    strength (``FrameResult.match``; the engine must take ``match=``). ``memo``: the engine looks up
+    and keeps each (target, context frame) pair's candidates there (it must take ``memo=`` and
+    ``target_index=``; :func:`propagate_frame` does): a run over frames compared before costs little.
     """
     params.validate()
     if params.upsample == "guided" and frames is None:
@@ -548,7 +581,9 @@ def propagate(
         spaced = list(recent)[::-params.context_stride][::-1]  # t-1, t-1-s, ... in the order of the run
         match = torch.empty(target.shape[1:], dtype=torch.float32, device=target.device) if with_match else None
         context = [*refs, *spaced]
-        soft = engine(target, context, params, match=match) if with_match else engine(target, context, params)
+        extra = {} if memo is None else {"memo": memo, "target_index": index}
+        soft = engine(target, context, params, match=match, **extra) if with_match \
+            else engine(target, context, params, **extra)
         if cue is not None:
             t_flow = time.perf_counter()
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)
