@@ -32,7 +32,10 @@ person correcting masks does not want their keypoints re-run each time (nor the 
 
 One `FeatureStore` per (video, backbone, device, working resolution) stays alive here, so a
 re-propagation after a correction reuses the features of the first pass and starts producing
-frames at once; masks and keypoints share it.
+frames at once; masks and keypoints share it. Beside the store of the last run, a
+:class:`~annotator.core.engine.candidates.CandidateMemo` keeps each compared frame pair's top-k
+candidates, so that re-fill also skips the comparisons the first pass made (only the pairs with
+the new reference are computed).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from PySide6.QtCore import QObject, Signal
 from annotator.core.model.annotation import AnnotationModel, FrameState
 from annotator.core.errors import UsageError
 from annotator.core.features.store import FeatureStore
+from annotator.core.engine.candidates import CandidateMemo
 from annotator.core.engine.keyframes import Span, fill_span, span_results, spans
 from annotator.core.engine.keypoints import KeypointResult, propagate_keypoints_video
 from annotator.core.engine.pipeline import propagate_span
@@ -57,6 +61,11 @@ from annotator.core.model.undo import Change, Transaction
 from annotator.gui.worker import GeneratorWorker
 
 BackboneFactory = Callable[[RunSettings], object]
+
+
+MEMO_BYTES = 1 << 30
+"""Memory for the candidates of compared frame pairs (:class:`CandidateMemo`): at 480p a pair holds
+~0.5 MB, so 1 GiB keeps the ~2,000 pairs of a few 20-frame spans filled both ways."""
 
 
 def compute_threads() -> int:
@@ -202,6 +211,9 @@ class PropagationController(QObject):
             read_embedded_weights(self.settings.backbone)  # ~50 ms each now, instead of a crawl on the worker later
         self._backbones = BackboneCache()  # loaded on the worker thread, kept here on the GUI thread
         self._stores: dict[tuple, FeatureStore] = {}
+        # the frame pairs' candidates of the last store used: a correction's re-fill compares the frames
+        # the fill before it compared, so it computes only the pairs with the new reference
+        self._memo: tuple[tuple, CandidateMemo] | None = None
         self._worker: GeneratorWorker | None = None
         self._txn: Transaction | None = None
         self._run: RunInfo | None = None
@@ -233,6 +245,7 @@ class PropagationController(QObject):
     def _forget_stores(self) -> None:
         video = self.model.video
         self._stores = {k: s for k, s in self._stores.items() if s.video is video}
+        self._memo = None
 
     # ---- running ------------------------------------------------------------------------------
 
@@ -272,7 +285,7 @@ class PropagationController(QObject):
         n = m.num_frames
 
         # guided upsampling and the flow cue read frames
-        common = dict(output_hw=output_hw, label_ids=label_ids, frames=video.frame)
+        common = dict(output_hw=output_hw, label_ids=label_ids, frames=video.frame, memo=self._memo_for_store())
 
         def run(store: FeatureStore) -> Iterator[object]:
             for leg in info.legs:
@@ -319,6 +332,13 @@ class PropagationController(QObject):
 
         self._launch(run, info, info.name)
         return info
+
+    def _memo_for_store(self) -> CandidateMemo:
+        """The candidate memo of the store the next run uses (a new one when the features change)."""
+        key = self._store_key()
+        if self._memo is None or self._memo[0] != key:
+            self._memo = (key, CandidateMemo(max_bytes=MEMO_BYTES))
+        return self._memo[1]
 
     def _launch(self, run: Callable[[FeatureStore], Iterator[object]], info: RunInfo, step_name: str) -> None:
         """Run ``run(store)`` in the worker, building the feature store first when there is none yet."""
