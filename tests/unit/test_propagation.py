@@ -266,6 +266,11 @@ def test_a_candidate_memo_gives_the_same_labels_and_a_rerun_computes_only_the_ne
         assert np.array_equal(a.labels, b.labels)
     # each pair computed once; the two runs both compare every frame of the span with both keyframes
     assert memo.misses == len(memo) > 0 and memo.hits == 2 * 10
+    # a memo smaller than one frame's context (two pairs) still gives the same labels
+    tiny = CandidateMemo(max_bytes=2 * 8 * 12 * 10 * 8)
+    for a, b in zip(plain, fill_span(feats, refs, 0, 11, params, memo=tiny)):
+        torch.testing.assert_close(a.soft, b.soft, atol=1e-6, rtol=1e-6)
+    assert len(tiny) == 2
     # a correction at 5 splits the span: the runs compare the same frames again, plus the new reference
     corrected = {**refs, 5: square_mask(64, 96, 48)}
     before = set(memo.keys())

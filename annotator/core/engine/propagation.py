@@ -420,7 +420,8 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
                 offer(own, frame, 0)
                 found = own.result()
                 memo.put(key, *found)
-            parts_values.append(found[0])
+            # copies: a later put of this loop may reuse the memo's slot behind a view
+            parts_values.append(found[0].clone())
             parts_where.append(found[1].long() + slot * h * w)
         values, where = torch.cat(parts_values, dim=1), torch.cat(parts_where, dim=1)
         if values.shape[1] > params.topk:
