@@ -113,4 +113,6 @@ class GeneratorWorker(QObject):
         self._thread.quit()
         self._thread.wait()
         self._running = False
-        self.finished.emit(cancelled)
+        # cancel() after the job's last item but before this: the items still queued were dropped
+        # (_on_result), so the job is cancelled for the receiver too, not finished half-applied
+        self.finished.emit(cancelled or self._cancelled.is_set())
