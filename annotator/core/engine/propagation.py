@@ -422,11 +422,9 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
                 memo.put(key, *found)
             # copies: a later put of this loop may reuse the memo's slot behind a view
             parts_values.append(found[0].clone())
-            parts_where.append(found[1].long() + slot * h * w)
-        values, where = torch.cat(parts_values, dim=1), torch.cat(parts_where, dim=1)
-        if values.shape[1] > params.topk:
-            values, pick = values.topk(params.topk, dim=1)
-            where = torch.gather(where, 1, pick)
+            parts_where.append((found[1].long() + slot * h * w)[..., None])
+        values, where = _select_topk(parts_values, parts_where, params.topk)  # the torch engine's merge
+        where = where[..., 0]
     _match_strength(values, params.temperature, (h, w), match)
     labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1).T for f in context]).float()  # (N*h*w, L)
     out = _weighted_labels(values, labels[where], params.temperature)  # (h*w, L)
