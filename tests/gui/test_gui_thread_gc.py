@@ -43,3 +43,35 @@ def test_a_window_moves_cycle_collection_to_the_gui_thread(qtbot, make_window):
     del probe
     qtbot.waitUntil(lambda: alive() is None, timeout=5000)  # the GUI thread's timer collected
     assert collected_in and set(collected_in) == {threading.main_thread().name}
+
+
+def _make_every_generation_due(keep: list) -> None:
+    """Counts as the interpreter leaves them when all three generations are due (keeps what it makes)."""
+    for _ in range(gc.get_threshold()[2] + 1):
+        gc.collect(1)  # each middle collection counts towards the oldest generation
+    for _ in range(gc.get_threshold()[1] + 1):
+        gc.collect(0)
+    keep.extend([] for _ in range(gc.get_threshold()[0] + 100))  # young objects that survive
+
+
+def test_a_full_collection_waits_until_the_old_objects_grew_by_a_quarter(qtbot, make_window):
+    """The interpreter's rule: a full collection (a pause of ~0.5 ms per 1000 objects, on the GUI
+    thread) only when the objects that grew old since the last one are a quarter of those it kept."""
+    import numpy as np
+
+    from annotator.gui import gui_thread_gc
+
+    make_window(np.zeros((2, 16, 16, 3), np.uint8))
+    assert gc.get_freeze_count() > 0  # the start-up objects are out of every collection
+    state = gui_thread_gc._State
+    keep: list = []
+    state.long_lived_total, state.long_lived_pending = 1_000_000, 0
+    _make_every_generation_due(keep)
+    assert gc.get_count()[2] > gc.get_threshold()[2]
+    assert gui_thread_gc.collect_due_generations() == 1  # due by count, not worth its pause
+    assert state.long_lived_pending >= gc.get_threshold()[0]  # the kept young objects grew old
+    state.long_lived_pending = 250_001
+    _make_every_generation_due(keep)
+    assert gui_thread_gc.collect_due_generations() == 2
+    assert state.long_lived_pending == 0
+    assert state.long_lived_total == len(gc.get_objects(generation=2)) > 0
