@@ -70,6 +70,10 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="dtype of the affinity matmuls; bfloat16 is faster on CPUs with AVX512-BF16 (default %(default)s)")
     g.add_argument("--context-labels", choices=("soft", "hard"), default=_DEFAULTS.context_labels,
                    help="labels propagated frames bring to the context (default %(default)s)")
+    g.add_argument("--label-detail", type=int, default=_DEFAULTS.label_detail, metavar="S",
+                   help="labels carried as S x S sub-cells per feature cell and moved with the cells that "
+                        "match (patch label transfer): masks keep thin parts and boundaries finer than the "
+                        f"stride-8 grid, at the same affinity cost; 1 = one label per cell (default %(default)s)")
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")
@@ -129,7 +133,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                temperature=args.temperature,
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
-                               precision=args.precision, flow=args.flow,
+                               precision=args.precision, flow=args.flow, label_detail=args.label_detail,
                                both_ways=args.both_ways, fusion=args.fusion, span_references=args.span_references,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from annotator.core.engine.propagation import (FUSIONS, Fusion, FrameResult, PropagationParams, label_ids_of, propagate,
                                         propagate_frame)
@@ -122,6 +123,8 @@ def fuse(forward: torch.Tensor, backward: torch.Tensor, forward_weight: float, r
             raise ValueError("the match fusion needs both runs' match strengths")
         prior = math.log(max(forward_weight, 1e-6)) - math.log(max(1 - forward_weight, 1e-6))
         share = torch.sigmoid((forward_match - backward_match) / _MATCH_SOFTENING + prior)[None]
+        if share.shape[1:] != forward.shape[1:]:  # matches are per feature cell, labels per sub-cell
+            share = F.interpolate(share[None], size=forward.shape[1:], mode="nearest")[0]
         return share * forward + (1 - share) * backward
     raise ValueError(f"unknown fusion {rule!r}; use one of {', '.join(FUSIONS)}")
 
@@ -212,7 +215,7 @@ def fill_span(
                 if step not in soft:
                     soft[step] = SoftBuffer(span, tuple(result.soft.shape))
                     if with_match:
-                        match[step] = SoftBuffer(span, (1, *result.soft.shape[1:]))
+                        match[step] = SoftBuffer(span, (1, *result.match.shape))
                 soft[step].put(result.index, result.soft)
                 if with_match:
                     match[step].put(result.index, result.match[None])

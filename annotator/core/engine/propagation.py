@@ -47,6 +47,8 @@ Fusion = Literal["distance", "confidence", "match"]
 FUSIONS: tuple[str, ...] = ("distance", "confidence", "match")
 SpanReferences = Literal["ends", "behind", "earlier", "all"]
 SPAN_REFERENCES: tuple[str, ...] = ("ends", "behind", "earlier", "all")
+MAX_LABEL_DETAIL = 8
+"""Sub-cells per cell side at most: 8 is one per pixel at stride 8."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,12 @@ class PropagationParams:
     later 0.864 / 0.864 / 0.847), and the only rule with no sequence below forward only (``behind``
     gave the backward runs the later keyframes and lost drift-turn, 0.918 -> 0.884; ``ends`` lost
     bmx-bumps, 0.775 -> 0.618, where the earlier keyframes carry the result)."""
+    label_detail: int = 1
+    """S: each feature cell carries its labels as an S x S block of sub-cells, and a target cell takes
+    the blocks of the context cells it matches (patch label transfer), so a propagated mask keeps
+    detail finer than the stride-8 grid (thin parts, boundaries); 1 = one label per cell (CRW,
+    DINO). The affinities, the engine's cost, do not change; the labels' channels grow S*S-fold.
+    Results' soft labels are on the grid of sub-cells (S times the feature grid)."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -128,6 +136,9 @@ class PropagationParams:
             raise UsageError(f"radius must be >= 0 feature cells, got {self.radius}")
         if self.tile < 1:
             raise UsageError(f"tile must be >= 1, got {self.tile}")
+        if not 1 <= self.label_detail <= MAX_LABEL_DETAIL:
+            raise UsageError(f"label detail must be between 1 and {MAX_LABEL_DETAIL} sub-cells per cell side, "
+                             f"got {self.label_detail}")
         if self.upsample not in UPSAMPLE_MODES:
             raise UsageError(f"upsampling must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
         if self.precision not in PRECISIONS:
@@ -163,7 +174,8 @@ class FrameResult:
     labels: np.ndarray
     """(H, W) uint8 label map at the run's output size (object ids, not channels)."""
     soft: torch.Tensor
-    """(L, h, w) float32 probabilities on the feature grid, on the CPU; channel j is label_ids[j]."""
+    """(L, h, w) float32 probabilities on the label grid (the feature grid, times ``label_detail``
+    per side), on the CPU; channel j is label_ids[j]."""
     label_ids: tuple[int, ...]
     keyframes: int = 1
     """From how many keyframes the labels came: 1 = one direction, 2 = fused from both ends of a span."""
@@ -196,6 +208,17 @@ def labels_to_grid(labels: np.ndarray, label_ids: Sequence[int], grid_hw: tuple[
     valid = (channels >= 0).float()
     one_hot = F.one_hot(channels.clamp(min=0), len(label_ids)).permute(2, 0, 1).float() * valid  # (L, H, W)
     return F.adaptive_avg_pool2d(one_hot[None], grid_hw)[0]  # (L, h, w)
+
+
+def pack_labels(labels: torch.Tensor, detail: int) -> torch.Tensor:
+    """Labels on the sub-cell grid (L, h*S, w*S) -> one channel per label and sub-cell (L*S*S, h, w),
+    the shape the engine weighs (a context cell's whole block travels with it)."""
+    return labels if detail == 1 else F.pixel_unshuffle(labels[None], detail)[0]
+
+
+def unpack_labels(packed: torch.Tensor, detail: int) -> torch.Tensor:
+    """The inverse of :func:`pack_labels`: (L*S*S, h, w) -> (L, h*S, w*S)."""
+    return packed if detail == 1 else F.pixel_shuffle(packed[None], detail)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,16 +579,20 @@ def propagate(
     if output_hw is None:
         output_hw = tuple(references[start].shape[:2])  # type: ignore[assignment]
 
+    detail = params.label_detail
+
     def reference_frame(index: int) -> ContextFrame:
         feats = features(index)
-        grid_labels = labels_to_grid(references[index], label_ids, tuple(feats.shape[1:]), feats.device)
-        return ContextFrame(index, feats, grid_labels.to(feats.dtype), params.radius_for_references)
+        h, w = feats.shape[1:]
+        grid_labels = labels_to_grid(references[index], label_ids, (h * detail, w * detail), feats.device)
+        return ContextFrame(index, feats, pack_labels(grid_labels, detail).to(feats.dtype), params.radius_for_references)
 
     if context_references is None:
         context_references = references_behind(references, start, step)
     refs = [reference_frame(start), *(reference_frame(i) for i in dict.fromkeys(context_references) if i != start)]
     recent: deque[ContextFrame] = deque(maxlen=params.context * params.context_stride)
-    cue = FlowCue(frames) if params.flow > 0 and frames is not None else None
+    # the flow cue works on the grid of the soft labels: 8 pixels of the working size per feature cell
+    cue = FlowCue(frames, scale=max(1, 8 // detail)) if params.flow > 0 and frames is not None else None
     previous = references[start]  # label map of frame index - step, which the flow cue warps
     for index in range(start + step, stop, step):
         if index in references:
@@ -583,6 +610,7 @@ def propagate(
         extra = {} if memo is None else {"memo": memo, "target_index": index}
         soft = engine(target, context, params, match=match, **extra) if with_match \
             else engine(target, context, params, **extra)
+        soft = unpack_labels(soft, detail)
         if cue is not None:
             t_flow = time.perf_counter()
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)
@@ -598,9 +626,9 @@ def propagate(
             timings["upsample"] = timings.get("upsample", 0.0) + time.perf_counter() - t1
         if params.context > 0:
             if params.context_labels == "hard":
-                ctx_labels = labels_to_grid(labels, label_ids, tuple(soft.shape[1:]), soft.device).to(target.dtype)
+                ctx_labels = labels_to_grid(labels, label_ids, tuple(soft.shape[1:]), soft.device)
             else:
-                ctx_labels = soft.to(target.dtype)
-            recent.append(ContextFrame(index, target, ctx_labels, True))
+                ctx_labels = soft
+            recent.append(ContextFrame(index, target, pack_labels(ctx_labels, detail).to(target.dtype), True))
         yield FrameResult(index, labels, soft.float().cpu(), label_ids,
                           match=None if match is None else match.cpu())

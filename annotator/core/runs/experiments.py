@@ -74,6 +74,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "context_labels": (("context_labels", "context-labels"), _labels),
     "upsample": (("upsample",), _upsample),
     "flow": (("flow",), float),
+    "label_detail": (("label_detail", "label-detail", "detail"), int),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
