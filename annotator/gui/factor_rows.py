@@ -68,6 +68,10 @@ FACTOR_ROWS: tuple[FactorRow, ...] = (
     FactorRow("reference_stride", "Reference stride",
                lambda: _spin(1, 8, "Whole-frame references: every cell inside the radius, every s-th cell of every "
                                    "s-th row outside it (1 = every cell)")),
+    FactorRow("label_detail", "Label detail",
+               lambda: _spin(1, 8, "Sub-cells per side of each feature cell that carry labels and move with the "
+                                   "cells that match: finer masks (thin parts, edges) at the same matching cost "
+                                   "(1 = one label per cell)")),
 )
 
 
