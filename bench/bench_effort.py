@@ -25,8 +25,9 @@ bench runs); within runs, each pair of frames is compared once (a
 except which of values tied at the k-th place is kept); goals run one after the other (the first
 goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
-and skipped when the same command runs again (rows are kept apart by ``--preset`` and
-``--span-references``). ``--preset`` runs the tool at another of its speed/quality presets.
+and skipped when the same command runs again (rows are kept apart by ``--preset``,
+``--span-references`` and ``--label-detail``). ``--preset`` runs the tool at another of its
+speed/quality presets; ``--label-detail`` with labels carried at sub-cells.
 
     python bench/bench_effort.py ../shared/data/davis2016 --goal 0.8 0.85 0.9 --feature-cache /tmp/featcache \\
         --results effort.jsonl     # stopped? the same command continues where it stopped
@@ -162,14 +163,15 @@ STRATEGIES = {
 }
 
 
-def _load_rows(path: Path | None, span_references: str, preset_name: str) -> list[dict]:
-    """Rows a previous run of this bench left in ``path`` for the same span references and preset
-    (rows written before presets were recorded ran the default one)."""
+def _load_rows(path: Path | None, span_references: str, preset_name: str, label_detail: int) -> list[dict]:
+    """Rows a previous run of this bench left in ``path`` for the same span references, preset and
+    label detail (rows written before presets or label detail were recorded ran the default preset
+    with one label per cell)."""
     if path is None or not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["span_references"] == span_references
-            and r.get("preset", DEFAULT_PRESET) == preset_name]
+            and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail]
 
 
 def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
@@ -204,6 +206,8 @@ def main() -> None:
     p.add_argument("--span-references", choices=SPAN_REFERENCES, default=PropagationParams().span_references)
     p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
                    help="the speed/quality preset of the tool (default: the app's default)")
+    p.add_argument("--label-detail", type=int, default=PropagationParams().label_detail, metavar="S",
+                   help="sub-cells per feature cell side that carry labels (PropagationParams.label_detail)")
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
@@ -219,10 +223,10 @@ def main() -> None:
         names = [n for n in names if n in args.sequences]
     chosen = preset(args.preset)
     backbone = load_backbone("lite0", device="cpu", threads=args.threads, flip=chosen.flip)
-    params = chosen.apply(PropagationParams(span_references=args.span_references))
+    params = chosen.apply(PropagationParams(span_references=args.span_references, label_detail=args.label_detail))
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {args.short_side}, {params}",
           flush=True)
-    rows = _load_rows(args.results, params.span_references, chosen.name)
+    rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail)
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
     # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
@@ -249,7 +253,7 @@ def main() -> None:
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
-                           "preset": chosen.name}
+                           "preset": chosen.name, "label_detail": params.label_detail}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLabel, QPu
 
 from annotator.core.model.annotation import FrameState
 from annotator.core.analysis.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
-                                        frame_uncertainty)
+                                        frame_uncertainty, kept_soft)
 from annotator.core.errors import UsageError
 from annotator.core.runs.experiments import RunRecord
 from annotator.core.io.labels import read_mask_folder
@@ -59,7 +59,7 @@ class DiagnosticsController(QObject):
         self.propagation = window.propagation
         self.canvas = window.canvas
         self.tracker: GroundTruthTracker | None = None
-        self.soft: dict[int, object] = {}  # frame -> (L, h, w) soft labels of its last result
+        self.soft: dict[int, object] = {}  # frame -> (L, h, w) soft labels of its last result (kept_soft)
         self.uncertainty: dict[int, float] = {}
         # what corrections teach the suggestion: frames a person painted over a result, kept until
         # the next run starts (the correction is finished then) as (soft, label ids, uncertainty)
@@ -392,7 +392,7 @@ class DiagnosticsController(QObject):
         if self._run is not None and item.index not in self._before_run:
             i = item.index
             self._before_run[i] = (self.soft.get(i), self.uncertainty.get(i), self._label_ids.get(i))
-        self.soft[item.index] = item.soft
+        self.soft[item.index] = kept_soft(item.soft)  # bounded per frame, whatever the label grid
         self.uncertainty[item.index] = frame_uncertainty(item.soft)
         self._label_ids[item.index] = tuple(item.label_ids)
         self._corrected.pop(item.index, None)

@@ -198,3 +198,18 @@ def test_correction_j_compares_a_result_with_the_painted_correction():
     added = truth.copy()
     added[0:8, 56:64] = 3
     assert correction_j(soft, (0, 1, 2), added) == 1.0
+
+
+def test_kept_soft_labels_are_bounded_per_frame_whatever_the_label_grid():
+    from annotator.core.analysis.diagnostics import kept_soft
+
+    small = torch.rand(2, 60, 107)
+    kept = kept_soft(small)
+    assert kept.dtype == torch.float16 and kept.shape == small.shape  # the feature grid is kept whole
+    fine = torch.zeros(2, 480, 856)
+    fine[1, :, :428] = 1.0  # the left half is the object
+    fine[0] = 1 - fine[1]
+    kept = kept_soft(fine, max_cells=26_000)
+    assert kept.shape[1] * kept.shape[2] <= 26_000
+    assert kept.shape == (2, 120, 214)  # area-averaged by 4, the smallest whole factor that fits
+    assert float(kept[1, :, :107].min()) == 1.0 and float(kept[1, :, 107:].max()) == 0.0

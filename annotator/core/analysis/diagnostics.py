@@ -19,6 +19,7 @@ as a propagation run yields them:
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -113,6 +114,25 @@ def confidence_map(soft: torch.Tensor, output_hw: tuple[int, int]) -> np.ndarray
     """
     up = F.interpolate(soft[None].float(), size=tuple(output_hw), mode="bilinear", align_corners=False)[0]
     return margin(up).cpu().numpy().astype(np.float32)
+
+
+KEPT_SOFT_CELLS = 26_000
+"""Cells of soft labels a viewer keeps per frame at most (:func:`kept_soft`): about the stride-8 grid of
+a 480p frame (6,420 cells) four times over."""
+
+
+def kept_soft(soft: torch.Tensor, max_cells: int = KEPT_SOFT_CELLS) -> torch.Tensor:
+    """Soft labels (L, h, w) as a viewer keeps them for every frame: float16, area-averaged by the
+    smallest whole factor that brings them to ``max_cells`` cells or fewer.
+
+    Labels carried at sub-cells (``PropagationParams.label_detail`` 8: 64 times the cells of the
+    feature grid, 3.3 MB a frame for one object at 480p in float32) would otherwise hold gigabytes
+    for a long video; the confidence map and the suggestion's calibration need no more than this."""
+    h, w = soft.shape[1:]
+    factor = max(1, math.ceil(math.sqrt(h * w / max_cells)))
+    if factor > 1:
+        soft = F.avg_pool2d(soft[None].float(), factor, ceil_mode=True)[0]
+    return soft.to(torch.float16)
 
 
 def frame_uncertainty(soft: torch.Tensor) -> float:
