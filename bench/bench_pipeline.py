@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> dict:
     backbone = load_backbone(args.backbone, stage=args.stage, device=args.device, weights=weights,
                              half=False if exact else None, flip=args.flip)
     params = PropagationParams(radius=args.radius, context=args.context, context_stride=args.context_stride,
-                               reference_stride=args.reference_stride, precision="float32" if exact else "auto")
+                               reference_stride=args.reference_stride, label_detail=args.label_detail,
+                               precision="float32" if exact else "auto")
     out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
     engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
     with open_video(args.source) as video:
@@ -130,6 +131,8 @@ def main() -> None:
     p.add_argument("--context", "-m", type=int, default=None, help="m, recent frames in the context")
     p.add_argument("--context-stride", type=int, default=None, help="spacing of the recent frames")
     p.add_argument("--reference-stride", type=int, default=None, help="grid step of whole-frame references")
+    p.add_argument("--label-detail", type=int, default=PropagationParams().label_detail, metavar="S",
+                   help="sub-cells per feature cell side that carry labels")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "
@@ -153,7 +156,8 @@ def main() -> None:
                              "--backbone", backbone, "--device", args.device, "--short-side", str(args.short_side),
                              "--radius", str(args.radius), "--flip" if args.flip else "--no-flip",
                              "--context", str(args.context), "--context-stride", str(args.context_stride),
-                             "--reference-stride", str(args.reference_stride)]
+                             "--reference-stride", str(args.reference_stride),
+                             "--label-detail", str(args.label_detail)]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -170,7 +174,7 @@ def main() -> None:
     print(f"{args.source}: {r0['frames']} frames propagated, feature grid {r0['grid']} (lite0), "
           f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}, "
           f"preset {args.preset}: radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
-          f"reference stride {args.reference_stride}, "
+          f"reference stride {args.reference_stride}, label detail {args.label_detail}, "
           f"mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
     on_gpu = any(r.get("gpu_mib") is not None for r in results)

@@ -114,7 +114,10 @@ class PropagationParams:
     the blocks of the context cells it matches (patch label transfer), so a propagated mask keeps
     detail finer than the stride-8 grid (thin parts, boundaries); 1 = one label per cell (CRW,
     DINO). The affinities, the engine's cost, do not change; the labels' channels grow S*S-fold.
-    Results' soft labels are on the grid of sub-cells (S times the feature grid)."""
+    Results' soft labels are on the grid of sub-cells (S times the feature grid). Not a default by
+    measurement on ../shared/data/davis2016 (bench/RESULTS.md): S = 8 gave +0.022 mean J&F on the
+    original ten (kite-walk +0.082, boat +0.048) but -0.006 on the ten added later (hike -0.056): a
+    wrong match copies a crisp wrong block where one label per cell blurs it away."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
