@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from annotator.core.analysis.metrics import jaccard
 from annotator.core.errors import UsageError
 from annotator.core.engine.keyframes import fill_span
 from annotator.core.engine.propagation import PropagationParams, pack_labels, propagate, unpack_labels
@@ -34,11 +35,6 @@ def _features(frames: np.ndarray):
     return lambda i: feats[i]
 
 
-def _j(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
 def test_pack_and_unpack_are_inverse_and_keep_each_block_in_its_cell():
     fine = torch.arange(2 * 6 * 8, dtype=torch.float32).reshape(2, 6, 8)
     packed = pack_labels(fine, 2)
@@ -59,7 +55,7 @@ def test_a_bar_thinner_than_a_cell_survives_propagation_with_sub_cell_labels(det
     h, w = frames.shape[1:3]
     for r in results:
         assert r.soft.shape == (2, h // 8 * detail, w // 8 * detail)  # the label grid, not the feature grid
-        j = _j(r.labels == 1, masks[r.index] == 1)
+        j = jaccard(r.labels == 1, masks[r.index] == 1)
         if least_j is None:
             assert j == 0.0  # one label per cell: a quarter-full cell is background after the argmax
         else:
@@ -71,7 +67,7 @@ def test_a_span_filled_from_both_ends_keeps_sub_cell_labels():
     params = PropagationParams(label_detail=8, radius=3, precision="float32", fusion="match", topk=1)
     out = {r.index: r for r in fill_span(_features(frames), {0: masks[0], 5: masks[5]}, 0, 5, params)}
     assert sorted(out) == [1, 2, 3, 4] and all(r.keyframes == 2 for r in out.values())
-    assert min(_j(out[i].labels == 1, masks[i] == 1) for i in out) >= 0.95
+    assert min(jaccard(out[i].labels == 1, masks[i] == 1) for i in out) >= 0.95
 
 
 def test_label_detail_out_of_range_is_a_usage_error():
