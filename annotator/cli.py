@@ -74,6 +74,11 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="labels carried as S x S sub-cells per feature cell and moved with the cells that "
                         "match (patch label transfer): masks keep thin parts and boundaries finer than the "
                         f"stride-8 grid, at the same affinity cost; 1 = one label per cell (default %(default)s)")
+    g.add_argument("--anchor", action=argparse.BooleanOptionalAction, default=_DEFAULTS.anchor,
+                   help="mix into each frame the labels the reference frames alone give, with the share "
+                        "sigmoid(m_ref - m_all) of how well they match against the whole context: stops "
+                        "errors the recent frames hand on from growing (DAVIS: hike 0.807 -> 0.890, hockey +0.070, "
+                        "but motocross-bumps -0.069; default: off)")
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")
@@ -134,6 +139,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
                                precision=args.precision, flow=args.flow, label_detail=args.label_detail,
+                               anchor=args.anchor,
                                both_ways=args.both_ways, fusion=args.fusion, span_references=args.span_references,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()

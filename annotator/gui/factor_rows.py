@@ -48,6 +48,13 @@ def _radius_for_references() -> QCheckBox:
     return QCheckBox("Radius also applies to reference frames")
 
 
+def _anchor() -> QCheckBox:
+    box = QCheckBox("Anchor to the reference frames")
+    box.setToolTip("Mix into each frame what the reference frames alone say, as much as they match compared "
+                   "with the recent frames: keeps errors from growing frame after frame")
+    return box
+
+
 @dataclass(frozen=True)
 class FactorRow:
     """One factor: the ``PropagationParams`` field, its form label ("" for a check box) and its widget."""
@@ -72,6 +79,7 @@ FACTOR_ROWS: tuple[FactorRow, ...] = (
                lambda: _spin(1, 8, "Sub-cells per side of each feature cell that carry labels and move with the "
                                    "cells that match: finer masks (thin parts, edges) at the same matching cost "
                                    "(1 = one label per cell)")),
+    FactorRow("anchor", "", _anchor),
 )
 
 

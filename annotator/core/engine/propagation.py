@@ -118,6 +118,16 @@ class PropagationParams:
     measurement on ../shared/data/davis2016 (bench/RESULTS.md): S = 8 gave +0.022 mean J&F on the
     original ten (kite-walk +0.082, boat +0.048) but -0.006 on the ten added later (hike -0.056): a
     wrong match copies a crisp wrong block where one label per cell blurs it away."""
+    anchor: bool = False
+    """Anchor each frame to the references: the labels the reference frames alone give (their own top-k)
+    are mixed into the whole context's with the share sigmoid(m_ref - m_all), m the log-sum-exp of a
+    cell's kept affinities over tau (:func:`_anchored`). A reference that matches a cell about as well as
+    the recent frames do gets an equal say however many recent frames there are; where the recent
+    frames match far better (the object changed its look) they keep the cell. It stops errors that
+    the recent frames hand on from growing frame after frame (drift). Not a default by measurement on
+    ../shared/data/davis2016 (bench/RESULTS.md): +0.005 mean J&F on the original ten, +0.002 on the
+    ten added later, with hike +0.083 and hockey +0.070 (drift) against motocross-bumps -0.069 and
+    mallard-fly -0.039 (the object no longer looks as it did in the references)."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -165,6 +175,8 @@ class ContextFrame:
     features: torch.Tensor
     labels: torch.Tensor
     local: bool
+    reference: bool = False
+    """A frame a person labelled (what ``PropagationParams.anchor`` anchors to), not a propagated one."""
     windows: dict = field(default_factory=dict, compare=False, repr=False)
     """The context windows of features and labels for one tile layout, gathered once per context frame."""
 
@@ -256,6 +268,28 @@ def _weighted_labels(values: torch.Tensor, labels: torch.Tensor, temperature: fl
     """Softmax of the kept affinities (P, k) over k, weighting their labels (P, k, L) -> (P, L)."""
     weights = torch.softmax(values.float() / temperature, dim=1)  # (P, k)
     return torch.einsum("pk,pkl->pl", weights, labels.float())
+
+
+def _anchored(values: torch.Tensor, labels: torch.Tensor, ref_values: torch.Tensor, ref_labels: torch.Tensor,
+              temperature: float) -> torch.Tensor:
+    """Labels (P, L) of the whole context's top-k (values (P, k), labels (P, k, L)) mixed with those of
+    the references' own top-k: share a = sigmoid(m_ref - m_all) for the references, m = log-sum-exp of
+    the kept affinities over tau (``PropagationParams.anchor``).
+
+    The whole context's top-k holds the references' best candidates too, so m_all >= m_ref and a <= 1/2:
+    a half share when the references match the cell as well as anything in the context, falling
+    towards none as the recent frames match better."""
+    mixed = _weighted_labels(values, labels, temperature)
+    own = _weighted_labels(ref_values, ref_labels, temperature).nan_to_num(0.0)  # no candidate: a = 0 below
+    m_all = torch.logsumexp(values.float() / temperature, dim=1)
+    m_ref = torch.logsumexp(ref_values.float() / temperature, dim=1)
+    share = torch.sigmoid(m_ref - m_all)[:, None]
+    return share * own + (1 - share) * mixed
+
+
+def _anchoring(context: Sequence[ContextFrame], params: PropagationParams) -> bool:
+    """Whether this context's labels are anchored: asked for, and both references and propagated frames in it."""
+    return params.anchor and any(f.reference for f in context) and not all(f.reference for f in context)
 
 
 class _TileLayout:
@@ -428,10 +462,16 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
                 best.add_all(cells[first: first + _GLOBAL_ROWS] @ features, first, offset, w=w, stride=stride,
                              skip_radius=skip)
 
+    anchor = _anchoring(context, params)
+    ref_values = ref_where = None
     if memo is None:
         best = RunningTopK(h * w, params.topk)
-        for slot, frame in enumerate(context):
-            offer(best, frame, slot * h * w)
+        # the references first: with anchoring their own top-k is what the selection holds after them
+        order = sorted(range(len(context)), key=lambda i: not context[i].reference) if anchor else range(len(context))
+        for slot in order:
+            if anchor and not context[slot].reference and ref_values is None:
+                ref_values, ref_where = (t.clone() for t in best.result())
+            offer(best, context[slot], slot * h * w)
         values, where = best.result()
     else:
         if target_index is None:
@@ -449,11 +489,19 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
             # copies: a later put of this loop may reuse the memo's slot behind a view
             parts_values.append(found[0].clone())
             parts_where.append((found[1].long() + slot * h * w)[..., None])
+        if anchor:
+            refs = [i for i, f in enumerate(context) if f.reference]
+            ref_values, ref_where = _select_topk([parts_values[i] for i in refs], [parts_where[i] for i in refs],
+                                                 params.topk)
+            ref_where = ref_where[..., 0]
         values, where = _select_topk(parts_values, parts_where, params.topk)  # the torch engine's merge
         where = where[..., 0]
     _match_strength(values, params.temperature, (h, w), match)
     labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1).T for f in context]).float()  # (N*h*w, L)
-    out = _weighted_labels(values, labels[where], params.temperature)  # (h*w, L)
+    if anchor:
+        out = _anchored(values, labels[where], ref_values, labels[ref_where], params.temperature)
+    else:
+        out = _weighted_labels(values, labels[where], params.temperature)  # (h*w, L)
     return out.T.reshape(-1, h, w)
 
 
@@ -487,10 +535,16 @@ def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame],
             frame_values, frame_labels = _global_topk(tiles.reshape(-1, tiles.shape[2]), frame, params.topk, allowed)
         values.append(frame_values)
         labels.append(frame_labels)
+    if _anchoring(context, params):
+        refs = [i for i, f in enumerate(context) if f.reference]
+        ref_values, ref_labels = _select_topk([values[i] for i in refs], [labels[i] for i in refs], params.topk)
     values, labels = _select_topk(values, labels, params.topk)
     if match is not None:
         _match_strength(layout.to_raster(values), params.temperature, (h, w), match)
-    out = layout.to_raster(_weighted_labels(values, labels, params.temperature))  # (h*w, L)
+    if _anchoring(context, params):
+        out = layout.to_raster(_anchored(values, labels, ref_values, ref_labels, params.temperature))
+    else:
+        out = layout.to_raster(_weighted_labels(values, labels, params.temperature))  # (h*w, L)
     return out.T.reshape(-1, h, w)
 
 
@@ -508,7 +562,13 @@ def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame],
     affinity = affinity.masked_fill(~allowed, float("-inf"))
     values, idx = affinity.topk(min(params.topk, affinity.shape[1]), dim=1)
     _match_strength(values, params.temperature, (h, w), match)
-    out = _weighted_labels(values, labels[idx].to(target.dtype), params.temperature)
+    if _anchoring(context, params):
+        of_refs = torch.cat([torch.full((h * w,), f.reference, device=affinity.device) for f in context])
+        ref_values, ref_idx = affinity.masked_fill(~of_refs, float("-inf")).topk(values.shape[1], dim=1)
+        out = _anchored(values, labels[idx].to(target.dtype), ref_values, labels[ref_idx].to(target.dtype),
+                        params.temperature)
+    else:
+        out = _weighted_labels(values, labels[idx].to(target.dtype), params.temperature)
     return out.T.reshape(-1, h, w)
 
 
@@ -588,7 +648,8 @@ def propagate(
         feats = features(index)
         h, w = feats.shape[1:]
         grid_labels = labels_to_grid(references[index], label_ids, (h * detail, w * detail), feats.device)
-        return ContextFrame(index, feats, pack_labels(grid_labels, detail).to(feats.dtype), params.radius_for_references)
+        return ContextFrame(index, feats, pack_labels(grid_labels, detail).to(feats.dtype), params.radius_for_references,
+                            reference=True)
 
     if context_references is None:
         context_references = references_behind(references, start, step)

@@ -75,6 +75,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "upsample": (("upsample",), _upsample),
     "flow": (("flow",), float),
     "label_detail": (("label_detail", "label-detail", "detail"), int),
+    "anchor": (("anchor",), _bool),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
