@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 
@@ -119,3 +121,9 @@ def clip_on_disk(folder: Path, n_frames: int = 4) -> tuple[Path, Path, list[np.n
     mask = folder / "first.png"
     write_mask(mask, truth[0])
     return write_frames(folder / "frames", frames), mask, truth
+
+
+def unit_features(n: int, channels: int, h: int, w: int, seed: int) -> torch.Tensor:
+    """(n, channels, h, w) random feature maps, L2-normalised over the channels (as a backbone's)."""
+    gen = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(n, channels, h, w, generator=gen), dim=1)

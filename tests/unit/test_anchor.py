@@ -20,12 +20,9 @@ from annotator.core.engine.propagation import (
     propagate_frame_torch,
 )
 
+from tests.synthetic import unit_features
+
 ENGINES = [propagate_frame, propagate_frame_torch, propagate_frame_naive]
-
-
-def unit_features(n: int, channels: int, h: int, w: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(n, channels, h, w, generator=gen), dim=1)
 
 
 def mixed_context(h: int, w: int, local: list[bool], references: list[bool], seed: int) -> list[ContextFrame]:

@@ -18,16 +18,14 @@ from annotator.core.engine.propagation import (
     propagate_frame_naive,
     propagate_frame_torch,
 )
+from tests.synthetic import unit_features
 
 
-def random_features(n: int, channels: int, h: int, w: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(n, channels, h, w, generator=gen), dim=1)
 
 
 def random_context(n: int, h: int, w: int, n_labels: int, local: list[bool], seed: int) -> list[ContextFrame]:
     gen = torch.Generator().manual_seed(seed + 1)
-    feats = random_features(n, 16, h, w, seed)
+    feats = unit_features(n, 16, h, w, seed)
     labels = torch.softmax(torch.randn(n, n_labels, h, w, generator=gen) * 3, dim=1)
     return [ContextFrame(i, feats[i], labels[i], local[i]) for i in range(n)]
 
@@ -47,7 +45,7 @@ def random_context(n: int, h: int, w: int, n_labels: int, local: list[bool], see
 @pytest.mark.parametrize("engine", [propagate_frame, propagate_frame_torch], ids=["compiled-topk", "torch-topk"])
 def test_tiled_engine_equals_naive_reference(h, w, radius, tile, topk, local, engine, reference_stride):
     context = random_context(len(local), h, w, 4, local, seed=h * w)
-    target = random_features(1, 16, h, w, seed=99)[0]
+    target = unit_features(1, 16, h, w, seed=99)[0]
     params = PropagationParams(radius=radius, tile=tile, topk=topk, temperature=0.07, precision="float32",
                                reference_stride=reference_stride)
     tiled_match, naive_match = torch.full((h, w), float("nan")), torch.full((h, w), float("nan"))
@@ -64,7 +62,7 @@ def test_radius_restricts_where_labels_come_from():
     # A context frame whose features equal the target's, but shifted far to the right: with a small
     # radius the matching cells are out of reach, with a large one they are found.
     h, w = 6, 20
-    target = random_features(1, 8, h, w, seed=3)[0]
+    target = unit_features(1, 8, h, w, seed=3)[0]
     shifted = torch.roll(target, shifts=8, dims=2)
     labels = torch.zeros(2, h, w)
     labels[1] = 1.0  # everything is object 1 ...
@@ -80,7 +78,7 @@ def test_radius_restricts_where_labels_come_from():
 
 def test_temperature_sharpens_weights():
     context = random_context(2, 8, 8, 3, [True, True], seed=5)
-    target = random_features(1, 16, 8, 8, seed=6)[0]
+    target = unit_features(1, 16, 8, 8, seed=6)[0]
     cold = propagate_frame(target, context, PropagationParams(temperature=1e-5, precision="float32"))
     hot = propagate_frame(target, context, PropagationParams(temperature=10.0, precision="float32"))
     top1 = propagate_frame(target, context, PropagationParams(topk=1, precision="float32"))
@@ -106,7 +104,7 @@ class FakeFeatures:
     """Features of a video where each frame is the previous one shifted one cell right."""
 
     def __init__(self, n: int, h: int = 8, w: int = 12) -> None:
-        base = random_features(1, 16, h, w + n, seed=1)[0]
+        base = unit_features(1, 16, h, w + n, seed=1)[0]
         self.frames = [base[:, :, n - i: n - i + w].contiguous() for i in range(n)]
         self.calls: list[int] = []
 
@@ -235,7 +233,7 @@ def test_confidence_is_low_where_labels_compete():
 
 def test_bfloat16_matmuls_stay_close_to_float32():
     context = random_context(3, 12, 16, 3, [True, False, True], seed=11)
-    target = random_features(1, 16, 12, 16, seed=12)[0]
+    target = unit_features(1, 16, 12, 16, seed=12)[0]
     exact = propagate_frame(target, context, PropagationParams(radius=4, tile=4))
     fast = propagate_frame(target, context, PropagationParams(radius=4, tile=4, precision="bfloat16"))
     assert fast.dtype == torch.float32 and fast.shape == exact.shape
@@ -253,7 +251,7 @@ def test_a_candidate_memo_gives_the_same_labels_and_a_rerun_computes_only_the_ne
     feats = FakeFeatures(12)
     # a little noise per frame: shifted copies of one map give equal affinities in several frames, and
     # which of equal k-th values is kept may differ between the two ways of selecting
-    feats.frames = [F.normalize(f + 0.05 * random_features(1, 16, 8, 12, seed=50 + i)[0], dim=0)
+    feats.frames = [F.normalize(f + 0.05 * unit_features(1, 16, 8, 12, seed=50 + i)[0], dim=0)
                     for i, f in enumerate(feats.frames)]
     refs = {0: square_mask(64, 96, 8), 11: square_mask(64, 96, 96 - 8)}
     params = PropagationParams(context=3, radius=3, precision="float32", reference_stride=reference_stride)

@@ -292,6 +292,11 @@ def _anchoring(context: Sequence[ContextFrame], params: PropagationParams) -> bo
     return params.anchor and any(f.reference for f in context) and not all(f.reference for f in context)
 
 
+def _reference_slots(context: Sequence[ContextFrame]) -> list[int]:
+    """Positions of the reference frames in ``context``."""
+    return [slot for slot, frame in enumerate(context) if frame.reference]
+
+
 class _TileLayout:
     """Geometry of the local-window engine for one grid size: target tiles and their context windows.
 
@@ -466,12 +471,14 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
     ref_values = ref_where = None
     if memo is None:
         best = RunningTopK(h * w, params.topk)
-        # the references first: with anchoring their own top-k is what the selection holds after them
-        order = sorted(range(len(context)), key=lambda i: not context[i].reference) if anchor else range(len(context))
-        for slot in order:
-            if anchor and not context[slot].reference and ref_values is None:
-                ref_values, ref_where = (t.clone() for t in best.result())
+        refs = _reference_slots(context) if anchor else []
+        for slot in refs:
             offer(best, context[slot], slot * h * w)
+        if anchor:  # the references' own top-k: what the selection holds after them alone
+            ref_values, ref_where = (t.clone() for t in best.result())
+        for slot in range(len(context)):
+            if slot not in refs:
+                offer(best, context[slot], slot * h * w)
         values, where = best.result()
     else:
         if target_index is None:
@@ -490,7 +497,7 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
             parts_values.append(found[0].clone())
             parts_where.append((found[1].long() + slot * h * w)[..., None])
         if anchor:
-            refs = [i for i, f in enumerate(context) if f.reference]
+            refs = _reference_slots(context)
             ref_values, ref_where = _select_topk([parts_values[i] for i in refs], [parts_where[i] for i in refs],
                                                  params.topk)
             ref_where = ref_where[..., 0]
@@ -535,13 +542,14 @@ def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame],
             frame_values, frame_labels = _global_topk(tiles.reshape(-1, tiles.shape[2]), frame, params.topk, allowed)
         values.append(frame_values)
         labels.append(frame_labels)
-    if _anchoring(context, params):
-        refs = [i for i, f in enumerate(context) if f.reference]
+    anchor = _anchoring(context, params)
+    if anchor:
+        refs = _reference_slots(context)
         ref_values, ref_labels = _select_topk([values[i] for i in refs], [labels[i] for i in refs], params.topk)
     values, labels = _select_topk(values, labels, params.topk)
     if match is not None:
         _match_strength(layout.to_raster(values), params.temperature, (h, w), match)
-    if _anchoring(context, params):
+    if anchor:
         out = layout.to_raster(_anchored(values, labels, ref_values, ref_labels, params.temperature))
     else:
         out = layout.to_raster(_weighted_labels(values, labels, params.temperature))  # (h*w, L)
