@@ -79,6 +79,11 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                         "sigmoid(m_ref - m_all) of how well they match against the whole context: stops "
                         "errors the recent frames hand on from growing (DAVIS: hike 0.807 -> 0.890, hockey +0.070, "
                         "but motocross-bumps -0.069; default: off)")
+    g.add_argument("--islands", action=argparse.BooleanOptionalAction, default=_DEFAULTS.islands,
+                   help="prune unsupported islands: every detached island of an object's label but its largest "
+                        "takes the labels the reference frames alone give it, unless they give it that label "
+                        "too; stops a patch of background that took the label once from keeping it (default: "
+                        + ("on" if _DEFAULTS.islands else "off") + ")")
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")
@@ -139,7 +144,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
                                precision=args.precision, flow=args.flow, label_detail=args.label_detail,
-                               anchor=args.anchor,
+                               anchor=args.anchor, islands=args.islands,
                                both_ways=args.both_ways, fusion=args.fusion, span_references=args.span_references,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()

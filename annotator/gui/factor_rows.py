@@ -55,6 +55,13 @@ def _anchor() -> QCheckBox:
     return box
 
 
+def _islands() -> QCheckBox:
+    box = QCheckBox("Prune islands the reference frames do not support")
+    box.setToolTip("A detached patch of an object's label (not its largest) takes what the reference frames "
+                   "alone say of it: a patch of background that took the label once does not keep it")
+    return box
+
+
 @dataclass(frozen=True)
 class FactorRow:
     """One factor: the ``PropagationParams`` field, its form label ("" for a check box) and its widget."""
@@ -80,6 +87,7 @@ FACTOR_ROWS: tuple[FactorRow, ...] = (
                                    "cells that match: finer masks (thin parts, edges) at the same matching cost "
                                    "(1 = one label per cell)")),
     FactorRow("anchor", "", _anchor),
+    FactorRow("islands", "", _islands),
 )
 
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from annotator.core.errors import UsageError
 from annotator.core.engine.candidates import CandidateMemo
 from annotator.core.engine.flow import FlowCue
+from annotator.core.engine.islands import prune_islands
 from annotator.core.io.labels import VOID
 from annotator.core.engine.part_groups import PartGroups, check_part_groups
 from annotator.core.engine.topk_select import RunningTopK
@@ -128,6 +129,12 @@ class PropagationParams:
     ../shared/data/davis2016 (bench/RESULTS.md): +0.005 mean J&F on the original ten, +0.002 on the
     ten added later, with hike +0.083 and hockey +0.070 (drift) against motocross-bumps -0.069 and
     mallard-fly -0.039 (the object no longer looks as it did in the references)."""
+    islands: bool = False
+    """Prune unsupported islands (:mod:`annotator.core.engine.islands`): every detached island of an object's
+    label but its largest is asked of the reference frames alone, and takes their labels where they
+    do not give it that label, before the frame joins the context. Stops a patch of background that
+    took the object's label once from keeping it for the rest of the run. Costs one pass over the
+    references on frames where some label has more than one island."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -683,6 +690,11 @@ def propagate(
         soft = engine(target, context, params, match=match, **extra) if with_match \
             else engine(target, context, params, **extra)
         soft = unpack_labels(soft, detail)
+        if params.islands:
+            def references_alone() -> torch.Tensor:
+                return unpack_labels(engine(target, refs, params, **extra), detail)
+
+            soft = prune_islands(soft, label_ids, references_alone)
         if cue is not None:
             t_flow = time.perf_counter()
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)

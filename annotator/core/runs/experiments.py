@@ -76,6 +76,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "flow": (("flow",), float),
     "label_detail": (("label_detail", "label-detail", "detail"), int),
     "anchor": (("anchor",), _bool),
+    "islands": (("islands",), _bool),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),

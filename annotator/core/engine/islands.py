@@ -1,0 +1,63 @@
+"""Detached islands of an object's label that the reference frames do not support, handed back to them.
+
+Propagated frames join the context with their labels, so a patch of background labelled as the
+object once (the object passed in front of it, a shadow matched it) is matched by the same patch
+in the next frame and keeps its wrong label for the rest of the run: on DAVIS's hike a rock behind
+the hiker's backpack stayed "hiker" for 60 frames. Such a patch is usually a separate island of
+the label, away from the object's main body. :func:`prune_islands` asks the references alone (the
+frames a person labelled) about every island of a label but its largest: where they do not give the
+island that label (mean probability below :data:`ISLAND_SUPPORT`), the island's cells take the
+labels the references give them, in the result and in the context the next frames see.
+
+An island the references recognise (an object split in two by an occluder, a hand apart from the
+body) keeps its label; the largest island of each label is never touched (the object's body, even
+when it changed its look since the references). ``PropagationParams.islands`` turns it on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = ["ISLAND_SUPPORT", "prune_islands"]
+
+ISLAND_SUPPORT = 0.5
+"""An island keeps its label when the references alone give it at least this mean probability."""
+
+
+def prune_islands(soft: torch.Tensor, label_ids: Sequence[int],
+                  reference_soft: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``soft`` (L, h, w) with every unsupported island of each object label replaced by the references' labels.
+
+    ``label_ids[j]`` is the id of channel j (0 = background, never pruned). ``reference_soft()``
+    gives the (L, h, w) labels the reference frames alone give this frame; it is called at most once,
+    and only when some object label has more than one island (8-connected cells of its argmax).
+    Returns ``soft`` itself when nothing changes, a new tensor otherwise.
+    """
+    winner = soft.argmax(0).cpu().numpy()
+    out: torch.Tensor | None = None
+    references: torch.Tensor | None = None
+    for channel, label in enumerate(label_ids):
+        if label == 0:
+            continue
+        count, islands, stats, _ = cv2.connectedComponentsWithStats((winner == channel).astype(np.uint8),
+                                                                    connectivity=8)
+        if count <= 2:  # background and at most one island
+            continue
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        largest = 1 + int(areas.argmax())
+        for island in range(1, count):
+            if island == largest:
+                continue
+            if references is None:
+                references = reference_soft().to(soft.device)
+            cells = torch.from_numpy(islands == island).to(soft.device)
+            if references[channel][cells].float().mean().item() >= ISLAND_SUPPORT:
+                continue
+            if out is None:
+                out = soft.clone()
+            out[:, cells] = references[:, cells].to(out.dtype)
+    return soft if out is None else out

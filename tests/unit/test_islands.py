@@ -1,0 +1,118 @@
+"""Unsupported islands (``PropagationParams.islands``): a detached island of an object's label that the
+references alone do not give that label takes their labels, in the result and in the next frame's context;
+the largest island, islands the references support and background are left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from annotator.core.engine.islands import prune_islands
+from annotator.core.engine.propagation import PropagationParams, propagate
+
+H, W = 8, 16
+
+
+def two_islands(p: float = 0.9) -> torch.Tensor:
+    """(2, H, W) labels: the object (channel 1) over a big block on the left and a small one on the right."""
+    obj = torch.full((H, W), 1 - p)
+    obj[1:7, 1:7] = p  # 36 cells: the largest island
+    obj[2:5, 11:14] = p  # 9 cells, detached
+    return torch.stack([1 - obj, obj])
+
+
+def background_only() -> torch.Tensor:
+    return torch.stack([torch.full((H, W), 0.8), torch.full((H, W), 0.2)])
+
+
+def test_an_island_the_references_call_background_takes_their_labels():
+    soft = two_islands()
+    references = background_only()
+    out = prune_islands(soft, (0, 1), lambda: references)
+    torch.testing.assert_close(out[:, 2:5, 11:14], references[:, 2:5, 11:14])
+    torch.testing.assert_close(out[:, 1:7, 1:7], soft[:, 1:7, 1:7])  # the largest island is kept
+    assert out.argmax(0)[:, 8:].sum() == 0  # no object cell left on the right
+    assert soft[1, 3, 12] == pytest.approx(0.9)  # the input is not changed in place
+
+
+def test_an_island_the_references_recognise_keeps_its_label():
+    soft = two_islands()
+    references = torch.stack([torch.full((H, W), 0.3), torch.full((H, W), 0.7)])  # they say: the object
+    assert prune_islands(soft, (0, 1), lambda: references) is soft
+
+
+def test_the_largest_island_is_never_pruned_and_one_island_asks_nothing():
+    soft = torch.zeros(2, H, W)
+    soft[0] = 1.0
+    soft[:, 1:7, 1:7] = torch.tensor([0.1, 0.9])[:, None, None]
+
+    def no_question() -> torch.Tensor:
+        raise AssertionError("the references were asked about a frame with one island")
+
+    assert prune_islands(soft, (0, 1), no_question) is soft
+
+
+def test_background_islands_and_each_object_on_its_own():
+    # objects 3 and 7 each one island, background in two pieces (a hole in object 3): nothing to prune
+    soft = torch.zeros(3, H, W)
+    soft[0] = 1.0
+    soft[:, 1:7, 1:7] = torch.tensor([0.0, 1.0, 0.0])[:, None, None]
+    soft[:, 3:5, 3:5] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]  # hole: a second background island
+    soft[:, 1:3, 10:15] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]
+    assert prune_islands(soft, (0, 3, 7), lambda: torch.zeros(3, H, W)) is soft
+
+
+def test_islands_are_pruned_before_the_frame_joins_the_context():
+    """Through ``propagate``: an engine whose context frames report an island the references call background."""
+    reference = np.zeros((H * 8, W * 8), np.uint8)
+    reference[8:56, 8:56] = 1
+    seen: list[torch.Tensor] = []
+    asked: set[int] = set()
+    features = {i: torch.full((4, H, W), float(i)) for i in range(3)}
+
+    def engine(target, context, params, **_):
+        index = int(target[0, 0, 0])
+        if index in asked:  # the second call for a frame: the references alone, which say background
+            assert all(frame.reference for frame in context)
+            return background_only()
+        asked.add(index)
+        seen.extend(frame.labels for frame in context if not frame.reference)
+        return two_islands()
+
+    def run(islands: bool) -> list:
+        seen.clear()
+        asked.clear()
+        params = PropagationParams(islands=islands, context=3)
+        return list(propagate(features.__getitem__, {0: reference}, 0, 3, params, engine=engine))
+
+    kept = run(False)
+    assert kept[0].labels[26:30, 98:102].all()  # without pruning the island is in the mask...
+    assert all(bool(labels[1, 2:5, 11:14].gt(0.5).all()) for labels in seen)  # ...and in the context
+
+    pruned = run(True)
+    for result in pruned:
+        assert not result.labels[:, 64:].any()
+        assert result.labels[12:52, 12:52].all()
+        assert result.soft[1, 2:5, 11:14].max() < 0.5
+    assert seen and all(float(labels[1, 2:5, 11:14].max()) < 0.5 for labels in seen)
+
+
+def test_a_real_run_keeps_an_island_that_looks_like_the_reference_object():
+    """The engine's own answer for the references: a second patch with the object's look stays object."""
+    a = torch.zeros(4)
+    a[0] = 1.0
+    b = torch.zeros(4)
+    b[1] = 1.0
+    frame0 = b[:, None, None].repeat(1, H, W)
+    frame0[:, 1:7, 1:7] = a[:, None, None]
+    later = frame0.clone()
+    later[:, 2:5, 11:14] = a[:, None, None]  # a second patch that looks like the object
+
+    reference = np.zeros((H * 8, W * 8), np.uint8)
+    reference[8:56, 8:56] = 1
+    params = PropagationParams(islands=True, precision="float32", radius=2, tile=4)
+    results = list(propagate(lambda i: frame0 if i == 0 else later, {0: reference}, 0, 3, params))
+    for result in results:
+        assert result.labels[26:30, 98:102].all()  # two islands, both kept: the references recognise both
+        assert result.labels[12:52, 12:52].all()
