@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
                              half=False if exact else None, flip=args.flip)
     params = PropagationParams(radius=args.radius, context=args.context, context_stride=args.context_stride,
                                reference_stride=args.reference_stride, label_detail=args.label_detail,
-                               precision="float32" if exact else "auto")
+                               islands=args.islands, precision="float32" if exact else "auto")
     out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
     engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
     with open_video(args.source) as video:
@@ -133,6 +133,8 @@ def main() -> None:
     p.add_argument("--reference-stride", type=int, default=None, help="grid step of whole-frame references")
     p.add_argument("--label-detail", type=int, default=PropagationParams().label_detail, metavar="S",
                    help="sub-cells per feature cell side that carry labels")
+    p.add_argument("--islands", action=argparse.BooleanOptionalAction, default=PropagationParams().islands,
+                   help="prune unsupported islands (PropagationParams.islands)")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "
@@ -157,7 +159,8 @@ def main() -> None:
                              "--radius", str(args.radius), "--flip" if args.flip else "--no-flip",
                              "--context", str(args.context), "--context-stride", str(args.context_stride),
                              "--reference-stride", str(args.reference_stride),
-                             "--label-detail", str(args.label_detail)]
+                             "--label-detail", str(args.label_detail),
+                             "--islands" if args.islands else "--no-islands"]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -175,6 +178,7 @@ def main() -> None:
           f"{torch.get_num_threads() if not args.threads else args.threads} threads, device {args.device}, "
           f"preset {args.preset}: radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
           f"reference stride {args.reference_stride}, label detail {args.label_detail}, "
+          f"islands {'on' if args.islands else 'off'}, "
           f"mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
     on_gpu = any(r.get("gpu_mib") is not None for r in results)

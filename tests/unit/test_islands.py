@@ -8,8 +8,18 @@ import numpy as np
 import pytest
 import torch
 
+from annotator.core.engine.candidates import CandidateMemo
 from annotator.core.engine.islands import prune_islands
-from annotator.core.engine.propagation import PropagationParams, propagate
+from annotator.core.engine.propagation import (
+    ContextFrame,
+    PropagationParams,
+    propagate,
+    propagate_frame,
+    propagate_frame_naive,
+    propagate_frame_torch,
+)
+
+from tests.synthetic import unit_features
 
 H, W = 8, 16
 
@@ -68,23 +78,18 @@ def test_islands_are_pruned_before_the_frame_joins_the_context():
     reference = np.zeros((H * 8, W * 8), np.uint8)
     reference[8:56, 8:56] = 1
     seen: list[torch.Tensor] = []
-    asked: set[int] = set()
-    features = {i: torch.full((4, H, W), float(i)) for i in range(3)}
 
-    def engine(target, context, params, **_):
-        index = int(target[0, 0, 0])
-        if index in asked:  # the second call for a frame: the references alone, which say background
-            assert all(frame.reference for frame in context)
-            return background_only()
-        asked.add(index)
+    def engine(target, context, params, *, references=None, **_):
+        assert (references is not None) == params.islands  # asked for exactly when pruning
+        if references is not None:
+            references.copy_(background_only())  # the references alone: background everywhere
         seen.extend(frame.labels for frame in context if not frame.reference)
         return two_islands()
 
     def run(islands: bool) -> list:
         seen.clear()
-        asked.clear()
         params = PropagationParams(islands=islands, context=3)
-        return list(propagate(features.__getitem__, {0: reference}, 0, 3, params, engine=engine))
+        return list(propagate(lambda i: torch.zeros(4, H, W), {0: reference}, 0, 3, params, engine=engine))
 
     kept = run(False)
     assert kept[0].labels[26:30, 98:102].all()  # without pruning the island is in the mask...
@@ -116,3 +121,24 @@ def test_a_real_run_keeps_an_island_that_looks_like_the_reference_object():
     for result in results:
         assert result.labels[26:30, 98:102].all()  # two islands, both kept: the references recognise both
         assert result.labels[12:52, 12:52].all()
+
+
+@pytest.mark.parametrize("engine, memo", [(propagate_frame, False), (propagate_frame, True),
+                                          (propagate_frame_torch, False), (propagate_frame_naive, False)],
+                         ids=["compiled-topk", "compiled-topk-memo", "torch-topk", "naive"])
+def test_what_the_engines_say_for_the_references_is_a_run_over_the_references_alone(engine, memo):
+    h, w = 9, 11
+    feats = unit_features(4, 16, h, w, seed=4)
+    gen = torch.Generator().manual_seed(9)
+    labels = torch.softmax(torch.randn(4, 3, h, w, generator=gen) * 3, dim=1)
+    is_reference = [True, True, False, False]
+    context = [ContextFrame(i, feats[i], labels[i], local=not is_reference[i] or i == 1, reference=is_reference[i])
+               for i in range(4)]
+    target = unit_features(1, 16, h, w, seed=7)[0]
+    params = PropagationParams(radius=3.0, tile=4, topk=6, temperature=0.07, precision="float32")
+    extra = {"memo": CandidateMemo(100), "target_index": 5} if memo else {}
+    alone = torch.full((3, h, w), float("nan"))
+    out = engine(target, context, params, references=alone, **extra)
+    torch.testing.assert_close(alone, propagate_frame_naive(target, context[:2], params), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out, propagate_frame_naive(target, context, params), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(alone, out, atol=1e-3)  # the recent frames do change the answer

@@ -133,8 +133,8 @@ class PropagationParams:
     """Prune unsupported islands (:mod:`annotator.core.engine.islands`): every detached island of an object's
     label but its largest is asked of the reference frames alone, and takes their labels where they
     do not give it that label, before the frame joins the context. Stops a patch of background that
-    took the object's label once from keeping it for the rest of the run. Costs one pass over the
-    references on frames where some label has more than one island."""
+    took the object's label once from keeping it for the rest of the run. The references' answer is
+    their own top-k, which the engine's selection holds anyway (no extra matmul)."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -294,6 +294,14 @@ def _anchored(values: torch.Tensor, labels: torch.Tensor, ref_values: torch.Tens
     return share * own + (1 - share) * mixed
 
 
+def _references_alone(ref_values: torch.Tensor, ref_labels: torch.Tensor, temperature: float,
+                      out: torch.Tensor) -> None:
+    """Write the labels of the references' own top-k (values (P, k), labels (P, k, L), raster order) into
+    ``out`` (L, h, w); a cell without a reference candidate gets zeros."""
+    own = _weighted_labels(ref_values, ref_labels, temperature).nan_to_num(0.0)  # (P, L)
+    out.copy_(own.T.reshape(out.shape))
+
+
 def _anchoring(context: Sequence[ContextFrame], params: PropagationParams) -> bool:
     """Whether this context's labels are anchored: asked for, and both references and propagated frames in it."""
     return params.anchor and any(f.reference for f in context) and not all(f.reference for f in context)
@@ -435,7 +443,7 @@ def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams,
                     match: torch.Tensor | None = None, *, memo: CandidateMemo | None = None,
-                    target_index: int | None = None) -> torch.Tensor:
+                    target_index: int | None = None, references: torch.Tensor | None = None) -> torch.Tensor:
     """Soft labels (L, h, w) of a target feature map (C, h, w) from its context (local-window engine).
 
     On a CPU the k largest affinities are chosen by a compiled running selection
@@ -446,9 +454,12 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
     looked up there, or computed and kept, then the frames' top-k are merged
     (:mod:`annotator.core.engine.candidates`). The k chosen are the same except where values tie
     at the k-th place (which of the tied cells is kept may differ).
+
+    ``references`` (L, h, w), when given, receives the labels the context's reference frames alone give
+    (their own top-k, softmaxed): what ``PropagationParams.islands`` asks them, at no extra matmul.
     """
     if target.device.type != "cpu":
-        return propagate_frame_torch(target, context, params)
+        return propagate_frame_torch(target, context, params, match, references=references)
     if not context:
         raise UsageError("propagation needs at least one context frame")
     channels, h, w = target.shape
@@ -475,13 +486,14 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
                              skip_radius=skip)
 
     anchor = _anchoring(context, params)
+    own = anchor or references is not None  # the references' own top-k is needed
     ref_values = ref_where = None
     if memo is None:
         best = RunningTopK(h * w, params.topk)
-        refs = _reference_slots(context) if anchor else []
+        refs = _reference_slots(context) if own else []
         for slot in refs:
             offer(best, context[slot], slot * h * w)
-        if anchor:  # the references' own top-k: what the selection holds after them alone
+        if own:  # the references' own top-k: what the selection holds after them alone
             ref_values, ref_where = (t.clone() for t in best.result())
         for slot in range(len(context)):
             if slot not in refs:
@@ -503,7 +515,7 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
             # copies: a later put of this loop may reuse the memo's slot behind a view
             parts_values.append(found[0].clone())
             parts_where.append((found[1].long() + slot * h * w)[..., None])
-        if anchor:
+        if own:
             refs = _reference_slots(context)
             ref_values, ref_where = _select_topk([parts_values[i] for i in refs], [parts_where[i] for i in refs],
                                                  params.topk)
@@ -512,6 +524,8 @@ def propagate_frame(target: torch.Tensor, context: Sequence[ContextFrame], param
         where = where[..., 0]
     _match_strength(values, params.temperature, (h, w), match)
     labels = torch.cat([f.labels.reshape(f.labels.shape[0], -1).T for f in context]).float()  # (N*h*w, L)
+    if references is not None:
+        _references_alone(ref_values, labels[ref_where], params.temperature, references)
     if anchor:
         out = _anchored(values, labels[where], ref_values, labels[ref_where], params.temperature)
     else:
@@ -525,7 +539,7 @@ affinities that stay in cache for the selection, where the whole (h*w)^2 block w
 
 
 def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams,
-                          match: torch.Tensor | None = None) -> torch.Tensor:
+                          match: torch.Tensor | None = None, *, references: torch.Tensor | None = None) -> torch.Tensor:
     """The local-window engine with torch's top-k: masked window affinities, top-k per context frame, merged.
 
     What :func:`propagate_frame` runs on GPUs, where a batched ``topk`` is fast.
@@ -550,9 +564,12 @@ def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame],
         values.append(frame_values)
         labels.append(frame_labels)
     anchor = _anchoring(context, params)
-    if anchor:
+    if anchor or references is not None:
         refs = _reference_slots(context)
         ref_values, ref_labels = _select_topk([values[i] for i in refs], [labels[i] for i in refs], params.topk)
+        if references is not None:  # back from tile order to raster order first
+            _references_alone(layout.to_raster(ref_values), layout.to_raster(ref_labels), params.temperature,
+                              references)
     values, labels = _select_topk(values, labels, params.topk)
     if match is not None:
         _match_strength(layout.to_raster(values), params.temperature, (h, w), match)
@@ -564,7 +581,7 @@ def propagate_frame_torch(target: torch.Tensor, context: Sequence[ContextFrame],
 
 
 def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame], params: PropagationParams,
-                          match: torch.Tensor | None = None) -> torch.Tensor:
+                          match: torch.Tensor | None = None, *, references: torch.Tensor | None = None) -> torch.Tensor:
     """Reference implementation: the full (h*w, N*h*w) affinity, masked, top-k, softmax."""
     channels, h, w = target.shape
     feats = torch.cat([f.features.reshape(channels, -1) for f in context], dim=1)  # (C, N*h*w)
@@ -577,9 +594,13 @@ def propagate_frame_naive(target: torch.Tensor, context: Sequence[ContextFrame],
     affinity = affinity.masked_fill(~allowed, float("-inf"))
     values, idx = affinity.topk(min(params.topk, affinity.shape[1]), dim=1)
     _match_strength(values, params.temperature, (h, w), match)
-    if _anchoring(context, params):
+    anchor = _anchoring(context, params)
+    if anchor or references is not None:
         of_refs = torch.cat([torch.full((h * w,), f.reference, device=affinity.device) for f in context])
         ref_values, ref_idx = affinity.masked_fill(~of_refs, float("-inf")).topk(values.shape[1], dim=1)
+        if references is not None:
+            _references_alone(ref_values, labels[ref_idx].to(target.dtype), params.temperature, references)
+    if anchor:
         out = _anchored(values, labels[idx].to(target.dtype), ref_values, labels[ref_idx].to(target.dtype),
                         params.temperature)
     else:
@@ -640,6 +661,8 @@ def propagate(
     strength (``FrameResult.match``; the engine must take ``match=``). ``memo``: the engine looks up
     and keeps each (target, context frame) pair's candidates there (it must take ``memo=`` and
     ``target_index=``; :func:`propagate_frame` does): a run over frames compared before costs little.
+    With ``params.islands`` the engine must take ``references=`` (an (L, h, w) tensor it fills with the
+    labels the references alone give; the three engines here do).
     """
     params.validate()
     if params.upsample == "guided" and frames is None:
@@ -687,14 +710,16 @@ def propagate(
         match = torch.empty(target.shape[1:], dtype=torch.float32, device=target.device) if with_match else None
         context = [*refs, *spaced]
         extra = {} if memo is None else {"memo": memo, "target_index": index}
+        alone = None
+        if params.islands:  # the engine also writes what the references alone give, for prune_islands
+            alone = torch.empty((len(label_ids) * detail * detail, *target.shape[1:]), dtype=torch.float32,
+                                device=target.device)
+            extra["references"] = alone
         soft = engine(target, context, params, match=match, **extra) if with_match \
             else engine(target, context, params, **extra)
         soft = unpack_labels(soft, detail)
-        if params.islands:
-            def references_alone() -> torch.Tensor:
-                return unpack_labels(engine(target, refs, params, **extra), detail)
-
-            soft = prune_islands(soft, label_ids, references_alone)
+        if alone is not None:
+            soft = prune_islands(soft, label_ids, lambda: unpack_labels(alone, detail))
         if cue is not None:
             t_flow = time.perf_counter()
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)
