@@ -26,7 +26,7 @@ except which of values tied at the k-th place is kept); goals run one after the 
 goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
-``--span-references`` and ``--label-detail``). ``--preset`` runs the tool at another of its
+``--span-references``, ``--label-detail`` and ``--islands``). ``--preset`` runs the tool at another of its
 speed/quality presets; ``--label-detail`` with labels carried at sub-cells.
 
     python bench/bench_effort.py ../shared/data/davis2016 --goal 0.8 0.85 0.9 --feature-cache /tmp/featcache \\
@@ -40,6 +40,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,15 +164,17 @@ STRATEGIES = {
 }
 
 
-def _load_rows(path: Path | None, span_references: str, preset_name: str, label_detail: int) -> list[dict]:
-    """Rows a previous run of this bench left in ``path`` for the same span references, preset and
-    label detail (rows written before presets or label detail were recorded ran the default preset
-    with one label per cell)."""
+def _load_rows(path: Path | None, span_references: str, preset_name: str, label_detail: int,
+               islands: bool) -> list[dict]:
+    """Rows a previous run of this bench left in ``path`` for the same span references, preset, label
+    detail and island pruning (rows written before presets, label detail or islands were recorded ran
+    the then default preset with one label per cell and no pruning)."""
     if path is None or not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["span_references"] == span_references
-            and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail]
+            and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail
+            and r.get("islands", False) == islands]
 
 
 def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
@@ -206,8 +209,11 @@ def main() -> None:
     p.add_argument("--span-references", choices=SPAN_REFERENCES, default=PropagationParams().span_references)
     p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
                    help="the speed/quality preset of the tool (default: the app's default)")
-    p.add_argument("--label-detail", type=int, default=PropagationParams().label_detail, metavar="S",
-                   help="sub-cells per feature cell side that carry labels (PropagationParams.label_detail)")
+    p.add_argument("--label-detail", type=int, default=None, metavar="S",
+                   help="sub-cells per feature cell side that carry labels (PropagationParams.label_detail, "
+                        "the app's default unless given)")
+    p.add_argument("--islands", action=argparse.BooleanOptionalAction, default=None,
+                   help="prune unsupported islands (PropagationParams.islands; default: the app's)")
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
@@ -223,10 +229,14 @@ def main() -> None:
         names = [n for n in names if n in args.sequences]
     chosen = preset(args.preset)
     backbone = load_backbone("lite0", device="cpu", threads=args.threads, flip=chosen.flip)
-    params = chosen.apply(PropagationParams(span_references=args.span_references, label_detail=args.label_detail))
+    params = chosen.apply(PropagationParams(span_references=args.span_references))
+    if args.label_detail is not None:
+        params = replace(params, label_detail=args.label_detail)
+    if args.islands is not None:
+        params = replace(params, islands=args.islands)
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {args.short_side}, {params}",
           flush=True)
-    rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail)
+    rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail, params.islands)
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
     # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
@@ -253,7 +263,7 @@ def main() -> None:
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
-                           "preset": chosen.name, "label_detail": params.label_detail}
+                           "preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:
