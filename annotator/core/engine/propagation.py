@@ -287,19 +287,23 @@ def _anchored(values: torch.Tensor, labels: torch.Tensor, ref_values: torch.Tens
     a half share when the references match the cell as well as anything in the context, falling
     towards none as the recent frames match better."""
     mixed = _weighted_labels(values, labels, temperature)
-    own = _weighted_labels(ref_values, ref_labels, temperature).nan_to_num(0.0)  # no candidate: a = 0 below
+    own = _reference_labels(ref_values, ref_labels, temperature)  # no candidate: a = 0 below
     m_all = torch.logsumexp(values.float() / temperature, dim=1)
     m_ref = torch.logsumexp(ref_values.float() / temperature, dim=1)
     share = torch.sigmoid(m_ref - m_all)[:, None]
     return share * own + (1 - share) * mixed
 
 
+def _reference_labels(ref_values: torch.Tensor, ref_labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Labels (P, L) of the references' own top-k (values (P, k), labels (P, k, L)); zeros for a cell
+    without a reference candidate (its softmax over -inf alone is NaN)."""
+    return _weighted_labels(ref_values, ref_labels, temperature).nan_to_num(0.0)
+
+
 def _references_alone(ref_values: torch.Tensor, ref_labels: torch.Tensor, temperature: float,
                       out: torch.Tensor) -> None:
-    """Write the labels of the references' own top-k (values (P, k), labels (P, k, L), raster order) into
-    ``out`` (L, h, w); a cell without a reference candidate gets zeros."""
-    own = _weighted_labels(ref_values, ref_labels, temperature).nan_to_num(0.0)  # (P, L)
-    out.copy_(own.T.reshape(out.shape))
+    """Write :func:`_reference_labels` (raster order) into ``out`` (L, h, w)."""
+    out.copy_(_reference_labels(ref_values, ref_labels, temperature).T.reshape(out.shape))
 
 
 def _anchoring(context: Sequence[ContextFrame], params: PropagationParams) -> bool:
