@@ -40,8 +40,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     (propagate, eval), so part groups apply (keypoints read heat-map peaks instead)."""
     g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
     g.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
-                   help="speed/quality trade-off that sets mirror features, radius, m, the context stride and the "
-                        "reference stride "
+                   help="speed/quality trade-off that sets mirror features, radius, m, the context stride, the "
+                        "reference stride, the label detail and island pruning "
                         "(an option given explicitly wins): "
                         + "; ".join(f"{p.name}: {p.measured}" for p in PRESETS.values())
                         + " (default %(default)s)")
@@ -70,20 +70,21 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="dtype of the affinity matmuls; bfloat16 is faster on CPUs with AVX512-BF16 (default %(default)s)")
     g.add_argument("--context-labels", choices=("soft", "hard"), default=_DEFAULTS.context_labels,
                    help="labels propagated frames bring to the context (default %(default)s)")
-    g.add_argument("--label-detail", type=int, default=_DEFAULTS.label_detail, metavar="S",
+    g.add_argument("--label-detail", type=int, default=None, metavar="S",
                    help="labels carried as S x S sub-cells per feature cell and moved with the cells that "
                         "match (patch label transfer): masks keep thin parts and boundaries finer than the "
-                        f"stride-8 grid, at the same affinity cost; 1 = one label per cell (default %(default)s)")
+                        "stride-8 grid, at the same affinity cost; 1 = one label per cell "
+                        f"(default {_DEFAULTS.label_detail}, or the preset's)")
     g.add_argument("--anchor", action=argparse.BooleanOptionalAction, default=_DEFAULTS.anchor,
                    help="mix into each frame the labels the reference frames alone give, with the share "
                         "sigmoid(m_ref - m_all) of how well they match against the whole context: stops "
                         "errors the recent frames hand on from growing (DAVIS: hike 0.807 -> 0.890, hockey +0.070, "
                         "but motocross-bumps -0.069; default: off)")
-    g.add_argument("--islands", action=argparse.BooleanOptionalAction, default=_DEFAULTS.islands,
+    g.add_argument("--islands", action=argparse.BooleanOptionalAction, default=None,
                    help="prune unsupported islands: every detached island of an object's label but its largest "
                         "takes the labels the reference frames alone give it, unless they give it that label "
                         "too; stops a patch of background that took the label once from keeping it (default: "
-                        + ("on" if _DEFAULTS.islands else "off") + ")")
+                        + ("on" if _DEFAULTS.islands else "off") + ", or the preset's)")
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")
@@ -575,8 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Propagates the bundled sample clip (40 frames of 640x360, drawn procedurally "
                                    "with its true masks) from its first mask, writes the masks and prints J, F, J&F "
                                    "and frames/s: a check that the install works, no data needed. The propagation and "
-                                   "backbone options are eval's; the clip is propagated at its own size (--short-side 0): about 45 s of CPU "
-                                   "time, 25 s on 2 idle cores.")
+                                   "backbone options are eval's; the clip is propagated at its own size (--short-side 0): 25-35 s on 2 idle "
+                                   "cores.")
     p.add_argument("--out", default=None,
                    help="folder for the NNNNN.png masks (default: a new folder under the temp dir, printed at the end)")
     p.add_argument("--overwrite", action="store_true", help="replace masks already in --out")

@@ -131,10 +131,10 @@ def main() -> None:
     p.add_argument("--context", "-m", type=int, default=None, help="m, recent frames in the context")
     p.add_argument("--context-stride", type=int, default=None, help="spacing of the recent frames")
     p.add_argument("--reference-stride", type=int, default=None, help="grid step of whole-frame references")
-    p.add_argument("--label-detail", type=int, default=PropagationParams().label_detail, metavar="S",
-                   help="sub-cells per feature cell side that carry labels")
-    p.add_argument("--islands", action=argparse.BooleanOptionalAction, default=PropagationParams().islands,
-                   help="prune unsupported islands (PropagationParams.islands)")
+    p.add_argument("--label-detail", type=int, default=None, metavar="S",
+                   help="sub-cells per feature cell side that carry labels (default: the preset's)")
+    p.add_argument("--islands", action=argparse.BooleanOptionalAction, default=None,
+                   help="prune unsupported islands (PropagationParams.islands; default: the preset's)")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "

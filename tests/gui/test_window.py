@@ -223,9 +223,10 @@ def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, 
     assert (dialog.flip.isChecked(), dialog.fields.radius.value(), dialog.fields.context.value(), dialog.fields.context_stride.value(),
             dialog.fields.reference_stride.value()) == (fast.flip, fast.radius, fast.context, fast.context_stride,
                                                  fast.reference_stride)
+    assert (dialog.fields.label_detail.value(), dialog.fields.islands.isChecked()) == (1, False)
     s = dialog.settings()
-    assert (s.flip, s.params.radius, s.params.context, s.params.context_stride, s.params.reference_stride) \
-        == (False, 12.0, 10, 2, 2)
+    assert (s.flip, s.params.radius, s.params.context, s.params.context_stride, s.params.reference_stride,
+            s.params.label_detail, s.params.islands) == (False, 12.0, 10, 2, 2, 1, False)
     save_settings(qsettings, s)
     assert load_settings(qsettings) == s  # the stride persists too
     dialog.fields.context.setValue(fast.context + 1)  # an edit that leaves every preset

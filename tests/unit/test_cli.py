@@ -206,9 +206,18 @@ def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_
     fast_report, mixed_report = json.loads(fast.read_text()), json.loads(mixed.read_text())
     fast_params = fast_report["params"]
     assert (fast_params["radius"], fast_params["context"], fast_params["context_stride"],
-            fast_params["reference_stride"]) == (12.0, 10, 2, 2)
+            fast_params["reference_stride"], fast_params["label_detail"], fast_params["islands"]) \
+        == (12.0, 10, 2, 2, 1, False)  # one label per cell, as fast was measured, not the default's 8
     assert "+flip" not in fast_report["backbone"]
     assert mixed_report["params"]["radius"] == 5.0 and mixed_report["params"]["context"] == 10
+    quality, explicit = tmp_path / "quality.json", tmp_path / "explicit.json"
+    assert main(["eval", str(davis_root), "--json", str(quality), *FAST]) == 0
+    assert main(["eval", str(davis_root), "--preset", "fast", "--label-detail", "4", "--islands",
+                 "--json", str(explicit), *FAST]) == 0
+    quality_params = json.loads(quality.read_text())["params"]
+    assert (quality_params["label_detail"], quality_params["islands"]) == (8, True)
+    explicit_params = json.loads(explicit.read_text())["params"]
+    assert (explicit_params["label_detail"], explicit_params["islands"], explicit_params["radius"]) == (4, True, 12.0)
     assert "+flip" in mixed_report["backbone"]
 
 

@@ -73,6 +73,52 @@ def test_background_islands_and_each_object_on_its_own():
     assert prune_islands(soft, (0, 3, 7), lambda: torch.zeros(3, H, W)) is soft
 
 
+def _islands_of(mask: np.ndarray) -> list[np.ndarray]:
+    """The 8-connected islands of ``mask``, each a bool mask (a plain flood fill, independent of OpenCV)."""
+    seen = np.zeros_like(mask, bool)
+    found = []
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        island = np.zeros_like(mask, bool)
+        stack = [start]
+        seen[start] = True
+        while stack:
+            y, x = stack.pop()
+            island[y, x] = True
+            for ny in range(max(y - 1, 0), min(y + 2, mask.shape[0])):
+                for nx in range(max(x - 1, 0), min(x + 2, mask.shape[1])):
+                    if mask[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        stack.append((ny, nx))
+        found.append(island)
+    return found
+
+
+def test_many_islands_each_judged_by_its_own_mean():
+    """Random labels with dozens of islands per object: each island but the largest is kept or replaced by
+    its own mean reference probability (all islands are judged at once in prune_islands; one by one here)."""
+    rng = np.random.default_rng(3)
+    soft = torch.softmax(torch.from_numpy(rng.normal(0, 2, (3, 40, 56))).float(), 0)
+    references = torch.softmax(torch.from_numpy(rng.normal(0, 1, (3, 40, 56))).float(), 0)
+    out = prune_islands(soft, (0, 4, 9), lambda: references)
+    winner = soft.argmax(0).numpy()
+    pruned_count = kept_count = 0
+    for channel in (1, 2):
+        islands = _islands_of(winner == channel)
+        assert len(islands) > 10
+        largest = max(range(len(islands)), key=lambda i: islands[i].sum())
+        for i, island in enumerate(islands):
+            cells = torch.from_numpy(island)
+            pruned = i != largest and float(references[channel][cells].mean()) < 0.5
+            torch.testing.assert_close(out[:, cells], (references if pruned else soft)[:, cells])
+            pruned_count += pruned
+            kept_count += not pruned
+    assert pruned_count > 5 and kept_count > 5  # both ways were exercised
+    background = torch.from_numpy(winner == 0)
+    torch.testing.assert_close(out[:, background], soft[:, background])
+
+
 def test_islands_are_pruned_before_the_frame_joins_the_context():
     """Through ``propagate``: an engine whose context frames report an island the references call background."""
     reference = np.zeros((H * 8, W * 8), np.uint8)
@@ -88,7 +134,7 @@ def test_islands_are_pruned_before_the_frame_joins_the_context():
 
     def run(islands: bool) -> list:
         seen.clear()
-        params = PropagationParams(islands=islands, context=3)
+        params = PropagationParams(islands=islands, context=3, label_detail=1)  # the fake engine answers per cell
         return list(propagate(lambda i: torch.zeros(4, H, W), {0: reference}, 0, 3, params, engine=engine))
 
     kept = run(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -106,7 +107,10 @@ def test_many_part_labels_on_one_object_are_propagated(lite0, clip):
     ids = sorted(int(i) for i in np.unique(parts[0]) if i)
     assert len(ids) == 50  # 25 parts per object
     store = FeatureStore(ArrayVideo(np.stack(frames)), lite0, short_side=None)
-    results = {r.index: r for r in propagate(store, {0: parts[0]}, 0, len(frames), PropagationParams())}
+    # one label per cell (the balanced and fast presets): where part groups matter; at the default label
+    # detail 8 each part keeps its own sub-cells and the plain union is already 0.93 / 0.92 (measured)
+    one_per_cell = PropagationParams(label_detail=1, islands=False)
+    results = {r.index: r for r in propagate(store, {0: parts[0]}, 0, len(frames), one_per_cell)}
     last = results[7].labels
     assert results[7].soft.shape[0] == 51  # background + every part, nothing merged or dropped
     ious = [jaccard(last == i, parts[7] == i) for i in ids]
@@ -122,7 +126,7 @@ def test_many_part_labels_on_one_object_are_propagated(lite0, clip):
 
     # parts grouped by object: the object wins first, then its most probable part
     groups = (tuple(ids[:25]), tuple(ids[25:]))
-    grouped = list(propagate(store, {0: parts[0]}, 0, len(frames), PropagationParams(part_groups=groups)))[-1]
+    grouped = list(propagate(store, {0: parts[0]}, 0, len(frames), replace(one_per_cell, part_groups=groups)))[-1]
     assert torch.equal(grouped.soft, results[7].soft)  # only the decision changes, not the soft labels
     plain_union = [jaccard(np.isin(last, g), truth[7] == obj) for obj, g in ((1, groups[0]), (2, groups[1]))]
     grouped_union = [jaccard(np.isin(grouped.labels, g), truth[7] == obj) for obj, g in ((1, groups[0]), (2, groups[1]))]

@@ -122,12 +122,14 @@ def square_mask(h: int, w: int, x0: int, obj: int = 1) -> np.ndarray:
 def test_run_forward_tracks_moving_content_and_stops_at_next_reference():
     feats = FakeFeatures(10)
     refs = {0: square_mask(64, 96, 8), 6: square_mask(64, 96, 56)}
-    results = list(propagate(feats, refs, 0, 10, PropagationParams(context=3, radius=3)))
+    params = PropagationParams(context=3, radius=3)
+    results = list(propagate(feats, refs, 0, 10, params))
     assert [r.index for r in results] == [1, 2, 3, 4, 5]
+    detail = params.label_detail  # soft labels are on the grid of sub-cells
     for r in results:
         assert r.labels.shape == (64, 96) and r.labels.dtype == np.uint8
         assert r.label_ids == (0, 1)
-        assert r.soft.shape == (2, 8, 12)
+        assert r.soft.shape == (2, 8 * detail, 12 * detail)
         # the content moves one feature cell (8 px) to the right per frame
         expected = square_mask(64, 96, 8 + 8 * r.index)
         # judged where the content was already visible in frame 0 (new content enters on the left)
@@ -151,9 +153,9 @@ def context_spy():
     """An engine that records the frame indices of each context it is given, and the list it fills."""
     seen: list[list[int]] = []
 
-    def spy(target, context, params):
+    def spy(target, context, params, **options):  # options: what propagate asks besides (references=...)
         seen.append([f.index for f in context])
-        return propagate_frame(target, context, params)
+        return propagate_frame(target, context, params, **options)
 
     return spy, seen
 

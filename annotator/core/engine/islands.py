@@ -37,9 +37,9 @@ def prune_islands(soft: torch.Tensor, label_ids: Sequence[int],
     and only when some object label has more than one island (8-connected cells of its argmax).
     Returns ``soft`` itself when nothing changes, a new tensor otherwise.
     """
-    winner = soft.argmax(0).cpu().numpy()
-    out: torch.Tensor | None = None
+    winner = soft.max(dim=0).indices.cpu().numpy()  # not argmax(0): 10x slower on a CPU (see soft_to_labels)
     references: torch.Tensor | None = None
+    pruned: np.ndarray | None = None  # (h, w) bool: the cells of every unsupported island
     for channel, label in enumerate(label_ids):
         if label == 0:
             continue
@@ -47,17 +47,22 @@ def prune_islands(soft: torch.Tensor, label_ids: Sequence[int],
                                                                     connectivity=8)
         if count <= 2:  # background and at most one island
             continue
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        largest = 1 + int(areas.argmax())
-        for island in range(1, count):
-            if island == largest:
-                continue
-            if references is None:
-                references = reference_soft().to(soft.device)
-            cells = torch.from_numpy(islands == island).to(soft.device)
-            if references[channel][cells].float().mean().item() >= ISLAND_SUPPORT:
-                continue
-            if out is None:
-                out = soft.clone()
-            out[:, cells] = references[:, cells].to(out.dtype)
-    return soft if out is None else out
+        if references is None:
+            references = reference_soft().to(soft.device)
+        # every island's mean reference probability at once: at label detail 8 a frame can hold dozens
+        # of islands of a few sub-cells, and one masked mean per island cost more than the engine's step
+        areas = stats[:, cv2.CC_STAT_AREA]
+        support = np.bincount(islands.ravel(), weights=references[channel].float().cpu().numpy().ravel(),
+                              minlength=count) / areas
+        unsupported = support < ISLAND_SUPPORT
+        unsupported[0] = False  # not this label
+        unsupported[1 + int(areas[1:].argmax())] = False  # the largest island: the object's body
+        if unsupported.any():
+            cells = unsupported[islands]
+            pruned = cells if pruned is None else pruned | cells
+    if pruned is None or references is None:
+        return soft
+    out = soft.clone()
+    cells = torch.from_numpy(pruned).to(soft.device)
+    out[:, cells] = references[:, cells].to(out.dtype)
+    return out

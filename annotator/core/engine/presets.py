@@ -1,11 +1,13 @@
 """Named trade-offs between propagation quality and speed, each measured (bench/RESULTS.md).
 
 A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius,
-the length and spacing of the local context and the grid step of whole-frame references.
+the length and spacing of the local context, the grid step of whole-frame references, and the
+labels' sub-cells with island pruning (``label_detail``, ``islands``: 15-25% more propagation time).
 Everything else stays as the caller has it.
-Figures: mean J&F on ../shared/data/davis2016 (lite0, 480p) and frames/s end to end on 2 CPU cores
-as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P --engines ahead`` on boat,
-60 frames, bfloat16, feature read-ahead).
+Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, 480p, first-frame
+protocol) and frames/s end to end as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P
+--engines ahead`` on boat, 60 frames, feature read-ahead) on 2 cores of an AMD EPYC without AVX512-BF16
+(float32); a CPU with AVX512-BF16 ran the S = 1 presets about 3x faster (README).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ class Preset:
     context: int
     context_stride: int
     measured: str
-    reference_stride: int = 1
     """One line: mean J&F on davis2016 and frames/s end to end on 2 CPU cores."""
+    reference_stride: int = 1
+    label_detail: int = 1
+    islands: bool = False
 
     def apply(self, params: PropagationParams) -> PropagationParams:
         """``params`` with this preset's radius, context and strides."""
@@ -40,7 +44,7 @@ class Preset:
         return flip == self.flip and all(getattr(params, name) == getattr(self, name) for name in PARAM_FIELDS)
 
 
-PARAM_FIELDS = ("radius", "context", "context_stride", "reference_stride")
+PARAM_FIELDS = ("radius", "context", "context_stride", "reference_stride", "label_detail", "islands")
 """The ``PropagationParams`` fields a preset sets (besides the backbone's ``flip``)."""
 OPTION_NAMES = ("flip", *PARAM_FIELDS)
 """Command-line destinations a preset fills when they are not given."""
@@ -58,9 +62,11 @@ _DEFAULTS = PropagationParams()
 
 PRESETS: dict[str, Preset] = {
     "quality": Preset("quality", DEFAULT_FLIP, _DEFAULTS.radius, _DEFAULTS.context, _DEFAULTS.context_stride,
-                      "J&F 0.802, 2.7 frames/s on 2 CPU cores (the defaults)"),
-    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 4.1-4.5 frames/s on 2 CPU cores"),
-    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.775, 6.0 frames/s on 2 CPU cores", reference_stride=2),
+                      "J&F 0.822, 0.84 frames/s on 2 CPU cores (the defaults)",
+                      reference_stride=_DEFAULTS.reference_stride, label_detail=_DEFAULTS.label_detail,
+                      islands=_DEFAULTS.islands),
+    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 1.41 frames/s on 2 CPU cores"),
+    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.775, 2.13 frames/s on 2 CPU cores", reference_stride=2),
 }
 DEFAULT_PRESET = "quality"
 

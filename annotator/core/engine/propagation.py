@@ -110,15 +110,17 @@ class PropagationParams:
     later 0.864 / 0.864 / 0.847), and the only rule with no sequence below forward only (``behind``
     gave the backward runs the later keyframes and lost drift-turn, 0.918 -> 0.884; ``ends`` lost
     bmx-bumps, 0.775 -> 0.618, where the earlier keyframes carry the result)."""
-    label_detail: int = 1
+    label_detail: int = 8
     """S: each feature cell carries its labels as an S x S block of sub-cells, and a target cell takes
     the blocks of the context cells it matches (patch label transfer), so a propagated mask keeps
     detail finer than the stride-8 grid (thin parts, boundaries); 1 = one label per cell (CRW,
     DINO). The affinities, the engine's cost, do not change; the labels' channels grow S*S-fold.
-    Results' soft labels are on the grid of sub-cells (S times the feature grid). Not a default by
-    measurement on ../shared/data/davis2016 (bench/RESULTS.md): S = 8 gave +0.022 mean J&F on the
-    original ten (kite-walk +0.082, boat +0.048) but -0.006 on the ten added later (hike -0.056): a
-    wrong match copies a crisp wrong block where one label per cell blurs it away."""
+    Results' soft labels are on the grid of sub-cells (S times the feature grid). 8 with ``islands``
+    by measurement on ../shared/data/davis2016 (bench/RESULTS.md): against S = 1 without islands,
+    first frame +0.020 mean J&F on the original ten and +0.003 on the ten added later, keyframes every
+    20 frames +0.034 and +0.014 (kite-walk +0.118, boat +0.062). Alone, S = 8 lost on the ten added
+    later (hike -0.056: a wrong match copies a crisp wrong block, which ``islands`` prunes). With
+    ``islands`` it costs 15-25% more propagation time; the ``balanced`` and ``fast`` presets keep S = 1."""
     anchor: bool = False
     """Anchor each frame to the references: the labels the reference frames alone give (their own top-k)
     are mixed into the whole context's with the share sigmoid(m_ref - m_all), m the log-sum-exp of a
@@ -129,12 +131,13 @@ class PropagationParams:
     ../shared/data/davis2016 (bench/RESULTS.md): +0.005 mean J&F on the original ten, +0.002 on the
     ten added later, with hike +0.083 and hockey +0.070 (drift) against motocross-bumps -0.069 and
     mallard-fly -0.039 (the object no longer looks as it did in the references)."""
-    islands: bool = False
+    islands: bool = True
     """Prune unsupported islands (:mod:`annotator.core.engine.islands`): every detached island of an object's
     label but its largest is asked of the reference frames alone, and takes their labels where they
     do not give it that label, before the frame joins the context. Stops a patch of background that
-    took the object's label once from keeping it for the rest of the run. The references' answer is
-    their own top-k, which the engine's selection holds anyway (no extra matmul)."""
+    took the object's label once from keeping it for the rest of the run (DAVIS hike 0.807 -> 0.866).
+    The references' answer is their own top-k, which the engine's selection holds anyway (no extra
+    matmul). On by default with ``label_detail`` 8, whose crisp wrong blocks it removes."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
