@@ -2,7 +2,7 @@
 
 A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius,
 the length and spacing of the local context, the grid step of whole-frame references, and the
-labels' sub-cells with island pruning (``label_detail``, ``islands``: 15-25% more propagation time).
+labels' sub-cells with island pruning (``label_detail``, ``islands``: 7% more propagation time, measured).
 Everything else stays as the caller has it.
 Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, 480p, first-frame
 protocol) and frames/s end to end as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P
@@ -36,7 +36,7 @@ class Preset:
     islands: bool = False
 
     def apply(self, params: PropagationParams) -> PropagationParams:
-        """``params`` with this preset's radius, context and strides."""
+        """``params`` with this preset's radius, context, strides, label detail and island pruning."""
         return replace(params, **{name: getattr(self, name) for name in PARAM_FIELDS})
 
     def matches(self, params: PropagationParams, flip: bool) -> bool:

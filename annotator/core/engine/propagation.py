@@ -120,7 +120,7 @@ class PropagationParams:
     first frame +0.020 mean J&F on the original ten and +0.003 on the ten added later, keyframes every
     20 frames +0.034 and +0.014 (kite-walk +0.118, boat +0.062). Alone, S = 8 lost on the ten added
     later (hike -0.056: a wrong match copies a crisp wrong block, which ``islands`` prunes). With
-    ``islands`` it costs 15-25% more propagation time; the ``balanced`` and ``fast`` presets keep S = 1."""
+    ``islands`` it cost 7% more propagation time on boat; the ``balanced`` and ``fast`` presets keep S = 1."""
     anchor: bool = False
     """Anchor each frame to the references: the labels the reference frames alone give (their own top-k)
     are mixed into the whole context's with the share sigmoid(m_ref - m_all), m the log-sum-exp of a
