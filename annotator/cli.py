@@ -41,7 +41,7 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
     g.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
                    help="speed/quality trade-off that sets mirror features, radius, m, the context stride, the "
-                        "reference stride, the label detail and island pruning "
+                        "reference stride, the label detail, island pruning and the background bias "
                         "(an option given explicitly wins): "
                         + "; ".join(f"{p.name}: {p.measured}" for p in PRESETS.values())
                         + " (default %(default)s)")
@@ -85,6 +85,11 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                         "takes the labels the reference frames alone give it, unless they give it that label "
                         "too; stops a patch of background that took the label once from keeping it (default: "
                         + ("on" if _DEFAULTS.islands else "off") + ", or the preset's)")
+    g.add_argument("--background-bias", type=float, default=None, metavar="B",
+                   help="added to the background's probability before each pixel takes its most probable label: "
+                        "below 0 masks grow (one object: a pixel is the object above probability (1 + B) / 2); "
+                        "propagated probabilities are blurred, so thin parts fall below one half "
+                        f"(default {_DEFAULTS.background_bias:g}, or the preset's)")
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")
@@ -145,7 +150,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                radius=args.radius, radius_for_references=not args.global_references,
                                context_labels=args.context_labels, upsample=args.upsample,
                                precision=args.precision, flow=args.flow, label_detail=args.label_detail,
-                               anchor=args.anchor, islands=args.islands,
+                               anchor=args.anchor, islands=args.islands, background_bias=args.background_bias,
                                both_ways=args.both_ways, fusion=args.fusion, span_references=args.span_references,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()

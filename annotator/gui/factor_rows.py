@@ -44,6 +44,16 @@ def _radius() -> QDoubleSpinBox:
     return spin
 
 
+def _background_bias() -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setDecimals(2)
+    spin.setRange(-0.95, 0.95)
+    spin.setSingleStep(0.05)
+    spin.setToolTip("Added to the background's probability before each pixel takes its most probable label: "
+                    "below 0 masks grow (thin parts blurred below one half are kept), above 0 they shrink")
+    return spin
+
+
 def _radius_for_references() -> QCheckBox:
     return QCheckBox("Radius also applies to reference frames")
 
@@ -86,6 +96,7 @@ FACTOR_ROWS: tuple[FactorRow, ...] = (
                lambda: _spin(1, 8, "Sub-cells per side of each feature cell that carry labels and move with the "
                                    "cells that match: finer masks (thin parts, edges) at the same matching cost "
                                    "(1 = one label per cell)")),
+    FactorRow("background_bias", "Background bias", _background_bias),
     FactorRow("anchor", "", _anchor),
     FactorRow("islands", "", _islands),
 )

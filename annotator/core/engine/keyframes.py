@@ -228,7 +228,8 @@ def fill_span(
             matches = [match[step].get(index)[0] for step in (1, -1)] if with_match else [None, None]
             fused = fuse(forward, backward, (last - index) / (last - first), params.fusion, *matches)
             frame = frames(index) if params.upsample == "guided" and frames is not None else None
-            labels = soft_to_labels(fused, label_ids, output_hw, params.upsample, frame, params.part_groups)
+            labels = soft_to_labels(fused, label_ids, output_hw, params.upsample, frame, params.part_groups,
+                                    params.background_bias)
             if timings is not None:
                 timings["fusion"] = timings.get("fusion", 0.0) + time.perf_counter() - t0
             yield FrameResult(index, labels, fused, label_ids, 2)

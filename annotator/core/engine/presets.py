@@ -2,7 +2,9 @@
 
 A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius,
 the length and spacing of the local context, the grid step of whole-frame references, and the
-labels' sub-cells with island pruning (``label_detail``, ``islands``: 7% more propagation time, measured).
+labels' sub-cells with island pruning (``label_detail``, ``islands``: 7% more propagation time, measured);
+and the background bias of the label maps, which costs nothing but was measured with the quality
+preset's sub-cells only (the others keep 0, as they were measured).
 Everything else stays as the caller has it.
 Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, 480p, first-frame
 protocol) and frames/s end to end as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P
@@ -34,6 +36,7 @@ class Preset:
     reference_stride: int = 1
     label_detail: int = 1
     islands: bool = False
+    background_bias: float = 0.0
 
     def apply(self, params: PropagationParams) -> PropagationParams:
         """``params`` with this preset's radius, context, strides, label detail and island pruning."""
@@ -44,7 +47,8 @@ class Preset:
         return flip == self.flip and all(getattr(params, name) == getattr(self, name) for name in PARAM_FIELDS)
 
 
-PARAM_FIELDS = ("radius", "context", "context_stride", "reference_stride", "label_detail", "islands")
+PARAM_FIELDS = ("radius", "context", "context_stride", "reference_stride", "label_detail", "islands",
+                "background_bias")
 """The ``PropagationParams`` fields a preset sets (besides the backbone's ``flip``)."""
 OPTION_NAMES = ("flip", *PARAM_FIELDS)
 """Command-line destinations a preset fills when they are not given."""

@@ -138,6 +138,13 @@ class PropagationParams:
     took the object's label once from keeping it for the rest of the run (DAVIS hike 0.807 -> 0.866).
     The references' answer is their own top-k, which the engine's selection holds anyway (no extra
     matmul). On by default with ``label_detail`` 8, whose crisp wrong blocks it removes."""
+    background_bias: float = 0.0
+    """Added to the background's probability before each pixel takes its most probable label (the
+    soft labels, the context and island pruning do not change; only the label maps). Below 0 masks
+    grow: with one object a pixel is the object where its probability exceeds (1 + b) / 2. The
+    propagated probabilities are blurred over a cell or two (each target cell averages the blocks of
+    k context cells that match it, none exactly aligned), and a blurred thin part (a leg, a
+    wheel, a line) falls below one half where it should not."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -159,6 +166,8 @@ class PropagationParams:
             raise UsageError(f"radius must be >= 0 feature cells, got {self.radius}")
         if self.tile < 1:
             raise UsageError(f"tile must be >= 1, got {self.tile}")
+        if not -1 < self.background_bias < 1:
+            raise UsageError(f"background bias must be between -1 and 1 (exclusive), got {self.background_bias}")
         if not 1 <= self.label_detail <= MAX_LABEL_DETAIL:
             raise UsageError(f"label detail must be between 1 and {MAX_LABEL_DETAIL} sub-cells per cell side, "
                              f"got {self.label_detail}")
@@ -735,7 +744,8 @@ def propagate(
                 t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
         t1 = time.perf_counter()
         frame = frames(index) if params.upsample == "guided" else None
-        labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame, params.part_groups)
+        labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame, params.part_groups,
+                                params.background_bias)
         previous = labels
         if timings is not None:
             timings["propagation"] = timings.get("propagation", 0.0) + t1 - t0

@@ -77,6 +77,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "label_detail": (("label_detail", "label-detail", "detail"), int),
     "anchor": (("anchor",), _bool),
     "islands": (("islands",), _bool),
+    "background_bias": (("background_bias", "background-bias", "bias"), float),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
