@@ -7,10 +7,11 @@ the ms/frame of each variant and the mean J&F of each half of the development se
 names of ``ImageSets/2016/train.txt``, and the rest), so a variant is chosen on one half and
 confirmed on the other. Use --feature-cache to skip the backbone on later runs.
 
-Variants: bilinear (the default), a stricter or looser decision for the background (its probability
-shifted before the argmax), the guided filter, and a graph cut (OpenCV grabCut) in the band
-between "surely object" and "surely background" of the soft labels (issue 20's boundary idea),
-optionally guarded: its mask is kept only when its IoU with the plain mask is at least G.
+Variants: bilinear (the plain argmax, background bias 0), a stricter or looser decision for the
+background (its probability shifted before the argmax; the app's default shifts it by -0.1),
+unsharp masking of the probabilities, the guided filter, and a graph cut (OpenCV grabCut) in the
+band between "surely object" and "surely background" of the soft labels (issue 20's boundary
+idea), optionally guarded: its mask is kept only when its IoU with the plain mask is at least G.
 
     python bench/bench_upsampling.py ../shared/data/davis2016 --feature-cache /tmp/featcache
 """
@@ -67,6 +68,24 @@ def sharpened(amount: float, radius: int) -> Variant:
     return run
 
 
+def mass_preserving(low: float = 0.0, high: float = 1.0) -> Variant:
+    """Objects against background at the threshold that keeps the mask's area equal to the objects'
+    probability mass (the number of pixels the soft labels say are object), per frame: where thin
+    parts fall below one half the threshold drops, where the mask spills past the mass it rises.
+    The threshold is clipped to [low, high]; the objects then split by their own argmax."""
+    def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
+        objects = 1.0 - up[0]
+        mass = int(round(float(objects.sum())))
+        flat = objects.flatten()
+        if mass <= 0:
+            return plain(up, frame)
+        threshold = float(flat.kthvalue(max(1, flat.numel() - mass + 1)).values) if mass < flat.numel() else 0.0
+        threshold = min(max(threshold, low), high)
+        winner = up[1:].max(0).indices.numpy() + 1 if up.shape[0] > 1 else np.zeros(objects.shape, np.int64)
+        return np.where(objects.numpy() > threshold, winner, 0)
+    return run
+
+
 def guided(radius: int, eps: float) -> Variant:
     def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
         return guided_filter(grey_guide(frame, up.shape[1:], up.device), up, radius, eps).max(0).indices.numpy()
@@ -111,6 +130,9 @@ VARIANTS: dict[str, Variant] = {
     "bilinear": plain,
     **{f"background {b:+.2f}": background_bias(b) for b in (0.1, -0.05, -0.1, -0.15, -0.2, -0.3)},
     **{f"sharpen {a:g} r{r}": sharpened(a, r) for r in (4, 8, 16) for a in (0.5, 1, 2)},
+    "mass": mass_preserving(),
+    "mass, 0.35-0.55": mass_preserving(0.35, 0.55),
+    "mass, 0.4-0.5": mass_preserving(0.4, 0.5),
     "guided r8 eps1e-3": guided(8, 1e-3),
     "grabcut": grabcut(),
     "grabcut, guard IoU 0.7": grabcut(guard=0.7),

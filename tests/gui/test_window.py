@@ -217,6 +217,7 @@ def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, 
     dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
     assert dialog.preset.currentData() == "quality"  # the defaults are the quality preset
+    assert dialog.fields.background_bias.value() == pytest.approx(PRESETS["quality"].background_bias)
     fast = PRESETS["fast"]
     dialog.preset.setCurrentIndex(dialog.preset.findData("fast"))
     dialog.preset.activated.emit(dialog.preset.currentIndex())
@@ -224,9 +225,10 @@ def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, 
             dialog.fields.reference_stride.value()) == (fast.flip, fast.radius, fast.context, fast.context_stride,
                                                  fast.reference_stride)
     assert (dialog.fields.label_detail.value(), dialog.fields.islands.isChecked()) == (1, False)
+    assert dialog.fields.background_bias.value() == 0.0
     s = dialog.settings()
     assert (s.flip, s.params.radius, s.params.context, s.params.context_stride, s.params.reference_stride,
-            s.params.label_detail, s.params.islands) == (False, 12.0, 10, 2, 2, 1, False)
+            s.params.label_detail, s.params.islands, s.params.background_bias) == (False, 12.0, 10, 2, 2, 1, False, 0.0)
     save_settings(qsettings, s)
     assert load_settings(qsettings) == s  # the stride persists too
     dialog.fields.context.setValue(fast.context + 1)  # an edit that leaves every preset
