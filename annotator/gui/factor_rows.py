@@ -50,7 +50,8 @@ def _background_bias() -> QDoubleSpinBox:
     spin.setRange(-0.95, 0.95)
     spin.setSingleStep(0.05)
     spin.setToolTip("Added to the background's probability before each pixel takes its most probable label: "
-                    "below 0 masks grow (thin parts blurred below one half are kept), above 0 they shrink")
+                    "below 0 masks grow, above 0 they shrink (propagated masks come out a little too small on "
+                    "most videos; compact objects whose masks already spill want 0)")
     return spin
 
 

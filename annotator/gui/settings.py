@@ -86,8 +86,8 @@ class SettingsDialog(QDialog):
             self.preset.setItemData(self.preset.count() - 1, p.measured, Qt.ItemDataRole.ToolTipRole)
         self.preset.addItem("Custom", "")
         self.preset.setToolTip("Speed against quality: sets mirror augmentation, radius, context length, the "
-                               "strides, label detail, island pruning and background bias (measured on DAVIS 2016; hover an entry "
-                               "for its figures)")
+                               "strides, label detail, island pruning and background bias (measured on DAVIS "
+                               "2016; hover an entry for its figures)")
         preset_row.addRow("Preset", self.preset)
         layout.addLayout(preset_row)
 

@@ -39,7 +39,7 @@ class Preset:
     background_bias: float = 0.0
 
     def apply(self, params: PropagationParams) -> PropagationParams:
-        """``params`` with this preset's radius, context, strides, label detail and island pruning."""
+        """``params`` with this preset's radius, context, strides, label detail, island pruning and background bias."""
         return replace(params, **{name: getattr(self, name) for name in PARAM_FIELDS})
 
     def matches(self, params: PropagationParams, flip: bool) -> bool:
