@@ -165,16 +165,16 @@ STRATEGIES = {
 
 
 def _load_rows(path: Path | None, span_references: str, preset_name: str, label_detail: int,
-               islands: bool) -> list[dict]:
+               islands: bool, background_bias: float) -> list[dict]:
     """Rows a previous run of this bench left in ``path`` for the same span references, preset, label
-    detail and island pruning (rows written before presets, label detail or islands were recorded ran
-    the then default preset with one label per cell and no pruning)."""
+    detail, island pruning and background bias (rows written before presets, label detail, islands or
+    the bias were recorded ran the then default preset with one label per cell, no pruning, bias 0)."""
     if path is None or not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["span_references"] == span_references
             and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail
-            and r.get("islands", False) == islands]
+            and r.get("islands", False) == islands and r.get("background_bias", 0.0) == background_bias]
 
 
 def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
@@ -214,6 +214,9 @@ def main() -> None:
                         "the app's default unless given)")
     p.add_argument("--islands", action=argparse.BooleanOptionalAction, default=None,
                    help="prune unsupported islands (PropagationParams.islands; default: the app's)")
+    p.add_argument("--background-bias", type=float, default=None, metavar="B",
+                   help="added to the background's probability before the argmax (PropagationParams."
+                        "background_bias; default: the preset's)")
     p.add_argument("--short-side", type=int, default=480)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
@@ -234,9 +237,12 @@ def main() -> None:
         params = replace(params, label_detail=args.label_detail)
     if args.islands is not None:
         params = replace(params, islands=args.islands)
+    if args.background_bias is not None:
+        params = replace(params, background_bias=args.background_bias)
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {args.short_side}, {params}",
           flush=True)
-    rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail, params.islands)
+    rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail, params.islands,
+                      params.background_bias)
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
     # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
@@ -263,7 +269,8 @@ def main() -> None:
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
-                           "preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands}
+                           "preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
+                           "background_bias": params.background_bias}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:
