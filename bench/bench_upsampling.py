@@ -33,7 +33,7 @@ from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.analysis.metrics import evaluate_sequence, summarize
 from annotator.core.engine.propagation import PropagationParams
-from annotator.core.engine.upsampling import box_filter, guided_filter, grey_guide, upsample_soft
+from annotator.core.engine.upsampling import box_filter, guided_filter, grey_guide, soft_to_labels, upsample_soft
 from annotator.core.runs.runner import run_video
 from annotator.core.video import open_video
 
@@ -46,23 +46,21 @@ def plain(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
 
 
 def background_bias(bias: float) -> Variant:
-    """Background's probability raised by ``bias`` before the argmax: with one object, a pixel is the
-    object only where its probability exceeds (1 + bias) / 2. Propagated masks spill a few pixels past
-    the object's outline (the halo of cells that straddle it); this asks whether a stricter
-    decision trims it without cutting into the object."""
+    """The app's own decision with ``PropagationParams.background_bias`` = ``bias`` (``soft_to_labels``;
+    with one object a pixel is the object above probability (1 + bias) / 2). Asked first whether a
+    stricter decision trims masks that spill past the outline; on DAVIS most masks were too small."""
     def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
-        shifted = up.clone()
-        shifted[0] += bias
-        return shifted.max(0).indices.numpy()
+        channels = tuple(range(up.shape[0]))  # label ids = channel indices: the map is the channels
+        return soft_to_labels(up, channels, tuple(up.shape[1:]), background_bias=bias).astype(np.int64)
     return run
 
 
 def sharpened(amount: float, radius: int) -> Variant:
     """Unsharp masking of the probabilities before the argmax: p + amount * (p - box mean of p over
-    (2 radius + 1)^2 pixels). Propagated probabilities are the true mask blurred over a cell or two;
-    a thin part's ridge lies below one half and a convex corner is rounded off, while the one-half
-    line of a straight edge stays where it is. Sharpening lifts the ridge and the corner and leaves
-    the straight edge (unlike a global bias, which also grows a halo around every large object)."""
+    (2 radius + 1)^2 pixels). The guess it tests: propagated probabilities are the true mask blurred,
+    so a thin part's ridge lies below one half while a straight edge's one-half line does not move;
+    sharpening would lift the ridge and leave the edge. On DAVIS it helped kite-walk only
+    (bench/RESULTS.md): the masks are biased more than blurred."""
     def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
         return (up + amount * (up - box_filter(up, radius))).max(0).indices.numpy()
     return run
