@@ -41,7 +41,7 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
     g.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
                    help="speed/quality trade-off that sets mirror features, radius, m, the context stride, the "
-                        "reference stride, the label detail, island pruning and the background bias "
+                        "reference stride, the label detail, island pruning, the background bias and the working resolution "
                         "(an option given explicitly wins): "
                         + "; ".join(f"{p.name}: {p.measured}" for p in PRESETS.values())
                         + " (default %(default)s)")
@@ -132,8 +132,9 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     b.add_argument("--threads", type=int, default=None, help="CPU threads for the backbone and propagation")
     b.add_argument("--feature-cache", default=None, metavar="DIR",
                    help="keep features on disk here (fp16), so later runs on the same video skip the backbone")
-    b.add_argument("--short-side", type=int, default=480,
-                   help="working resolution: frames are resized to this short side (0 = original)")
+    b.add_argument("--short-side", type=int, default=None,
+                   help="working resolution: frames are resized to this short side (0 = original; default "
+                        f"{PRESETS[DEFAULT_PRESET].short_side}, or the preset's)")
 
 
 def _settings(args: argparse.Namespace) -> RunSettings:

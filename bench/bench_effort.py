@@ -26,7 +26,7 @@ except which of values tied at the k-th place is kept); goals run one after the 
 goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
-``--span-references``, ``--label-detail`` and ``--islands``). ``--preset`` runs the tool at another of its
+``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias`` and ``--short-side``). ``--preset`` runs the tool at another of its
 speed/quality presets; ``--label-detail`` with labels carried at sub-cells.
 
     python bench/bench_effort.py ../shared/data/davis2016 --goal 0.8 0.85 0.9 --feature-cache /tmp/featcache \\
@@ -165,16 +165,18 @@ STRATEGIES = {
 
 
 def _load_rows(path: Path | None, span_references: str, preset_name: str, label_detail: int,
-               islands: bool, background_bias: float) -> list[dict]:
+               islands: bool, background_bias: float, short_side: int) -> list[dict]:
     """Rows a previous run of this bench left in ``path`` for the same span references, preset, label
-    detail, island pruning and background bias (rows written before presets, label detail, islands or
-    the bias were recorded ran the then default preset with one label per cell, no pruning, bias 0)."""
+    detail, island pruning, background bias and working resolution (rows written before presets, label
+    detail, islands, the bias or the resolution were recorded ran the then default preset with one label
+    per cell, no pruning, bias 0, at 480)."""
     if path is None or not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["span_references"] == span_references
             and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail
-            and r.get("islands", False) == islands and r.get("background_bias", 0.0) == background_bias]
+            and r.get("islands", False) == islands and r.get("background_bias", 0.0) == background_bias
+            and r.get("short_side", 480) == short_side]
 
 
 def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
@@ -217,7 +219,7 @@ def main() -> None:
     p.add_argument("--background-bias", type=float, default=None, metavar="B",
                    help="added to the background's probability before the argmax (PropagationParams."
                         "background_bias; default: the preset's)")
-    p.add_argument("--short-side", type=int, default=480)
+    p.add_argument("--short-side", type=int, default=None, help="working resolution (default: the preset's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
     p.add_argument("--memo-gib", type=float, default=3.0,
@@ -239,10 +241,11 @@ def main() -> None:
         params = replace(params, islands=args.islands)
     if args.background_bias is not None:
         params = replace(params, background_bias=args.background_bias)
-    print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {args.short_side}, {params}",
+    short_side = chosen.short_side if args.short_side is None else args.short_side
+    print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {short_side}, {params}",
           flush=True)
     rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail, params.islands,
-                      params.background_bias)
+                      params.background_bias, short_side)
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
     # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
@@ -258,7 +261,7 @@ def main() -> None:
                 continue
             gt = read_mask_folder(davis.annotations_dir(args.root, name))
             with open_video(davis.frames_dir(args.root, name)) as video:
-                store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
+                store = FeatureStore(video, backbone, short_side=short_side or None, disk_cache=args.feature_cache)
                 if name not in memos:
                     memos.clear()
                     memos[name] = CandidateMemo(max_bytes=int(args.memo_gib * 2**30))
@@ -270,7 +273,7 @@ def main() -> None:
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
                            "preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
-                           "background_bias": params.background_bias}
+                           "background_bias": params.background_bias, "short_side": short_side}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:

@@ -123,7 +123,7 @@ def main() -> None:
     p.add_argument("--weights", default=None, help="local weights file for a ResNet (default: random, timing only)")
     p.add_argument("--stage", default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--short-side", type=int, default=480)
+    p.add_argument("--short-side", type=int, default=None, help="working resolution (default: the preset's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
                    help="the app's preset for the speed options below (default %(default)s); given options win")

@@ -14,6 +14,7 @@ band between "surely object" and "surely background" of the soft labels (issue 2
 idea), optionally guarded: its mask is kept only when its IoU with the plain mask is at least G.
 
     python bench/bench_upsampling.py ../shared/data/davis2016 --feature-cache /tmp/featcache
+    python bench/bench_upsampling.py ../shared/data/davis2016 --short-side 600 -r 20 --variants bilinear "background -0.10"
 """
 
 from __future__ import annotations
@@ -149,7 +150,11 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
                    help="only these variants (default: all; quote names with spaces)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--short-side", type=int, default=480, help="working resolution (default %(default)s)")
+    p.add_argument("-r", "--radius", type=float, default=None,
+                   help="spatial radius in feature cells (default: the app's; scale it with --short-side)")
     args = p.parse_args()
+    params = PropagationParams() if args.radius is None else PropagationParams(radius=args.radius)
     if args.threads:
         torch.set_num_threads(args.threads)
     variants = {name: VARIANTS[name] for name in args.variants}
@@ -163,9 +168,9 @@ def main() -> None:
     for name in names:
         gt = read_mask_folder(davis.annotations_dir(args.root, name))
         with open_video(davis.frames_dir(args.root, name)) as video:
-            store = FeatureStore(video, backbone, disk_cache=args.feature_cache)
+            store = FeatureStore(video, backbone, short_side=args.short_side or None, disk_cache=args.feature_cache)
             preds = {v: {0: gt[0]} for v in variants}
-            for r in run_video(store, {0: gt[0]}, PropagationParams()):
+            for r in run_video(store, {0: gt[0]}, params):
                 frame = video.frame(r.index)
                 up = upsample_soft(r.soft, video.hw)
                 frames += 1
@@ -181,7 +186,8 @@ def main() -> None:
         chosen = [s for s in scores[variant] if (s.name in first_half) == first]
         return f"{summarize(chosen).jf:.3f}" if chosen else "-"
 
-    print(f"\n{len(names)} sequences, {frames} frames, backbone {backbone.name}, default factors")
+    print(f"\n{len(names)} sequences, {frames} frames, backbone {backbone.name}, short side {args.short_side}, "
+          f"radius {params.radius:g}, default factors otherwise")
     print("| variant | J | F | J&F | first ten | the rest | ms/frame |")
     print("|---|---|---|---|---|---|---|")
     for variant in variants:

@@ -30,6 +30,7 @@ from annotator.core.errors import UsageError
 from annotator.core.runs.experiments import RunRecord
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.engine.propagation import FrameResult
+from annotator.core.engine.upsampling import add_background_bias
 from annotator.core.io.report import write_report
 from annotator.core.analysis.suggest import DEFAULT_TARGET, Calibration, suggest_frame
 from annotator.gui.diagnostic_overlay import (UNCERTAINTY_LABEL, DiagnosticLayer, DiagnosticMode, UncertaintyStrip,
@@ -392,7 +393,11 @@ class DiagnosticsController(QObject):
         if self._run is not None and item.index not in self._before_run:
             i = item.index
             self._before_run[i] = (self.soft.get(i), self.uncertainty.get(i), self._label_ids.get(i))
-        self.soft[item.index] = kept_soft(item.soft)  # bounded per frame, whatever the label grid
+        # kept as the label map's decision saw them (the background bias added), so the confidence map's
+        # zero line is the drawn boundary and a correction is scored against the result as it was shown
+        bias = (self._run["settings"] if self._run is not None else
+                dataclasses.asdict(self.propagation.settings.params))["background_bias"]
+        self.soft[item.index] = kept_soft(add_background_bias(item.soft.clone(), item.label_ids, bias))
         self.uncertainty[item.index] = frame_uncertainty(item.soft)
         self._label_ids[item.index] = tuple(item.label_ids)
         self._corrected.pop(item.index, None)

@@ -86,7 +86,7 @@ class SettingsDialog(QDialog):
             self.preset.setItemData(self.preset.count() - 1, p.measured, Qt.ItemDataRole.ToolTipRole)
         self.preset.addItem("Custom", "")
         self.preset.setToolTip("Speed against quality: sets mirror augmentation, radius, context length, the "
-                               "strides, label detail, island pruning and background bias (measured on DAVIS "
+                               "strides, label detail, island pruning, background bias and working resolution (measured on DAVIS "
                                "2016; hover an entry for its figures)")
         preset_row.addRow("Preset", self.preset)
         layout.addLayout(preset_row)
@@ -142,6 +142,7 @@ class SettingsDialog(QDialog):
         self.preset.activated.connect(self._apply_preset)
         self.fields.on_change(self._show_preset)
         self.flip.toggled.connect(self._show_preset)
+        self.short_side.valueChanged.connect(self._show_preset)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         reset = QPushButton("Restore defaults")
@@ -156,12 +157,14 @@ class SettingsDialog(QDialog):
         if name:
             chosen = PRESETS[name]
             self.flip.setChecked(chosen.flip)
+            self.short_side.setValue(chosen.short_side)
             self.fields.show(chosen.apply(self.fields.read(self._base.params)))
 
     def _show_preset(self) -> None:
         """Select the preset the fields hold, or Custom."""
         params = self.fields.read(self._base.params)
-        name = next((p.name for p in PRESETS.values() if p.matches(params, self.flip.isChecked())), "")
+        short_side = self.short_side.value() or None
+        name = next((p.name for p in PRESETS.values() if p.matches(params, self.flip.isChecked(), short_side)), "")
         self.preset.setCurrentIndex(self.preset.findData(name))
 
     def _restore_defaults(self) -> None:

@@ -252,3 +252,27 @@ def test_the_uncertainty_label_and_button_sit_beside_the_curve_not_in_its_frames
     right = d.strip.mapTo(w, QPoint(d.strip.width(), 0)).x()
     for widget in (label, d.next_button):
         assert widget.isVisible() and widget.mapTo(w, QPoint(0, 0)).x() >= right
+
+
+def test_the_confidence_zero_line_is_the_drawn_boundary_under_a_background_bias(qtbot, make_window):
+    """The kept soft labels carry the run's background bias, so their argmax is the mask on screen."""
+    from dataclasses import replace
+
+    import torch.nn.functional as F
+
+    frames, truth = square_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    s = w.propagation.settings
+    w.propagation.set_settings(replace(s, params=replace(s.params, background_bias=-0.5, islands=False)))
+    run_propagation(qtbot, w)
+    d = w.diagnostics
+    frame = 4
+    labels = np.asarray(w.model.labels(frame))
+    ids = np.asarray(d._label_ids[frame])
+    soft = F.interpolate(d.soft[frame][None].float(), size=labels.shape, mode="bilinear", align_corners=False)[0]
+    kept = ids[soft.max(0).indices.numpy()]
+    unbiased = soft.clone()
+    unbiased[0] += 0.5  # the soft labels as propagated, before the decision's bias
+    plain = ids[unbiased.max(0).indices.numpy()]
+    assert (kept != labels).sum() <= 2  # float16 ties at most
+    assert (plain != labels).sum() > 10  # a bias this large moves the boundary: the test can tell

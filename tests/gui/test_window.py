@@ -235,8 +235,17 @@ def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, 
     assert dialog.preset.currentText() == "Custom"
     dialog.fields.context.setValue(fast.context)
     assert dialog.preset.currentData() == "fast"
+    dialog.short_side.setValue(fast.short_side + 120)  # the working resolution is part of a preset
+    assert dialog.preset.currentText() == "Custom"
+    dialog.short_side.setValue(fast.short_side)
+    assert dialog.preset.currentData() == "fast"
     dialog.fields.reference_stride.setValue(1)
     assert dialog.preset.currentText() == "Custom"
+    for name, chosen in PRESETS.items():  # each preset sets its resolution
+        dialog.preset.setCurrentIndex(dialog.preset.findData(name))
+        dialog.preset.activated.emit(dialog.preset.currentIndex())
+        assert dialog.short_side.value() == chosen.short_side and dialog.preset.currentData() == name
+        assert dialog.settings().short_side == chosen.short_side
 
 
 def test_settings_dialog_part_groups_parse_persist_and_refuse_bad_text(qtbot, qsettings):

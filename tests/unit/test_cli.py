@@ -226,14 +226,33 @@ def test_quality_preset_is_the_default_settings():
     from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
     from annotator.core.engine.propagation import PropagationParams
 
+    from annotator.core.runs.settings import RunSettings
+
     quality = PRESETS[DEFAULT_PRESET]
     assert quality.apply(PropagationParams()) == PropagationParams() and quality.flip == DEFAULT_FLIP
-    assert quality.matches(PropagationParams(), DEFAULT_FLIP)
-    assert not PRESETS["fast"].matches(PropagationParams(), DEFAULT_FLIP)
+    assert quality.short_side == RunSettings().short_side
+    assert quality.matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
+    assert not quality.matches(PropagationParams(), DEFAULT_FLIP, 600)  # the working resolution counts
+    assert not PRESETS["fast"].matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
     from annotator.core.errors import UsageError
 
     with pytest.raises(UsageError, match="fast"):
         preset("fastest")
+
+
+def test_the_preset_sets_the_working_resolution_unless_given():
+    from annotator.cli import _settings, build_parser
+    from annotator.core.engine.presets import PRESETS, fill_unset_options
+
+    def settings(argv):
+        args = build_parser().parse_args(argv)
+        fill_unset_options(args, args.preset)  # as main() does
+        return _settings(args)
+
+    for name, chosen in PRESETS.items():
+        assert settings(["eval", "x", "--preset", name]).short_side == chosen.short_side
+    assert settings(["eval", "x", "--short-side", "720"]).short_side == 720
+    assert settings(["eval", "x", "--short-side", "0"]).short_side is None  # the frames' own size
 
 
 @pytest.mark.parametrize("command", ["propagate", "eval"])

@@ -82,10 +82,18 @@ def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tupl
     # max().indices, not argmax(dim=0): same first-maximum rule, but torch's CPU argmax over the
     # outer dimension is ~40x slower (68 vs 1.6 ms for 2 x 480 x 854, measured), a third of a frame
     probs = upsample_soft(soft, output_hw, mode, frame)
-    if background_bias and len(label_ids) > 1 and label_ids[0] == 0:
-        probs[0] += background_bias  # upsample_soft returns a new tensor: the caller's soft is untouched
+    add_background_bias(probs, label_ids, background_bias)  # a new tensor: the caller's soft is untouched
     channels = grouped_argmax(probs, label_ids, part_groups).to(torch.uint8).cpu().numpy()  # (H, W)
     return np.asarray(label_ids, dtype=np.uint8)[channels]
+
+
+def add_background_bias(probs: torch.Tensor, label_ids: Sequence[int], background_bias: float) -> torch.Tensor:
+    """``probs`` (L, ...) with ``background_bias`` added, in place, to the background's channel (label id 0,
+    channel 0) when there is one beside objects: what the label maps' decision sees
+    (``PropagationParams.background_bias``); returns ``probs``."""
+    if background_bias and len(label_ids) > 1 and label_ids[0] == 0:
+        probs[0] += background_bias
+    return probs
 
 
 def margin(soft: torch.Tensor) -> torch.Tensor:
