@@ -354,6 +354,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows = _print_scores(runs, backbone, params)
     if args.json:
         atomic_write_text(args.json, json.dumps({"backbone": backbone.name, "device": str(backbone.device),
+                                               "short_side": settings.short_side or 0,
                                                "params": dataclasses.asdict(params),
                                                "sequences": rows[:-1], "mean": rows[-1]}, indent=2))
     if args.csv:

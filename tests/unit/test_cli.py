@@ -209,6 +209,7 @@ def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_
             fast_params["reference_stride"], fast_params["label_detail"], fast_params["islands"]) \
         == (12.0, 10, 2, 2, 1, False)  # one label per cell, as fast was measured, not the default's 8
     assert "+flip" not in fast_report["backbone"]
+    assert fast_report["short_side"] == 0  # the working size given (FAST: the frames' own) wins over the preset's
     assert mixed_report["params"]["radius"] == 5.0 and mixed_report["params"]["context"] == 10
     quality, explicit = tmp_path / "quality.json", tmp_path / "explicit.json"
     assert main(["eval", str(davis_root), "--json", str(quality), *FAST]) == 0

@@ -7,10 +7,11 @@ the background bias of the label maps, which costs nothing but was measured with
 preset's sub-cells only (the others keep 0, as they were measured); and the working resolution
 (``short_side``: the frames' short side in pixels, which the radius must follow to keep its reach).
 Everything else stays as the caller has it.
-Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, 480p, first-frame
+Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, first-frame
 protocol) and frames/s end to end as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P
---engines ahead`` on boat, 60 frames, feature read-ahead) on 2 cores of an AMD EPYC without AVX512-BF16
-(float32); a CPU with AVX512-BF16 ran the S = 1 presets about 3x faster (README).
+--engines ahead`` on boat, 60 frames, feature read-ahead; the four measured one after the other in
+session 32) on 2 cores of an AMD EPYC without AVX512-BF16 (float32); a CPU with AVX512-BF16 ran the
+S = 1 presets about 3x faster (README).
 """
 
 from __future__ import annotations
@@ -69,11 +70,16 @@ def fill_unset_options(args: Any, name: str) -> None:
 _DEFAULTS = PropagationParams()
 
 PRESETS: dict[str, Preset] = {
+    # the defaults' factors at a larger working size, the radius scaled with it (the same reach in
+    # pixels): both halves of davis2016 gain, for less than half the frames/s (bench/RESULTS.md)
+    "best": Preset("best", DEFAULT_FLIP, measured="J&F 0.851 (all 20: 0.825), 0.44 frames/s on 2 CPU cores (working size 600)",
+                   **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
+                   radius=_DEFAULTS.radius * 600 / 480, short_side=600),
     # the defaults' own values, field by field: a field added to PARAM_FIELDS cannot be left behind
-    "quality": Preset("quality", DEFAULT_FLIP, measured="J&F 0.831, 0.84 frames/s on 2 CPU cores (the defaults)",
+    "quality": Preset("quality", DEFAULT_FLIP, measured="J&F 0.831 (all 20: 0.810), 1.07 frames/s on 2 CPU cores (the defaults)",
                       **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}),
-    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 1.41 frames/s on 2 CPU cores"),
-    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.775, 2.13 frames/s on 2 CPU cores", reference_stride=2),
+    "balanced": Preset("balanced", True, 12.0, 10, 2, "J&F 0.798, 2.17 frames/s on 2 CPU cores"),
+    "fast": Preset("fast", False, 12.0, 10, 2, "J&F 0.775, 2.90 frames/s on 2 CPU cores", reference_stride=2),
 }
 DEFAULT_PRESET = "quality"
 
