@@ -89,6 +89,10 @@ class SettingsDialog(QDialog):
                                "strides, label detail, island pruning, background bias and working resolution (measured on DAVIS "
                                "2016; hover an entry for its figures)")
         preset_row.addRow("Preset", self.preset)
+        self.preset_measured = QLabel()  # what the chosen preset was measured to give, without hovering
+        self.preset_measured.setWordWrap(True)
+        self.preset_measured.setStyleSheet("color: palette(dark)")
+        preset_row.addRow("", self.preset_measured)
         layout.addLayout(preset_row)
 
         model_box = QGroupBox("Features")
@@ -166,6 +170,8 @@ class SettingsDialog(QDialog):
         short_side = self.short_side.value() or None
         name = next((p.name for p in PRESETS.values() if p.matches(params, self.flip.isChecked(), short_side)), "")
         self.preset.setCurrentIndex(self.preset.findData(name))
+        self.preset_measured.setText(PRESETS[name].measured if name else
+                                     "Your own values: no preset holds them")
 
     def _restore_defaults(self) -> None:
         self._base = RunSettings()

@@ -246,6 +246,7 @@ def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, 
         dialog.preset.activated.emit(dialog.preset.currentIndex())
         assert dialog.short_side.value() == chosen.short_side and dialog.preset.currentData() == name
         assert dialog.settings().short_side == chosen.short_side
+        assert dialog.preset_measured.text() == chosen.measured  # its figures shown, not only on hover
 
 
 def test_settings_dialog_part_groups_parse_persist_and_refuse_bad_text(qtbot, qsettings):

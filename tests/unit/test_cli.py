@@ -223,6 +223,8 @@ def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_
 
 
 def test_quality_preset_is_the_default_settings():
+    from dataclasses import replace
+
     from annotator.core.features.backbones import DEFAULT_FLIP
     from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
     from annotator.core.engine.propagation import PropagationParams
@@ -235,6 +237,11 @@ def test_quality_preset_is_the_default_settings():
     assert quality.matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
     assert not quality.matches(PropagationParams(), DEFAULT_FLIP, 600)  # the working resolution counts
     assert not PRESETS["fast"].matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
+    best = PRESETS["best"]  # the defaults at a larger working size, the radius keeping its reach in pixels
+    assert best.short_side > quality.short_side
+    assert best.radius == pytest.approx(quality.radius * best.short_side / quality.short_side)
+    assert replace(best, name="quality", measured=quality.measured, radius=quality.radius,
+                   short_side=quality.short_side) == quality
     from annotator.core.errors import UsageError
 
     with pytest.raises(UsageError, match="fast"):
