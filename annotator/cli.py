@@ -41,7 +41,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g = parser.add_argument_group("propagation factors (McKee et al. 2022; defaults from CRW)")
     g.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
                    help="speed/quality trade-off that sets mirror features, radius, m, the context stride, the "
-                        "reference stride, the label detail, island pruning, the background bias and the working resolution "
+                        "reference stride, the label detail, island pruning, the background bias and the working "
+                        "resolution "
                         "(an option given explicitly wins): "
                         + "; ".join(f"{p.name}: {p.measured}" for p in PRESETS.values())
                         + " (default %(default)s)")

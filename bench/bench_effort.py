@@ -26,8 +26,9 @@ except which of values tied at the k-th place is kept); goals run one after the 
 goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
-``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias`` and ``--short-side``). ``--preset`` runs the tool at another of its
-speed/quality presets; ``--label-detail`` with labels carried at sub-cells.
+``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias`` and ``--short-side``).
+``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
+``--label-detail`` with labels carried at sub-cells.
 
     python bench/bench_effort.py ../shared/data/davis2016 --goal 0.8 0.85 0.9 --feature-cache /tmp/featcache \\
         --results effort.jsonl     # stopped? the same command continues where it stopped

@@ -86,8 +86,8 @@ class SettingsDialog(QDialog):
             self.preset.setItemData(self.preset.count() - 1, p.measured, Qt.ItemDataRole.ToolTipRole)
         self.preset.addItem("Custom", "")
         self.preset.setToolTip("Speed against quality: sets mirror augmentation, radius, context length, the "
-                               "strides, label detail, island pruning, background bias and working resolution (measured on DAVIS "
-                               "2016; hover an entry for its figures)")
+                               "strides, label detail, island pruning, background bias and working resolution "
+                               "(measured on DAVIS 2016; the chosen one's figures are below)")
         preset_row.addRow("Preset", self.preset)
         self.preset_measured = QLabel()  # what the chosen preset was measured to give, without hovering
         self.preset_measured.setWordWrap(True)

@@ -43,7 +43,8 @@ class Preset:
     """Working resolution (the app's default is ``RunSettings.short_side``, 480)."""
 
     def apply(self, params: PropagationParams) -> PropagationParams:
-        """``params`` with this preset's radius, context, strides, label detail, island pruning and background bias."""
+        """``params`` with this preset's radius, context, strides, label detail, island pruning and background bias
+        (the working resolution, ``short_side``, is the caller's to set: it belongs to ``RunSettings``)."""
         return replace(params, **{name: getattr(self, name) for name in PARAM_FIELDS})
 
     def matches(self, params: PropagationParams, flip: bool, short_side: int | None) -> bool:
