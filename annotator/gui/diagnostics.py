@@ -395,8 +395,8 @@ class DiagnosticsController(QObject):
             self._before_run[i] = (self.soft.get(i), self.uncertainty.get(i), self._label_ids.get(i))
         # kept as the label map's decision saw them (the background bias added), so the confidence map's
         # zero line is the drawn boundary and a correction is scored against the result as it was shown
-        bias = (self._run["settings"] if self._run is not None else
-                dataclasses.asdict(self.propagation.settings.params))["background_bias"]
+        bias = (self._run["settings"]["background_bias"] if self._run is not None
+                else self.propagation.settings.params.background_bias)
         self.soft[item.index] = kept_soft(add_background_bias(item.soft.clone(), item.label_ids, bias))
         self.uncertainty[item.index] = frame_uncertainty(item.soft)
         self._label_ids[item.index] = tuple(item.label_ids)

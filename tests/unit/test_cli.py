@@ -228,7 +228,6 @@ def test_quality_preset_is_the_default_settings():
     from annotator.core.features.backbones import DEFAULT_FLIP
     from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
     from annotator.core.engine.propagation import PropagationParams
-
     from annotator.core.runs.settings import RunSettings
 
     quality = PRESETS[DEFAULT_PRESET]

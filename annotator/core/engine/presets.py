@@ -69,6 +69,7 @@ def fill_unset_options(args: Any, name: str) -> None:
 
 
 _DEFAULTS = PropagationParams()
+_BEST_SHORT_SIDE = 600
 
 PRESETS: dict[str, Preset] = {
     # the defaults' factors at a larger working size, the radius scaled with it (the same reach in
@@ -76,7 +77,7 @@ PRESETS: dict[str, Preset] = {
     "best": Preset("best", DEFAULT_FLIP,
                    measured="DAVIS J&F 0.851 (0.825 on all 20 sequences), 0.44 frames/s on 2 CPU cores, working size 600",
                    **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
-                   radius=_DEFAULTS.radius * 600 / 480, short_side=600),
+                   radius=_DEFAULTS.radius * _BEST_SHORT_SIDE / Preset.short_side, short_side=_BEST_SHORT_SIDE),
     # the defaults' own values, field by field: a field added to PARAM_FIELDS cannot be left behind
     "quality": Preset("quality", DEFAULT_FLIP,
                       measured="DAVIS J&F 0.831 (0.810 on all 20 sequences), 1.07 frames/s on 2 CPU cores (the defaults)",
