@@ -55,6 +55,18 @@ def _background_bias() -> QDoubleSpinBox:
     return spin
 
 
+def _appearance() -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setDecimals(2)
+    spin.setRange(0.0, 4.0)
+    spin.setSingleStep(0.25)
+    spin.setToolTip("Weight of the appearance model: a classifier of object and background fitted on the painted "
+                    "frames adds its evidence for an object to the masks of frames propagated one way (after "
+                    "the last painted frame, before the first; not between two): recovers parts propagation "
+                    "missed; 0 = off")
+    return spin
+
+
 def _radius_for_references() -> QCheckBox:
     return QCheckBox("Radius also applies to reference frames")
 
@@ -98,6 +110,7 @@ FACTOR_ROWS: tuple[FactorRow, ...] = (
                                    "cells that match: finer masks (thin parts, edges) at the same matching cost "
                                    "(1 = one label per cell)")),
     FactorRow("background_bias", "Background bias", _background_bias),
+    FactorRow("appearance", "Appearance weight", _appearance),
     FactorRow("anchor", "", _anchor),
     FactorRow("islands", "", _islands),
 )

@@ -18,7 +18,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -205,12 +205,15 @@ def fill_span(
     label_ids = tuple(label_ids)
     common = dict(output_hw=output_hw, label_ids=label_ids, engine=engine, timings=timings, frames=frames, memo=memo)
     with_match = params.fusion == "match"
+    # the appearance model shapes one-way runs only: between two keyframes it lost (K = 20 on the
+    # original ten of davis2016, 0.895 -> 0.888; bench/RESULTS.md), far from one it gains
+    run_params = replace(params, appearance=0.0)
     soft: dict[int, SoftBuffer] = {}
     match: dict[int, SoftBuffer] = {}
     try:
         for start, stop, step in ((last, first, -1), (first, last, 1)):
             context = span_context(list(references), start, stop, params.span_references)
-            for result in propagate(features, references, start, stop, params, context_references=context,
+            for result in propagate(features, references, start, stop, run_params, context_references=context,
                                     with_match=with_match, **common):
                 if step not in soft:
                     soft[step] = SoftBuffer(span, tuple(result.soft.shape))

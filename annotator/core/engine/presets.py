@@ -3,8 +3,9 @@
 A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius,
 the length and spacing of the local context, the grid step of whole-frame references, and the
 labels' sub-cells with island pruning (``label_detail``, ``islands``: 7% more propagation time, measured);
-the background bias of the label maps, which costs nothing but was measured with the quality
-preset's sub-cells only (the others keep 0, as they were measured); and the working resolution
+the background bias of the label maps and the appearance model's weight, which cost next to nothing
+but were measured with the quality preset's sub-cells only (the others keep 0, as they were
+measured); and the working resolution
 (``short_side``: the frames' short side in pixels, which the radius must follow to keep its reach).
 Everything else stays as the caller has it.
 Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, first-frame
@@ -39,12 +40,13 @@ class Preset:
     label_detail: int = 1
     islands: bool = False
     background_bias: float = 0.0
+    appearance: float = 0.0
     short_side: int = 480
     """Working resolution (the app's default is ``RunSettings.short_side``, 480)."""
 
     def apply(self, params: PropagationParams) -> PropagationParams:
-        """``params`` with this preset's radius, context, strides, label detail, island pruning and background bias
-        (the working resolution, ``short_side``, is the caller's to set: it belongs to ``RunSettings``)."""
+        """``params`` with this preset's radius, context, strides, label detail, island pruning, background bias
+        and appearance weight (the working resolution, ``short_side``, is the caller's to set: it belongs to ``RunSettings``)."""
         return replace(params, **{name: getattr(self, name) for name in PARAM_FIELDS})
 
     def matches(self, params: PropagationParams, flip: bool, short_side: int | None) -> bool:
@@ -54,7 +56,7 @@ class Preset:
 
 
 PARAM_FIELDS = ("radius", "context", "context_stride", "reference_stride", "label_detail", "islands",
-                "background_bias")
+                "background_bias", "appearance")
 """The ``PropagationParams`` fields a preset sets (besides the backbone's ``flip``)."""
 OPTION_NAMES = ("flip", "short_side", *PARAM_FIELDS)
 """Command-line destinations a preset fills when they are not given."""

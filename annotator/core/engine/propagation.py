@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from annotator.core.errors import UsageError
+from annotator.core.engine.appearance import AppearanceModel, fuse_appearance
 from annotator.core.engine.candidates import CandidateMemo
 from annotator.core.engine.flow import FlowCue
 from annotator.core.engine.islands import prune_islands
@@ -131,6 +132,18 @@ class PropagationParams:
     ../shared/data/davis2016 (bench/RESULTS.md): +0.005 mean J&F on the original ten, +0.002 on the
     ten added later, with hike +0.083 and hockey +0.070 (drift) against motocross-bumps -0.069 and
     mallard-fly -0.039 (the object no longer looks as it did in the references)."""
+    appearance: float = 0.5
+    """Weight of the appearance model (:mod:`annotator.core.engine.appearance`): a linear classifier of
+    labels from features, fitted on the run's reference frames, whose evidence for an object (its
+    log-odds against the background, where positive) times this weight is added to the log of that
+    object's soft labels in each frame's result; 0 = off. Frames propagated one way only (from the
+    first reference, after the last, before the first): the keyframe fill between two references
+    runs without it (:func:`annotator.core.engine.keyframes.fill_span`). The frame hands its
+    unchanged soft labels on to the context: fed back, the model's errors grew frame after frame
+    (boat 0.881 -> 0.815). 0.5 by measurement on ../shared/data/davis2016 (bench/RESULTS.md): from
+    frame 0 +0.005 mean J&F on the original ten and +0.010 on the ten added later (hockey +0.054,
+    breakdance-flare +0.028, mallard-fly +0.027; hike -0.017, stroller -0.011: compact objects whose
+    masks already spill); between keyframes 20 frames apart it lost (0.895 -> 0.888, 0.881 -> 0.880)."""
     islands: bool = True
     """Prune unsupported islands (:mod:`annotator.core.engine.islands`): every detached island of an object's
     label but its largest is asked of the reference frames alone, and takes their labels where they
@@ -179,6 +192,8 @@ class PropagationParams:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.context_labels not in ("soft", "hard"):
             raise UsageError(f"context labels must be 'soft' or 'hard', got {self.context_labels!r}")
+        if not self.appearance >= 0:
+            raise UsageError(f"appearance weight must be >= 0, got {self.appearance}")
         if not 0 <= self.flow <= 1:
             raise UsageError(f"flow weight must be between 0 and 1, got {self.flow}")
         if self.fusion not in FUSIONS:
@@ -642,6 +657,16 @@ def references_behind(references: Iterable[int], start: int, step: int) -> list[
     return sorted((i for i in references if (i - start) * step < 0), key=lambda i: abs(i - start))
 
 
+def _fit_appearance(refs: Sequence[ContextFrame], references: Mapping[int, np.ndarray], label_ids: Sequence[int],
+                    features: FeatureSource, params: PropagationParams) -> AppearanceModel | None:
+    """The appearance model of the run's reference frames (``params.appearance`` > 0), else None."""
+    if params.appearance <= 0:
+        return None
+    maps = [features(ref.index) for ref in refs]
+    grids = [labels_to_grid(references[ref.index], label_ids, tuple(f.shape[1:]), f.device) for ref, f in zip(refs, maps)]
+    return AppearanceModel.fit(maps, grids)
+
+
 def propagate(
     features: FeatureSource,
     references: Mapping[int, np.ndarray],
@@ -710,6 +735,7 @@ def propagate(
     if context_references is None:
         context_references = references_behind(references, start, step)
     refs = [reference_frame(start), *(reference_frame(i) for i in dict.fromkeys(context_references) if i != start)]
+    appearance = _fit_appearance(refs, references, label_ids, features, params)
     recent: deque[ContextFrame] = deque(maxlen=params.context * params.context_stride)
     # the flow cue works on the grid of the soft labels: 8 pixels of the working size per feature cell
     cue = FlowCue(frames, scale=max(1, 8 // detail)) if params.flow > 0 and frames is not None else None
@@ -719,6 +745,7 @@ def propagate(
             if stop_at_next_reference:
                 return
             refs.append(reference_frame(index))
+            appearance = _fit_appearance(refs, references, label_ids, features, params)
             recent.clear()  # frames before a person's correction are superseded by it
             previous = references[index]
             continue
@@ -744,6 +771,9 @@ def propagate(
             if timings is not None:
                 timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
                 t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
+        context_soft = soft  # what the frame hands on: the appearance model only shapes the output
+        if appearance is not None:
+            soft = fuse_appearance(soft, appearance.logits(target), params.appearance)
         t1 = time.perf_counter()
         frame = frames(index) if params.upsample == "guided" else None
         labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame, params.part_groups,
@@ -756,7 +786,7 @@ def propagate(
             if params.context_labels == "hard":
                 ctx_labels = labels_to_grid(labels, label_ids, tuple(soft.shape[1:]), soft.device)
             else:
-                ctx_labels = soft
+                ctx_labels = context_soft
             recent.append(ContextFrame(index, target, pack_labels(ctx_labels, detail).to(target.dtype), True))
         yield FrameResult(index, labels, soft.float().cpu(), label_ids,
                           match=None if match is None else match.cpu())

@@ -78,6 +78,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "anchor": (("anchor",), _bool),
     "islands": (("islands",), _bool),
     "background_bias": (("background_bias", "background-bias", "bias"), float),
+    "appearance": (("appearance",), float),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
