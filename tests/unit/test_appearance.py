@@ -3,6 +3,9 @@ that adds its evidence for an object to each frame's result, and never to what t
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +127,33 @@ def test_frames_between_two_keyframes_are_left_to_propagation():
 def test_a_negative_weight_is_refused():
     with pytest.raises(UsageError, match="appearance"):
         PropagationParams(appearance=-0.5).validate()
+
+
+def test_the_fit_reaches_the_minimum_of_its_objective():
+    """The hand-written L-BFGS stops where the penalised, label-balanced cross-entropy has no slope left
+    (its gradient taken here by autograd, independently of the fit's own)."""
+    regions = {1: (slice(1, 4), slice(1, 4)), 2: (slice(4, 7), slice(8, 12))}
+    feats = features_with(regions, 6, LIKENESS)
+    labels = one_hot(regions, 3)
+    labels[:, 0, 0] = torch.tensor([0.5, 0.5, 0.0])  # a mixed cell counts with its fractions
+    penalty = 2e-3
+    model = AppearanceModel.fit([feats], [labels], penalty=penalty)
+    x, y = feats.double().flatten(1).T, labels.double().flatten(1).T
+    cell_weight = (y / y.sum(0)).sum(1) * (len(y) / 3)
+    weight = model.weight.double().requires_grad_()
+    bias = model.bias.double().requires_grad_()
+    loss = -(cell_weight * (y * (x @ weight.T + bias).log_softmax(1)).sum(1)).mean() + penalty * weight.pow(2).sum()
+    loss.backward()
+    assert float(weight.grad.abs().max()) < 1e-5 and float(bias.grad.abs().max()) < 1e-5
+    assert float(model.weight.abs().max()) > 0.5  # and it moved: zero weights are not the minimum here
+
+
+def test_fitting_does_not_import_the_compiler():
+    """torch.optim's optimisers import torch._dynamo on first use (over a second on this machine): the
+    fit must not, or every command and worker process pays it."""
+    code = ("import sys, torch\n"
+            "from annotator.core.engine.appearance import AppearanceModel\n"
+            "AppearanceModel.fit([torch.randn(4, 3, 3)], [torch.ones(1, 3, 3).repeat(2, 1, 1) / 2])\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
