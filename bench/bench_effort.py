@@ -26,7 +26,8 @@ except which of values tied at the k-th place is kept); goals run one after the 
 goal's table is whole first). Features come from one FeatureStore per sequence (and ``--feature-cache``).
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
-``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias`` and ``--short-side``).
+``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias``, ``--short-side`` and
+``--appearance``).
 ``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
 ``--label-detail`` with labels carried at sub-cells.
 
@@ -166,18 +167,18 @@ STRATEGIES = {
 
 
 def _load_rows(path: Path | None, span_references: str, preset_name: str, label_detail: int,
-               islands: bool, background_bias: float, short_side: int) -> list[dict]:
+               islands: bool, background_bias: float, short_side: int, appearance: float) -> list[dict]:
     """Rows a previous run of this bench left in ``path`` for the same span references, preset, label
-    detail, island pruning, background bias and working resolution (rows written before presets, label
-    detail, islands, the bias or the resolution were recorded ran the then default preset with one label
-    per cell, no pruning, bias 0, at 480)."""
+    detail, island pruning, background bias, working resolution and appearance weight (rows written before
+    presets, label detail, islands, the bias, the resolution or the appearance model were recorded ran the
+    then default preset with one label per cell, no pruning, bias 0, at 480, without the model)."""
     if path is None or not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["span_references"] == span_references
             and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail
             and r.get("islands", False) == islands and r.get("background_bias", 0.0) == background_bias
-            and r.get("short_side", 480) == short_side]
+            and r.get("short_side", 480) == short_side and r.get("appearance", 0.0) == appearance]
 
 
 def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
@@ -220,6 +221,8 @@ def main() -> None:
     p.add_argument("--background-bias", type=float, default=None, metavar="B",
                    help="added to the background's probability before the argmax (PropagationParams."
                         "background_bias; default: the preset's)")
+    p.add_argument("--appearance", type=float, default=None, metavar="WEIGHT",
+                   help="weight of the appearance model, 0 = off (PropagationParams.appearance; default: the preset's)")
     p.add_argument("--short-side", type=int, default=None, help="working resolution (default: the preset's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
@@ -242,11 +245,13 @@ def main() -> None:
         params = replace(params, islands=args.islands)
     if args.background_bias is not None:
         params = replace(params, background_bias=args.background_bias)
+    if args.appearance is not None:
+        params = replace(params, appearance=args.appearance)
     short_side = chosen.short_side if args.short_side is None else args.short_side
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {short_side}, {params}",
           flush=True)
     rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail, params.islands,
-                      params.background_bias, short_side)
+                      params.background_bias, short_side, params.appearance)
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
     # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
@@ -274,7 +279,8 @@ def main() -> None:
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
                            "preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
-                           "background_bias": params.background_bias, "short_side": short_side}
+                           "background_bias": params.background_bias, "short_side": short_side,
+                           "appearance": params.appearance}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> dict:
     params = PropagationParams(radius=args.radius, context=args.context, context_stride=args.context_stride,
                                reference_stride=args.reference_stride, label_detail=args.label_detail,
                                islands=args.islands, background_bias=args.background_bias,
+                               appearance=args.appearance,
                                precision="float32" if exact else "auto")
     out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
     engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
@@ -138,6 +139,8 @@ def main() -> None:
                    help="prune unsupported islands (PropagationParams.islands; default: the preset's)")
     p.add_argument("--background-bias", type=float, default=None, metavar="B",
                    help="added to the background's probability before the argmax (default: the preset's)")
+    p.add_argument("--appearance", type=float, default=None, metavar="WEIGHT",
+                   help="weight of the appearance model, 0 = off (PropagationParams.appearance; default: the preset's)")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "
@@ -164,7 +167,7 @@ def main() -> None:
                              "--reference-stride", str(args.reference_stride),
                              "--label-detail", str(args.label_detail),
                              "--islands" if args.islands else "--no-islands",
-                             f"--background-bias={args.background_bias}"]
+                             f"--background-bias={args.background_bias}", f"--appearance={args.appearance}"]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -183,6 +186,7 @@ def main() -> None:
           f"preset {args.preset}: radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
           f"reference stride {args.reference_stride}, label detail {args.label_detail}, "
           f"islands {'on' if args.islands else 'off'}, background bias {args.background_bias:g}, "
+          f"appearance {args.appearance:g}, "
           f"mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "upsample", "write"]
     on_gpu = any(r.get("gpu_mib") is not None for r in results)
