@@ -239,10 +239,8 @@ def test_quality_preset_is_the_default_settings():
     best = PRESETS["best"]  # the defaults at a larger working size, the radius keeping its reach in pixels
     assert best.short_side > quality.short_side
     assert best.radius == pytest.approx(quality.radius * best.short_side / quality.short_side)
-    # the rest as the defaults, but the appearance model: off in best until measured at its size
-    assert best.appearance == 0 < quality.appearance
     assert replace(best, name="quality", measured=quality.measured, radius=quality.radius,
-                   short_side=quality.short_side, appearance=quality.appearance) == quality
+                   short_side=quality.short_side) == quality
     from annotator.core.errors import UsageError
 
     with pytest.raises(UsageError, match="fast"):

@@ -75,12 +75,10 @@ _BEST_SHORT_SIDE = 600
 
 PRESETS: dict[str, Preset] = {
     # the defaults' factors at a larger working size, the radius scaled with it (the same reach in
-    # pixels): both halves of davis2016 gain, for less than half the frames/s (bench/RESULTS.md);
-    # without the appearance model, as it was measured (not yet measured at this size)
+    # pixels): both halves of davis2016 gain, for less than half the frames/s (bench/RESULTS.md)
     "best": Preset("best", DEFAULT_FLIP,
-                   measured="DAVIS J&F 0.851 (0.825 on all 20 sequences), 0.44 frames/s on 2 CPU cores, working size 600",
-                   **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name not in ("radius", "appearance")},
-                   appearance=0.0,
+                   measured="DAVIS J&F 0.853 (0.831 on all 20 sequences), 0.44 frames/s on 2 CPU cores, working size 600",
+                   **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
                    radius=_DEFAULTS.radius * _BEST_SHORT_SIDE / Preset.short_side, short_side=_BEST_SHORT_SIDE),
     # the defaults' own values, field by field: a field added to PARAM_FIELDS cannot be left behind
     "quality": Preset("quality", DEFAULT_FLIP,
