@@ -85,8 +85,9 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="weight of the appearance model, a linear classifier of labels from features fitted on "
                         "the reference frames, whose evidence for an object is added to each frame propagated one "
                         "way (from the first mask, after the last, before the first; not between two masks): "
-                        "recovers object parts propagation missed (DAVIS from frame 0: +0.005 / +0.010 on the two "
-                        f"halves); 0 = off (default {_DEFAULTS.appearance:g}, or the preset's)")
+                        "recovers object parts propagation missed (DAVIS from frame 0 at 0.5: +0.005 / +0.010 on the "
+                        "two halves, but more corrections in the effort bench); 0 = off (default "
+                        f"{_DEFAULTS.appearance:g}, or the preset's)")
     g.add_argument("--islands", action=argparse.BooleanOptionalAction, default=None,
                    help="prune unsupported islands: every detached island of an object's label but its largest "
                         "takes the labels the reference frames alone give it, unless they give it that label "

@@ -132,7 +132,7 @@ class PropagationParams:
     ../shared/data/davis2016 (bench/RESULTS.md): +0.005 mean J&F on the original ten, +0.002 on the
     ten added later, with hike +0.083 and hockey +0.070 (drift) against motocross-bumps -0.069 and
     mallard-fly -0.039 (the object no longer looks as it did in the references)."""
-    appearance: float = 0.5
+    appearance: float = 0.0
     """Weight of the appearance model (:mod:`annotator.core.engine.appearance`): a linear classifier of
     labels from features, fitted on the run's reference frames, whose evidence for an object (its
     log-odds against the background, where positive) times this weight is added to the log of that
@@ -140,10 +140,12 @@ class PropagationParams:
     first reference, after the last, before the first): the keyframe fill between two references
     runs without it (:func:`annotator.core.engine.keyframes.fill_span`). The frame hands its
     unchanged soft labels on to the context: fed back, the model's errors grew frame after frame
-    (boat 0.881 -> 0.815). 0.5 by measurement on ../shared/data/davis2016 (bench/RESULTS.md): from
-    frame 0 +0.005 mean J&F on the original ten and +0.010 on the ten added later (hockey +0.054,
-    breakdance-flare +0.028, mallard-fly +0.027; hike -0.017, stroller -0.011: compact objects whose
-    masks already spill); between keyframes 20 frames apart it lost (0.895 -> 0.888, 0.881 -> 0.880)."""
+    (boat 0.881 -> 0.815). Measured on ../shared/data/davis2016 (bench/RESULTS.md): at 0.5, from
+    frame 0, +0.005 mean J&F on the original ten and +0.010 on the ten added later (hockey +0.054,
+    mallard-fly +0.027; hike -0.017); between keyframes 20 frames apart it lost (0.895 -> 0.888,
+    0.881 -> 0.880). Off by default: in the effort bench (a simulated annotator correcting the
+    suggested frames until every frame has J >= 0.8) it cost more corrections on both halves
+    (dance-jump 30 -> 41, mallard-fly 50 -> 59, drift-turn 19 -> 25)."""
     islands: bool = True
     """Prune unsupported islands (:mod:`annotator.core.engine.islands`): every detached island of an object's
     label but its largest is asked of the reference frames alone, and takes their labels where they
