@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from annotator.gui import gui_thread_gc
+
 
 class _Runner(QObject):
     """Lives on the worker thread; pulls the generator and emits what comes out."""
@@ -86,6 +88,7 @@ class GeneratorWorker(QObject):
 
     def start(self) -> None:
         self._running = True
+        gui_thread_gc.job_started()  # no full collection's pause while frames stream in
         self._thread.start()
 
     def cancel(self) -> None:
@@ -113,6 +116,7 @@ class GeneratorWorker(QObject):
         self._thread.quit()
         self._thread.wait()
         self._running = False
+        gui_thread_gc.job_finished()
         # cancel() after the job's last item but before this: the items still queued were dropped
         # (_on_result), so the job is cancelled for the receiver too, not finished half-applied
         self.finished.emit(cancelled or self._cancelled.is_set())

@@ -75,3 +75,43 @@ def test_a_full_collection_waits_until_the_old_objects_grew_by_a_quarter(qtbot, 
     assert gui_thread_gc.collect_due_generations() == 2
     assert state.long_lived_pending == 0
     assert state.long_lived_total == len(gc.get_objects(generation=2)) > 0
+
+
+def test_a_full_collection_waits_for_the_end_of_a_background_job(qtbot, make_window):
+    """No full collection's pause while a job streams frames in, unless the old objects doubled."""
+    import numpy as np
+
+    from annotator.gui import gui_thread_gc
+    from annotator.gui.worker import GeneratorWorker
+
+    make_window(np.zeros((2, 16, 16, 3), np.uint8))
+    state = gui_thread_gc._State
+    keep: list = []
+    jobs_seen: list[int] = []
+    release = threading.Event()
+
+    def job():
+        jobs_seen.append(state.jobs)
+        release.wait(10)
+        yield 1
+
+    worker = GeneratorWorker(job)
+    ended: list[bool] = []
+    worker.finished.connect(ended.append)
+    worker.start()
+    try:
+        qtbot.waitUntil(lambda: bool(jobs_seen), timeout=5000)
+        assert jobs_seen == [1]  # the worker told the collector before its thread ran
+        state.long_lived_total, state.long_lived_pending = 1_000_000, 300_000
+        _make_every_generation_due(keep)
+        assert gui_thread_gc.collect_due_generations() == 1  # due, but held back during the job
+        state.long_lived_total, state.long_lived_pending = 1_000_000, 1_000_001
+        _make_every_generation_due(keep)
+        assert gui_thread_gc.collect_due_generations() == 2  # the old objects doubled: run anyway
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: bool(ended), timeout=5000)
+    assert state.jobs == 0
+    state.long_lived_total, state.long_lived_pending = 1_000_000, 300_000
+    _make_every_generation_due(keep)
+    assert gui_thread_gc.collect_due_generations() == 2  # the job ended: the held-back one runs
