@@ -31,15 +31,45 @@ def test_target_rule_picks_the_first_frame_estimated_below_the_target():
     assert suggest_frame(u3, [0, 10], rule="target", target=0.7) == 12
 
 
+def test_both_ways_the_suggestion_leaps_past_the_first_failing_frame():
+    """A both-ways correction re-fills its two sides: after the first failing frame d past the
+    reference, the suggestion is 2d - 1 past it, within the run of failing frames."""
+    u = ramp(0, 20)  # one way after reference 0: first frame below 0.7 is 6 (d = 6)
+    assert suggest_frame(u, [0], rule="target", target=0.7) == 6  # one way: greedy covering
+    assert suggest_frame(u, [0], rule="target", target=0.7, both_ways=True) == 11
+    # the leap stops at the end of the failing run (the frames after it are good)
+    short = {**u, **{f: 0.01 for f in range(9, 20)}}
+    assert suggest_frame(short, [0], rule="target", target=0.7, both_ways=True) == 8
+    # and at the end of the video
+    assert suggest_frame(ramp(0, 9), [0], rule="target", target=0.7, both_ways=True) == 8
+    # a failure next to the reference leaves nothing to leap over
+    assert suggest_frame(u, [0], rule="target", target=0.95, both_ways=True) == 1
+    # before the first reference (propagated backward from 10): outwards, 2d - 1 before it
+    back = {f: 0.05 + 0.05 * (10 - f) for f in range(0, 10)}  # first below 0.7 going outwards: 4 (d = 6)
+    assert suggest_frame(back, [10], rule="target", target=0.7, both_ways=True) == 0  # 10 - 11, clipped
+    assert suggest_frame({f: 0.05 + 0.05 * (30 - f) for f in range(0, 30)}, [30], rule="target", target=0.7,
+                         both_ways=True) == 19  # first failing 24 (d = 6): 30 - 11
+
+
+def test_both_ways_between_two_references_the_middle_of_the_failing_run():
+    # filled from both ends: uncertainty peaks in the middle; frames 6..14 below 0.7
+    u = {f: 0.05 + 0.05 * min(f, 20 - f) for f in range(1, 20)}
+    assert suggest_frame(u, [0, 20], rule="target", target=0.7) == 6
+    assert suggest_frame(u, [0, 20], rule="target", target=0.7, both_ways=True) == 10
+
+
 def test_target_rule_before_the_first_reference_goes_outwards():
     u = {f: 0.05 + 0.05 * (10 - f) for f in range(0, 10)}  # propagated backward from frame 10
     assert suggest_frame(u, [10], rule="target", target=0.7) == 4
 
 
-def test_without_a_frame_below_target_the_onset_of_the_worst_stretch():
-    u = {**ramp(0, 10, slope=0.001), **ramp(10, 30, slope=0.01)}
-    # the stretch after 10 holds most uncertainty; halfway from its min to its max is reached at 20
-    assert suggest_frame(u, [0, 10], rule="target", target=0.1) == 20
+def test_without_a_frame_below_target_the_frame_estimated_worst():
+    u = {**ramp(0, 10, slope=0.001), **ramp(10, 30, slope=0.01), 5: 0.3}
+    # the stretch after 10 holds most uncertainty, but frame 5 alone is the likeliest to be wrong
+    assert suggest_frame(u, [0, 10], rule="target", target=0.1) == 5
+    assert suggest_frame(u, [0, 10], rule="target", target=0.1, both_ways=True) == 5
+    # the onset rule: the most uncertain stretch, where it climbs past halfway from its min to its max
+    del u[5]
     assert suggest_frame(u, [0, 10], rule="onset") == 20
 
 

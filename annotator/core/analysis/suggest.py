@@ -20,7 +20,20 @@ Rules (``rule=``):
   enough: correcting exactly there lets the new run cover the most frames (greedy covering,
   which is optimal when quality only decays with distance from a reference). Frames are taken
   in time order; before the first reference (propagated backward) from the reference outwards.
-  When no frame is estimated to miss the target it falls back to ``"onset"``.
+  When no frame is estimated to miss the target it takes the frame estimated worst (``"max"``):
+  the person still sees frames to correct, and the most uncertain is likeliest to be one. (It
+  fell back to ``"onset"`` before session 35: that picks within the stretch of largest *summed*
+  uncertainty, so a long stretch of good frames outbid one bad frame; the simulated annotator
+  of ``bench/bench_effort.py`` corrected 30 good frames of DAVIS swing before its one bad frame.)
+
+  **Both ways** (``both_ways=True``, the app's keyframes-both-ways mode): a correction re-fills the
+  frames on *both* of its sides, so correcting the first failing frame wastes half its reach (the
+  frames before it were good already). If the first frame to miss the target is ``d`` frames past
+  the reference its stretch hangs from (one way: after the last reference, before the first), the
+  frames ``d - 1`` on either side of a new reference are good, so the suggestion leaps to
+  ``2d - 1`` past that reference, and never beyond the run of failing frames that starts there.
+  Between two references (frames filled from both ends) it takes the middle of the failing run.
+  With one-way re-propagation, greedy covering (above) stays the rule.
 
 Frames without an uncertainty (references, frames not propagated yet) are never suggested.
 
@@ -96,13 +109,14 @@ def segments(frames: Iterable[int], references: Iterable[int]) -> list[list[int]
 
 def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *,
                   rule: Rule = DEFAULT_RULE, target: float = DEFAULT_TARGET,
-                  calibration: Calibration | None = None) -> int | None:
+                  calibration: Calibration | None = None, both_ways: bool = False) -> int | None:
     """The frame whose correction should help most, or None when no frame is a candidate.
 
     ``uncertainty`` maps frame index to its per-frame uncertainty (see
     :func:`annotator.core.analysis.diagnostics.frame_uncertainty`); ``references`` are the frames a person
     painted, never suggested. ``target`` is the J the person needs and ``calibration`` what their
-    corrections taught (rule ``"target"`` only; without it the estimate is ``1 - u``).
+    corrections taught (rule ``"target"`` only; without it the estimate is ``1 - u``). ``both_ways``:
+    a correction is re-propagated to both sides (rule ``"target"`` only; see the module docstring).
     """
     if rule not in RULES:
         raise UsageError(f"unknown suggestion rule {rule!r}; choose one of {', '.join(RULES)}")
@@ -124,10 +138,14 @@ def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *
     if rule == "target":
         estimate = calibration.estimate_j if calibration is not None else (lambda u: 1.0 - u)
         for stretch in stretches:
-            order = reversed(stretch) if refs and stretch[-1] < refs[0] else stretch
-            for f in order:
-                if estimate(cand[f]) < target:
-                    return f
+            order = list(reversed(stretch)) if refs and stretch[-1] < refs[0] else stretch
+            failing = [k for k, f in enumerate(order) if estimate(cand[f]) < target]
+            if not failing:
+                continue
+            if not both_ways:
+                return order[failing[0]]
+            return _leap(order, failing, refs)
+        return max(cand, key=lambda f: (cand[f], -f))  # none below the target: the worst estimate
     # onset: the worst stretch, then where its uncertainty climbs past halfway
     worst = max(stretches, key=lambda s: (sum(cand[f] for f in s), -s[0]))
     values = [cand[f] for f in worst]
@@ -138,3 +156,23 @@ def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *
     if refs and worst[-1] < refs[0]:  # before the first reference: failure grows towards frame 0
         return next(f for f in reversed(worst) if cand[f] >= halfway)
     return next(f for f in worst if cand[f] >= halfway)
+
+
+def _leap(order: list[int], failing: list[int], refs: list[int]) -> int:
+    """The both-ways choice in a stretch (frames in propagation order; ``failing``: positions in it
+    below the target): see "Both ways" in the module docstring."""
+    start = failing[0]
+    end = start  # the run of failing frames that starts there (consecutive frames)
+    while end + 1 < len(order) and end + 1 in failing and abs(order[end + 1] - order[end]) == 1:
+        end += 1
+    first, last = order[start], order[end]
+    before = [r for r in refs if r < min(order)]
+    after = [r for r in refs if r > max(order)]
+    if before and after:  # filled from both ends: split the failing run in the middle
+        return order[(start + end) // 2]
+    anchor = before[-1] if before else after[0] if after else None  # the reference it hangs from
+    if anchor is None:
+        return first
+    d = abs(first - anchor)
+    leap = anchor + (2 * d - 1) * (1 if first > anchor else -1)
+    return min(leap, last) if first > anchor else max(leap, last)
