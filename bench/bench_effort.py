@@ -182,7 +182,14 @@ def _load_rows(path: Path | None, span_references: str, preset_name: str, label_
             and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail
             and r.get("islands", False) == islands and r.get("background_bias", 0.0) == background_bias
             and r.get("short_side", 480) == short_side and r.get("appearance", 0.0) == appearance
-            and r.get("leap", False) == (leap and r["strategy"] != "forward")]
+            and r.get("suggestion", "first-onset") == _suggestion(leap, r["strategy"])]
+
+
+def _suggestion(leap: bool, strategy: str) -> str:
+    """How the row's corrections were chosen: ``leap`` (both ways, the app's rule since session 35),
+    ``first`` (the first frame below the goal), ``first-onset`` (rows from before session 35, whose
+    fallback when no frame was estimated below the goal was the onset rule)."""
+    return "leap" if leap and strategy != "forward" else "first"
 
 
 def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
@@ -287,7 +294,7 @@ def main() -> None:
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
                            "preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
                            "background_bias": params.background_bias, "short_side": short_side,
-                           "appearance": params.appearance, "leap": args.leap and label != "forward"}
+                           "appearance": params.appearance, "suggestion": _suggestion(args.leap, label)}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:

@@ -50,3 +50,24 @@ def test_bench_effort_runs_and_records_the_appearance_weight(tmp_path):
     run_script("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "forward", "--threads", "1",
                "--short-side", "0", "--appearance", "0", "--results", str(results))
     assert len(results.read_text().splitlines()) == 2
+
+
+def test_bench_effort_keeps_rows_of_each_suggestion_rule_apart(tmp_path):
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("alpha",), n_frames=4)
+    results = tmp_path / "rows.jsonl"
+    # a row from before session 35 (no "suggestion": the first failing frame, onset fallback)
+    results.write_text(json.dumps({"sequence": "alpha", "frames": 4, "goal": 0.5, "strategy": "both",
+                                   "annotated": 1, "frames_annotated": [0], "seconds": 0.0,
+                                   "span_references": "earlier", "preset": "quality", "label_detail": 8,
+                                   "islands": True, "background_bias": -0.1, "short_side": 0,
+                                   "appearance": 0.0}) + "\n")
+    args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "both", "--threads", "1",
+            "--short-side", "0", "--appearance", "0", "--results", str(results))
+    run_script(*args)
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r.get("suggestion") for r in rows] == [None, "leap"]  # the old row was not taken for this rule
+    run_script(*args, "--no-leap")
+    run_script(*args, "--no-leap")  # found again: not recomputed
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r.get("suggestion") for r in rows] == [None, "leap", "first"]
