@@ -27,7 +27,7 @@ goal's table is whole first). Features come from one FeatureStore per sequence (
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
 ``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias``, ``--short-side``,
-``--appearance`` and ``--leap``).
+``--appearance``, ``--leap`` and ``--fallback``).
 ``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
 ``--label-detail`` with labels carried at sub-cells.
 
@@ -41,7 +41,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -140,9 +140,11 @@ class Tool:
             self.values.update(self.runs.forward(frame, self.refs))
 
 
-def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool = True) -> list[int]:
+def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool = False,
+              fallback: str = "onset") -> list[int]:
     """Frames annotated (the first ones included) when the calibrated suggestion picks each next one
-    (``leap``: the suggestion knows a correction re-fills both its sides, as the app's does)."""
+    (``leap``: the suggestion knows a correction re-fills both its sides; ``fallback``: its rule when no
+    frame is estimated below the goal)."""
     tool = Tool(runs, first, both)
     calibration = Calibration()
     while True:
@@ -150,7 +152,8 @@ def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool =
         if all(j >= goal for j, _ in values.values()):
             return sorted(tool.refs)
         frame = suggest_frame({f: u for f, (_, u) in values.items()}, tool.refs, rule="target", target=goal,
-                              calibration=calibration, both_ways=both and leap)
+                              calibration=calibration, both_ways=both and leap,
+                              fallback=fallback)
         if frame is None or frame in tool.refs:
             raise RuntimeError(f"the suggestion picked {frame!r} with references {sorted(tool.refs)}")
         j, u = values[frame]
@@ -161,16 +164,16 @@ def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool =
 KEYFRAME_EVERY = 20
 
 STRATEGIES = {
-    "forward": lambda r, g, leap: suggested(r, g, both=False, first={0}),
-    "keyframes": lambda r, g, leap: suggested(r, g, both=True, first=set(keyframe_indices(list(range(r.n)), KEYFRAME_EVERY)),
-                                              leap=leap),
-    "both": lambda r, g, leap: suggested(r, g, both=True, first={0}, leap=leap),
+    "forward": lambda r, g, leap, fb: suggested(r, g, both=False, first={0}, fallback=fb),
+    "keyframes": lambda r, g, leap, fb: suggested(r, g, both=True, leap=leap, fallback=fb,
+                                                  first=set(keyframe_indices(list(range(r.n)), KEYFRAME_EVERY))),
+    "both": lambda r, g, leap, fb: suggested(r, g, both=True, first={0}, leap=leap, fallback=fb),
 }
 
 
 def _load_rows(path: Path | None, span_references: str, preset_name: str, label_detail: int,
                islands: bool, background_bias: float, short_side: int, appearance: float,
-               leap: bool) -> list[dict]:
+               suggestion: Callable[[str], str]) -> list[dict]:
     """Rows a previous run of this bench left in ``path`` for the same span references, preset, label
     detail, island pruning, background bias, working resolution and appearance weight (rows written before
     presets, label detail, islands, the bias, the resolution or the appearance model were recorded ran the
@@ -182,14 +185,14 @@ def _load_rows(path: Path | None, span_references: str, preset_name: str, label_
             and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail
             and r.get("islands", False) == islands and r.get("background_bias", 0.0) == background_bias
             and r.get("short_side", 480) == short_side and r.get("appearance", 0.0) == appearance
-            and r.get("suggestion", "first-onset") == _suggestion(leap, r["strategy"])]
+            and r.get("suggestion", "first-onset") == suggestion(r["strategy"])]
 
 
-def _suggestion(leap: bool, strategy: str) -> str:
-    """How the row's corrections were chosen: ``leap`` (both ways, the app's rule since session 35),
-    ``first`` (the first frame below the goal), ``first-onset`` (rows from before session 35, whose
-    fallback when no frame was estimated below the goal was the onset rule)."""
-    return "leap" if leap and strategy != "forward" else "first"
+def _suggestion(leap: bool, fallback: str, strategy: str) -> str:
+    """How a row's corrections were chosen: ``leap`` (both ways past the first failing frame) or
+    ``first`` (the first failing frame), then the fallback rule when no frame is estimated below the
+    goal; rows from before session 35 lack it and were ``first-onset``."""
+    return f"{'leap' if leap and strategy != 'forward' else 'first'}-{fallback}"
 
 
 def _print_tables(rows: list[dict], names: list[str], goals: list[float], strategies: list[str]) -> None:
@@ -235,9 +238,11 @@ def main() -> None:
     p.add_argument("--appearance", type=float, default=None, metavar="WEIGHT",
                    help="weight of the appearance model, 0 = off (PropagationParams.appearance; default: the preset's)")
     p.add_argument("--short-side", type=int, default=None, help="working resolution (default: the preset's)")
-    p.add_argument("--leap", action=argparse.BooleanOptionalAction, default=True,
-                   help="both-ways strategies: the suggestion leaps past the first failing frame, as the app's "
-                        "does (--no-leap: the first failing frame, the suggestion before session 35)")
+    p.add_argument("--leap", action=argparse.BooleanOptionalAction, default=False,
+                   help="both-ways strategies: the suggestion leaps past the first failing frame "
+                        "(suggest_frame's both_ways; default: the app's, the first failing frame)")
+    p.add_argument("--fallback", choices=("onset", "max"), default="onset",
+                   help="the suggestion's rule when no frame is estimated below the goal (default: the app's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
     p.add_argument("--memo-gib", type=float, default=3.0,
@@ -265,7 +270,8 @@ def main() -> None:
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {short_side}, {params}",
           flush=True)
     rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail, params.islands,
-                      params.background_bias, short_side, params.appearance, args.leap)
+                      params.background_bias, short_side, params.appearance,
+                      lambda strategy: _suggestion(args.leap, args.fallback, strategy))
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
     # goal by goal, so the first goal's table is whole before the next starts; each sequence's runs
@@ -288,13 +294,13 @@ def main() -> None:
                 results = Runs(store, gt, params, tuple(video.hw), cache=caches.setdefault(name, {}), memo=memos[name])
                 for label in todo:
                     t0 = time.perf_counter()
-                    annotated = STRATEGIES[label](results, goal, args.leap)
+                    annotated = STRATEGIES[label](results, goal, args.leap, args.fallback)
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
                            "preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
                            "background_bias": params.background_bias, "short_side": short_side,
-                           "appearance": params.appearance, "suggestion": _suggestion(args.leap, label)}
+                           "appearance": params.appearance, "suggestion": _suggestion(args.leap, args.fallback, label)}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:

@@ -262,9 +262,8 @@ class DiagnosticsController(QObject):
     def suggestion(self) -> int | None:
         if self.model.video is None:
             return None
-        # with keyframes both ways (the default) a correction is re-propagated to both its sides
         return suggest_frame(self.uncertainty, self.model.reference_frames().keys(), target=self.target,
-                             calibration=self.calibration, both_ways=self.propagation.settings.params.both_ways)
+                             calibration=self.calibration)
 
     def go_to_suggestion(self) -> None:
         frame = self.suggestion()

@@ -169,31 +169,12 @@ def test_next_frame_to_correct_goes_to_an_uncertain_propagated_frame(qtbot, make
     d.target = 1.0  # every propagated frame misses a perfect J: the first one is suggested
     d.actions["suggest_frame"].trigger()
     assert w.model.current_frame == 1
-    d.target = 0.0  # none misses it: the frame estimated worst
+    d.target = 0.0  # none misses it: the onset of the most uncertain stretch
     d.go_to_suggestion()
     assert w.model.current_frame in range(1, 6)
     csv_path, png_path = d.export_report(tmp_path)
     assert csv_path.read_text().splitlines()[0] == "frame,object,J,F,J&F"
     assert png_path.read_bytes()[:4] == b"\x89PNG"
-
-
-def test_the_suggestion_follows_the_both_ways_setting(qtbot, make_window):
-    """Both ways (the default) a correction re-fills its two sides: the suggestion leaps past the
-    first failing frame; one way it is the first failing frame."""
-    from dataclasses import replace
-
-    frames, truth = two_objects_clip(n=6)
-    w = make_window(frames, {0: truth[0]})
-    d = w.diagnostics
-    run_propagation(qtbot, w)
-    d.uncertainty.clear()
-    d.uncertainty.update({f: 0.05 + 0.1 * f for f in range(1, 6)})  # estimated J below 0.7 from frame 3
-    d.target = 0.7
-    assert w.propagation.settings.params.both_ways
-    assert d.suggestion() == 5  # 2 * 3 - 1 past the reference
-    settings = w.propagation.settings
-    w.propagation.set_settings(replace(settings, params=replace(settings.params, both_ways=False)))
-    assert d.suggestion() == 3
 
 
 def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qtbot, make_window):

@@ -64,10 +64,12 @@ def test_bench_effort_keeps_rows_of_each_suggestion_rule_apart(tmp_path):
                                    "appearance": 0.0}) + "\n")
     args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "both", "--threads", "1",
             "--short-side", "0", "--appearance", "0", "--results", str(results))
-    run_script(*args)
+    run_script(*args)  # the app's rule, which the old row's was: found, not recomputed
+    assert len(results.read_text().splitlines()) == 1
+    run_script(*args, "--leap")
     rows = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [r.get("suggestion") for r in rows] == [None, "leap"]  # the old row was not taken for this rule
-    run_script(*args, "--no-leap")
-    run_script(*args, "--no-leap")  # found again: not recomputed
+    assert [r.get("suggestion") for r in rows] == [None, "leap-onset"]  # the old row was not taken for this rule
+    run_script(*args, "--fallback", "max")
+    run_script(*args, "--fallback", "max")  # found again
     rows = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [r.get("suggestion") for r in rows] == [None, "leap", "first"]
+    assert [r.get("suggestion") for r in rows] == [None, "leap-onset", "first-max"]

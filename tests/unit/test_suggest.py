@@ -63,14 +63,17 @@ def test_target_rule_before_the_first_reference_goes_outwards():
     assert suggest_frame(u, [10], rule="target", target=0.7) == 4
 
 
-def test_without_a_frame_below_target_the_frame_estimated_worst():
+def test_without_a_frame_below_target_the_fallback_rule():
     u = {**ramp(0, 10, slope=0.001), **ramp(10, 30, slope=0.01), 5: 0.3}
-    # the stretch after 10 holds most uncertainty, but frame 5 alone is the likeliest to be wrong
-    assert suggest_frame(u, [0, 10], rule="target", target=0.1) == 5
-    assert suggest_frame(u, [0, 10], rule="target", target=0.1, both_ways=True) == 5
-    # the onset rule: the most uncertain stretch, where it climbs past halfway from its min to its max
-    del u[5]
+    # "max": frame 5 alone is the likeliest to be wrong
+    assert suggest_frame(u, [0, 10], rule="target", target=0.1, fallback="max") == 5
+    assert suggest_frame(u, [0, 10], rule="target", target=0.1, both_ways=True, fallback="max") == 5
+    # "onset" (the default): the stretch after 10 holds most uncertainty; halfway from its min to its
+    # max is reached at 20
+    assert suggest_frame(u, [0, 10], rule="target", target=0.1) == 20
     assert suggest_frame(u, [0, 10], rule="onset") == 20
+    with pytest.raises(UsageError, match="fallback"):
+        suggest_frame(u, [0, 10], rule="target", target=0.1, fallback="distance")
 
 
 def test_max_and_distance_rules():

@@ -20,20 +20,24 @@ Rules (``rule=``):
   enough: correcting exactly there lets the new run cover the most frames (greedy covering,
   which is optimal when quality only decays with distance from a reference). Frames are taken
   in time order; before the first reference (propagated backward) from the reference outwards.
-  When no frame is estimated to miss the target it takes the frame estimated worst (``"max"``):
-  the person still sees frames to correct, and the most uncertain is likeliest to be one. (It
-  fell back to ``"onset"`` before session 35: that picks within the stretch of largest *summed*
-  uncertainty, so a long stretch of good frames outbid one bad frame; the simulated annotator
-  of ``bench/bench_effort.py`` corrected 30 good frames of DAVIS swing before its one bad frame.)
+  When no frame is estimated to miss the target it falls back to ``fallback``: ``"onset"`` (the
+  default) or ``"max"``, the frame estimated worst.
 
-  **Both ways** (``both_ways=True``, the app's keyframes-both-ways mode): a correction re-fills the
-  frames on *both* of its sides, so correcting the first failing frame wastes half its reach (the
-  frames before it were good already). If the first frame to miss the target is ``d`` frames past
-  the reference its stretch hangs from (one way: after the last reference, before the first), the
-  frames ``d - 1`` on either side of a new reference are good, so the suggestion leaps to
-  ``2d - 1`` past that reference, and never beyond the run of failing frames that starts there.
+  **Both ways** (``both_ways=True``; an option, not what the app asks for): a correction that is
+  re-propagated to both its sides (keyframes both ways) re-fills the frames before it too, so
+  correcting the first failing frame wastes half its reach. If the first frame to miss the target is
+  ``d`` frames past the reference its stretch hangs from (one way: after the last reference, before
+  the first), the frames ``d - 1`` on either side of a new reference are good, so the suggestion
+  leaps to ``2d - 1`` past that reference, never beyond the run of failing frames that starts there.
   Between two references (frames filled from both ends) it takes the middle of the failing run.
-  With one-way re-propagation, greedy covering (above) stays the rule.
+
+  Measured with ``bench/bench_effort.py --strategies both --goal 0.8`` (bench/RESULTS.md, session
+  35), frames painted per 100, original ten / ten added later: the app's rule 17.9 / 26.7; leap
+  with ``"max"`` 13.9 / 27.8 (drift-turn 19 -> 4, kite-walk 38 -> 24); ``"max"`` alone 15.8 / 27.6.
+  None helps both halves, so the defaults stay. What decides the ten added later is the end game:
+  when the last frames below the goal sit just below it among frames estimated alike, either
+  fallback guesses (dance-jump 30 frames with ``"onset"``, 41 with ``"max"``; swing with the leap
+  40 with ``"onset"``, 14 with ``"max"``).
 
 Frames without an uncertainty (references, frames not propagated yet) are never suggested.
 
@@ -109,17 +113,21 @@ def segments(frames: Iterable[int], references: Iterable[int]) -> list[list[int]
 
 def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *,
                   rule: Rule = DEFAULT_RULE, target: float = DEFAULT_TARGET,
-                  calibration: Calibration | None = None, both_ways: bool = False) -> int | None:
+                  calibration: Calibration | None = None, both_ways: bool = False,
+                  fallback: Rule = "onset") -> int | None:
     """The frame whose correction should help most, or None when no frame is a candidate.
 
     ``uncertainty`` maps frame index to its per-frame uncertainty (see
     :func:`annotator.core.analysis.diagnostics.frame_uncertainty`); ``references`` are the frames a person
     painted, never suggested. ``target`` is the J the person needs and ``calibration`` what their
     corrections taught (rule ``"target"`` only; without it the estimate is ``1 - u``). ``both_ways``:
-    a correction is re-propagated to both sides (rule ``"target"`` only; see the module docstring).
+    a correction is re-propagated to both sides, and ``fallback`` the rule when no frame is estimated
+    below the target (``"onset"`` or ``"max"``; rule ``"target"`` only; see the module docstring).
     """
     if rule not in RULES:
         raise UsageError(f"unknown suggestion rule {rule!r}; choose one of {', '.join(RULES)}")
+    if fallback not in ("onset", "max"):
+        raise UsageError(f"unknown fallback rule {fallback!r}; choose onset or max")
     refs = sorted(set(int(r) for r in references))
     ref_set = set(refs)
     cand = {int(f): float(u) for f, u in uncertainty.items() if int(f) not in ref_set and u == u}  # u == u: not NaN
@@ -145,7 +153,8 @@ def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *
             if not both_ways:
                 return order[failing[0]]
             return _leap(order, failing, refs)
-        return max(cand, key=lambda f: (cand[f], -f))  # none below the target: the worst estimate
+        if fallback == "max":
+            return max(cand, key=lambda f: (cand[f], -f))
     # onset: the worst stretch, then where its uncertainty climbs past halfway
     worst = max(stretches, key=lambda s: (sum(cand[f] for f in s), -s[0]))
     values = [cand[f] for f in worst]
