@@ -68,9 +68,10 @@ def run(args: argparse.Namespace) -> dict:
                                islands=args.islands, background_bias=args.background_bias,
                                appearance=args.appearance,
                                precision="float32" if exact else "auto")
-    out_dir = Path(tempfile.mkdtemp(prefix="bench-masks-"))
     engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
-    with open_video(args.source) as video:
+    # the masks are written for the write's time only: a folder of its own, removed after the run
+    with open_video(args.source) as video, tempfile.TemporaryDirectory(prefix="bench-masks-") as masks:
+        out_dir = Path(masks)
         first = read_mask(args.mask) if args.mask else None
         store = FeatureStore(video, backbone, short_side=args.short_side or None, read_ahead=args.engine == "ahead")
         if first is None:  # no mask given: a centred box, enough for timing

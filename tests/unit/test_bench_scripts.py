@@ -4,6 +4,7 @@ script's parser lacks stopped bench_pipeline.py before its first frame)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from tests.synthetic import clip_on_disk, make_davis_root
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def run_script(name: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=600)
+def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True, text=True, timeout=600,
+                          env=None if env is None else {**os.environ, **env})
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -27,8 +29,11 @@ def test_bench_pipeline_runs_a_preset_and_names_its_settings(tmp_path, preset):
     from annotator.core.engine.presets import PRESETS
 
     frames, mask, _ = clip_on_disk(tmp_path, n_frames=3)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     out = run_script("bench_pipeline.py", str(frames), "--mask", str(mask), "--frames", "2", "--engines", "default",
-                     "--threads", "1", "--preset", preset, "--short-side", "0")
+                     "--threads", "1", "--preset", preset, "--short-side", "0", env={"TMPDIR": str(scratch)})
+    assert not list(scratch.glob("bench-masks-*"))  # the masks it wrote for timing are removed
     chosen = PRESETS[preset]
     assert f"appearance {chosen.appearance:g}," in out and f"label detail {chosen.label_detail}," in out
     assert re.search(r"^\| lite0\S* \| 96x64 \| default \| 1 \|", out, re.MULTILINE)  # the table's row of the run
