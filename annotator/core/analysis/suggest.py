@@ -62,8 +62,9 @@ Rule = Literal["max", "distance", "onset", "target"]
 RULES: tuple[str, ...] = ("max", "distance", "onset", "target")
 DEFAULT_RULE: Rule = "target"
 DEFAULT_TARGET = 0.9
+Fallback = Literal["onset", "max"]  # the target rule's choice when no frame is estimated below the target
 
-__all__ = ["Calibration", "DEFAULT_RULE", "DEFAULT_TARGET", "RULES", "Rule", "segments", "suggest_frame"]
+__all__ = ["Calibration", "DEFAULT_RULE", "DEFAULT_TARGET", "Fallback", "RULES", "Rule", "segments", "suggest_frame"]
 
 
 class Calibration:
@@ -114,7 +115,7 @@ def segments(frames: Iterable[int], references: Iterable[int]) -> list[list[int]
 def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *,
                   rule: Rule = DEFAULT_RULE, target: float = DEFAULT_TARGET,
                   calibration: Calibration | None = None, both_ways: bool = False,
-                  fallback: Rule = "onset") -> int | None:
+                  fallback: Fallback = "onset") -> int | None:
     """The frame whose correction should help most, or None when no frame is a candidate.
 
     ``uncertainty`` maps frame index to its per-frame uncertainty (see
@@ -171,8 +172,9 @@ def _leap(order: list[int], failing: list[int], refs: list[int]) -> int:
     """The both-ways choice in a stretch (frames in propagation order; ``failing``: positions in it
     below the target): see "Both ways" in the module docstring."""
     start = failing[0]
+    below = set(failing)
     end = start  # the run of failing frames that starts there (consecutive frames)
-    while end + 1 < len(order) and end + 1 in failing and abs(order[end + 1] - order[end]) == 1:
+    while end + 1 in below and abs(order[end + 1] - order[end]) == 1:
         end += 1
     first, last = order[start], order[end]
     before = [r for r in refs if r < min(order)]
