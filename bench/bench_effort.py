@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.core.analysis.diagnostics import frame_scores, frame_uncertainty
-from annotator.core.analysis.suggest import Calibration, suggest_frame
+from annotator.core.analysis.suggest import FALLBACKS, Calibration, suggest_frame
 from annotator.core.engine.candidates import CandidateMemo
 from annotator.core.engine.keyframes import Span, span_context
 from annotator.core.engine.pipeline import propagate_span
@@ -241,7 +241,7 @@ def main() -> None:
     p.add_argument("--leap", action=argparse.BooleanOptionalAction, default=False,
                    help="both-ways strategies: the suggestion leaps past the first failing frame "
                         "(suggest_frame's both_ways; default: the app's, the first failing frame)")
-    p.add_argument("--fallback", choices=("onset", "max"), default="onset",
+    p.add_argument("--fallback", choices=FALLBACKS, default="onset",
                    help="the suggestion's rule when no frame is estimated below the goal (default: the app's)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")

@@ -72,7 +72,7 @@ def test_without_a_frame_below_target_the_fallback_rule():
     # max is reached at 20
     assert suggest_frame(u, [0, 10], rule="target", target=0.1) == 20
     assert suggest_frame(u, [0, 10], rule="onset") == 20
-    with pytest.raises(UsageError, match="fallback"):
+    with pytest.raises(UsageError, match="fallback rule"):
         suggest_frame(u, [0, 10], rule="target", target=0.1, fallback="distance")
 
 

@@ -63,8 +63,10 @@ RULES: tuple[str, ...] = ("max", "distance", "onset", "target")
 DEFAULT_RULE: Rule = "target"
 DEFAULT_TARGET = 0.9
 Fallback = Literal["onset", "max"]  # the target rule's choice when no frame is estimated below the target
+FALLBACKS: tuple[str, ...] = ("onset", "max")
 
-__all__ = ["Calibration", "DEFAULT_RULE", "DEFAULT_TARGET", "Fallback", "RULES", "Rule", "segments", "suggest_frame"]
+__all__ = ["Calibration", "DEFAULT_RULE", "DEFAULT_TARGET", "FALLBACKS", "Fallback", "RULES", "Rule", "segments",
+           "suggest_frame"]
 
 
 class Calibration:
@@ -127,22 +129,13 @@ def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *
     """
     if rule not in RULES:
         raise UsageError(f"unknown suggestion rule {rule!r}; choose one of {', '.join(RULES)}")
-    if fallback not in ("onset", "max"):
-        raise UsageError(f"unknown fallback rule {fallback!r}; choose onset or max")
+    if fallback not in FALLBACKS:
+        raise UsageError(f"unknown fallback rule {fallback!r}; choose one of {', '.join(FALLBACKS)}")
     refs = sorted(set(int(r) for r in references))
     ref_set = set(refs)
     cand = {int(f): float(u) for f, u in uncertainty.items() if int(f) not in ref_set and u == u}  # u == u: not NaN
     if not cand:
         return None
-    if rule == "max":
-        return max(cand, key=lambda f: (cand[f], -f))
-    if rule == "distance":
-        def score(f: int) -> tuple[float, int]:
-            k = bisect_left(refs, f)
-            previous = refs[k - 1] if k > 0 else None
-            distance = f - previous if previous is not None else (refs[0] - f if refs else f + 1)
-            return cand[f] * distance, -f
-        return max(cand, key=score)
     stretches = segments(cand, refs)
     if rule == "target":
         estimate = calibration.estimate_j if calibration is not None else (lambda u: 1.0 - u)
@@ -154,8 +147,16 @@ def suggest_frame(uncertainty: Mapping[int, float], references: Iterable[int], *
             if not both_ways:
                 return order[failing[0]]
             return _leap(order, failing, refs)
-        if fallback == "max":
-            return max(cand, key=lambda f: (cand[f], -f))
+        rule = fallback  # no frame estimated below the target
+    if rule == "max":
+        return max(cand, key=lambda f: (cand[f], -f))
+    if rule == "distance":
+        def score(f: int) -> tuple[float, int]:
+            k = bisect_left(refs, f)
+            previous = refs[k - 1] if k > 0 else None
+            distance = f - previous if previous is not None else (refs[0] - f if refs else f + 1)
+            return cand[f] * distance, -f
+        return max(cand, key=score)
     # onset: the worst stretch, then where its uncertainty climbs past halfway
     worst = max(stretches, key=lambda s: (sum(cand[f] for f in s), -s[0]))
     values = [cand[f] for f in worst]
