@@ -101,6 +101,11 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")
+    g.add_argument("--reference-flow", type=float, default=None, metavar="WEIGHT",
+                   help="weight in [0, 1] of each reference's own mask carried onto the frames it propagates to "
+                        "by dense optical flow between the two frames (pixel-exact outlines near a painted "
+                        "frame); the weight falls as WEIGHT / d at d frames from the reference; 0 = off "
+                        f"(default {_DEFAULTS.reference_flow:g}, or the preset's)")
     g.add_argument("--both-ways", action=argparse.BooleanOptionalAction, default=_DEFAULTS.both_ways,
                    help="fill the frames between two reference masks from both and fuse them; --no-both-ways: "
                         "each frame sees only the references behind it (default: on)")
@@ -160,7 +165,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                context_labels=args.context_labels, upsample=args.upsample,
                                precision=args.precision, flow=args.flow, label_detail=args.label_detail,
                                anchor=args.anchor, islands=args.islands, background_bias=args.background_bias,
-                               appearance=args.appearance,
+                               appearance=args.appearance, reference_flow=args.reference_flow,
                                both_ways=args.both_ways, fusion=args.fusion, span_references=args.span_references,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()

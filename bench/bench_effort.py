@@ -27,7 +27,7 @@ goal's table is whole first). Features come from one FeatureStore per sequence (
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
 ``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias``, ``--short-side``,
-``--appearance``, ``--leap`` and ``--fallback``).
+``--appearance``, ``--reference-flow``, ``--leap`` and ``--fallback``).
 ``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
 ``--label-detail`` with labels carried at sub-cells.
 
@@ -70,10 +70,10 @@ class Runs:
 
     def __init__(self, store: FeatureStore, gt: dict[int, np.ndarray], params: PropagationParams,
                  output_hw: tuple[int, int], cache: dict[tuple, Values] | None = None,
-                 memo: CandidateMemo | None = None) -> None:
+                 memo: CandidateMemo | None = None, frames: Callable[[int], np.ndarray] | None = None) -> None:
         self.store, self.gt, self.params = store, gt, params
         self.object_ids = [int(i) for i in np.unique(gt[min(gt)]) if 0 < i < VOID]
-        self.options = dict(output_hw=output_hw, label_ids=(0, *self.object_ids), memo=memo)
+        self.options = dict(output_hw=output_hw, label_ids=(0, *self.object_ids), memo=memo, frames=frames)
         self.n = len(store)
         self.cache: dict[tuple, Values] = {} if cache is None else cache  # a caller's: kept across goals
         self.propagated = 0
@@ -171,20 +171,22 @@ STRATEGIES = {
 }
 
 
-def _load_rows(path: Path | None, span_references: str, preset_name: str, label_detail: int,
-               islands: bool, background_bias: float, short_side: int, appearance: float,
-               suggestion: Callable[[str], str]) -> list[dict]:
-    """Rows a previous run of this bench left in ``path`` for the same span references, preset, label
-    detail, island pruning, background bias, working resolution and appearance weight (rows written before
-    presets, label detail, islands, the bias, the resolution or the appearance model were recorded ran the
-    then default preset with one label per cell, no pruning, bias 0, at 480, without the model)."""
+LEGACY = {"preset": DEFAULT_PRESET, "label_detail": 1, "islands": False, "background_bias": 0.0,
+          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0}
+"""What a row that lacks a setting ran with: rows written before the setting was recorded (the then
+default preset, one label per cell, no island pruning, bias 0, at 480, no appearance model, no
+reference flow)."""
+
+
+def _load_rows(path: Path | None, span_references: str, settings: dict, suggestion: Callable[[str], str]
+               ) -> list[dict]:
+    """Rows a previous run of this bench left in ``path`` for the same span references, ``settings``
+    (each key of :data:`LEGACY`) and suggestion rule."""
     if path is None or not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["span_references"] == span_references
-            and r.get("preset", DEFAULT_PRESET) == preset_name and r.get("label_detail", 1) == label_detail
-            and r.get("islands", False) == islands and r.get("background_bias", 0.0) == background_bias
-            and r.get("short_side", 480) == short_side and r.get("appearance", 0.0) == appearance
+            and all(r.get(key, LEGACY[key]) == value for key, value in settings.items())
             and r.get("suggestion", "first-onset") == suggestion(r["strategy"])]
 
 
@@ -237,6 +239,9 @@ def main() -> None:
                         "background_bias; default: the preset's)")
     p.add_argument("--appearance", type=float, default=None, metavar="WEIGHT",
                    help="weight of the appearance model, 0 = off (PropagationParams.appearance; default: the preset's)")
+    p.add_argument("--reference-flow", type=float, default=None, metavar="WEIGHT",
+                   help="weight of the references' masks carried by optical flow, 0 = off "
+                        "(PropagationParams.reference_flow; default: the preset's)")
     p.add_argument("--short-side", type=int, default=None, help="working resolution (default: the preset's)")
     p.add_argument("--leap", action=argparse.BooleanOptionalAction, default=False,
                    help="both-ways strategies: the suggestion leaps past the first failing frame "
@@ -266,11 +271,16 @@ def main() -> None:
         params = replace(params, background_bias=args.background_bias)
     if args.appearance is not None:
         params = replace(params, appearance=args.appearance)
+    if args.reference_flow is not None:
+        params = replace(params, reference_flow=args.reference_flow)
     short_side = chosen.short_side if args.short_side is None else args.short_side
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {short_side}, {params}",
           flush=True)
-    rows = _load_rows(args.results, params.span_references, chosen.name, params.label_detail, params.islands,
-                      params.background_bias, short_side, params.appearance,
+    settings = {"preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
+                "background_bias": params.background_bias, "short_side": short_side,
+                "appearance": params.appearance, "reference_flow": params.reference_flow}
+    assert settings.keys() == LEGACY.keys()
+    rows = _load_rows(args.results, params.span_references, settings,
                       lambda strategy: _suggestion(args.leap, args.fallback, strategy))
     done = {(r["sequence"], r["goal"], r["strategy"]) for r in rows}
     t_start = time.perf_counter()
@@ -291,16 +301,15 @@ def main() -> None:
                 if name not in memos:
                     memos.clear()
                     memos[name] = CandidateMemo(max_bytes=int(args.memo_gib * 2**30))
-                results = Runs(store, gt, params, tuple(video.hw), cache=caches.setdefault(name, {}), memo=memos[name])
+                results = Runs(store, gt, params, tuple(video.hw), cache=caches.setdefault(name, {}), memo=memos[name],
+                               frames=video.frame)
                 for label in todo:
                     t0 = time.perf_counter()
                     annotated = STRATEGIES[label](results, goal, args.leap, args.fallback)
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
-                           "preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
-                           "background_bias": params.background_bias, "short_side": short_side,
-                           "appearance": params.appearance, "suggestion": _suggestion(args.leap, args.fallback, label)}
+                           **settings, "suggestion": _suggestion(args.leap, args.fallback, label)}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> dict:
     params = PropagationParams(radius=args.radius, context=args.context, context_stride=args.context_stride,
                                reference_stride=args.reference_stride, label_detail=args.label_detail,
                                islands=args.islands, background_bias=args.background_bias,
-                               appearance=args.appearance,
+                               appearance=args.appearance, reference_flow=args.reference_flow,
                                precision="float32" if exact else "auto")
     engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
     # the masks are written for the write's time only: a folder of its own, removed after the run
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
         n = min(args.frames, len(video))
         t0 = time.perf_counter()
         for result in propagate(store, {0: first}, 0, n, params, output_hw=video.hw,
-                                engine=engine, timings=timings):
+                                engine=engine, timings=timings, frames=video.frame):
             digest.update(result.labels.tobytes())
             t_write = time.perf_counter()
             write_mask(out_dir / f"{result.index:05d}.png", result.labels)
@@ -142,6 +142,9 @@ def main() -> None:
                    help="added to the background's probability before the argmax (default: the preset's)")
     p.add_argument("--appearance", type=float, default=None, metavar="WEIGHT",
                    help="weight of the appearance model, 0 = off (PropagationParams.appearance; default: the preset's)")
+    p.add_argument("--reference-flow", type=float, default=None, metavar="WEIGHT",
+                   help="weight of the reference's mask carried by optical flow, 0 = off "
+                        "(PropagationParams.reference_flow; default: the preset's)")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "
@@ -168,7 +171,8 @@ def main() -> None:
                              "--reference-stride", str(args.reference_stride),
                              "--label-detail", str(args.label_detail),
                              "--islands" if args.islands else "--no-islands",
-                             f"--background-bias={args.background_bias}", f"--appearance={args.appearance}"]
+                             f"--background-bias={args.background_bias}", f"--appearance={args.appearance}",
+                             f"--reference-flow={args.reference_flow}"]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -187,9 +191,9 @@ def main() -> None:
           f"preset {args.preset}: radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
           f"reference stride {args.reference_stride}, label detail {args.label_detail}, "
           f"islands {'on' if args.islands else 'off'}, background bias {args.background_bias:g}, "
-          f"appearance {args.appearance:g}, "
+          f"appearance {args.appearance:g}, reference flow {args.reference_flow:g}, "
           f"mirror features {'on' if args.flip else 'off'}")
-    stages = ["decode", "features", "propagation", "upsample", "write"]
+    stages = ["decode", "features", "propagation", "flow", "upsample", "write"]
     on_gpu = any(r.get("gpu_mib") is not None for r in results)
     print("| backbone | input | engine | threads | " + " | ".join(f"{s} ms/frame" for s in stages)
           + " | frames/s | peak RSS MiB |" + (" peak GPU MiB |" if on_gpu else ""))

@@ -45,7 +45,7 @@ def main() -> None:
         for i in range(first, last + 1):
             store(i)
         labels = tuple(int(v) for v in np.unique(gt[first]) if v < 255)
-        options = dict(output_hw=tuple(video.hw), label_ids=labels)
+        options = dict(output_hw=tuple(video.hw), label_ids=labels, frames=video.frame)
         refs = {first: gt[first], last: gt[last]}
         memo = CandidateMemo()
         t = time.perf_counter()

@@ -44,8 +44,9 @@ class RunCache:
     """Per start frame: (J of the worst object, uncertainty) of every frame of the forward run from it."""
 
     def __init__(self, store: FeatureStore, gt: dict[int, np.ndarray], params: PropagationParams,
-                 output_hw: tuple[int, int]) -> None:
+                 output_hw: tuple[int, int], frames=None) -> None:
         self.store, self.gt, self.params, self.output_hw = store, gt, params, output_hw
+        self.frames = frames  # the video's frames(i), for the engine's optical flow
         first = gt[min(gt)]
         self.object_ids = [int(i) for i in np.unique(first) if 0 < i < VOID]
         self.label_ids = (0, *self.object_ids)
@@ -69,7 +70,7 @@ class RunCache:
                 # will stop), so one generator serves every later, longer query from the same start;
                 # one evicted and needed again recomputes the frames already cached (identical ones)
                 gen = propagate(self.store, {start: self.gt[start]}, start, self.n, self.params,
-                                output_hw=self.output_hw, label_ids=self.label_ids)
+                                output_hw=self.output_hw, label_ids=self.label_ids, frames=self.frames)
                 for _ in range(len(got)):
                     next(gen)
                     self.propagated += 1
@@ -221,7 +222,7 @@ def main() -> None:
         gt = read_mask_folder(davis.annotations_dir(args.root, name))
         with open_video(davis.frames_dir(args.root, name)) as video:
             store = FeatureStore(video, backbone, short_side=args.short_side or None)
-            cache = RunCache(store, gt, params, tuple(video.hw))
+            cache = RunCache(store, gt, params, tuple(video.hw), frames=video.frame)
             for goal in args.goal:
                 row = {"sequence": name, "frames": len(video)}
                 for label, run in runners.items():

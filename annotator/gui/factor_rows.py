@@ -67,6 +67,17 @@ def _appearance() -> QDoubleSpinBox:
     return spin
 
 
+def _reference_flow() -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setDecimals(2)
+    spin.setRange(0.0, 1.0)
+    spin.setSingleStep(0.05)
+    spin.setToolTip("Weight of each painted frame's own mask carried by optical flow onto the frames propagated "
+                    "from it: pixel-exact outlines next to a painted frame; the weight falls with the distance "
+                    "(weight / d at d frames); 0 = off")
+    return spin
+
+
 def _radius_for_references() -> QCheckBox:
     return QCheckBox("Radius also applies to reference frames")
 
@@ -111,6 +122,7 @@ FACTOR_ROWS: tuple[FactorRow, ...] = (
                                    "(1 = one label per cell)")),
     FactorRow("background_bias", "Background bias", _background_bias),
     FactorRow("appearance", "Appearance weight", _appearance),
+    FactorRow("reference_flow", "Reference flow", _reference_flow),
     FactorRow("anchor", "", _anchor),
     FactorRow("islands", "", _islands),
 )

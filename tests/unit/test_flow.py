@@ -80,3 +80,53 @@ def test_flow_weight_is_validated_and_needs_frames():
     frames, labels = tracking_clip(n_frames=2, hw=(64, 96), size=24, motions=((0, 4),))
     with pytest.raises(UsageError, match="frames="):
         list(propagate(lambda i: colour_features(frames[i]), {0: labels[0]}, 0, 2, PropagationParams(flow=0.5)))
+
+
+def test_reference_flow_puts_outlines_where_the_object_moved_within_a_cell():
+    # 3 px a frame: less than a feature cell, so the matched cells (and their sub-cell labels) stay
+    # where they were; the reference's own mask carried by flow moves with the object
+    frames, labels = tracking_clip(n_frames=3, hw=(96, 192), size=40, motions=((0, 3),))
+    features = [colour_features(f) for f in frames]
+
+    def run(weight: float) -> list[float]:
+        params = PropagationParams(label_detail=8, reference_flow=weight)
+        results = list(propagate(features.__getitem__, {0: labels[0]}, 0, len(frames), params,
+                                 frames=frames.__getitem__))
+        return [mean_iou([r], labels) for r in results]
+
+    without, with_flow = run(0.0), run(1.0)
+    assert with_flow[0] > 0.95  # one frame away: the weight is whole where the flow is reliable
+    assert with_flow[0] > without[0] + 0.03
+    assert with_flow[1] >= without[1]  # two frames away: half the weight, still no worse
+
+
+def test_reference_flow_warps_the_nearest_reference_and_stops_far_from_it(monkeypatch):
+    frames, labels = tracking_clip(n_frames=8, hw=(64, 160), size=24, motions=((0, 4),))
+    features = [colour_features(f) for f in frames]
+    calls = []
+    real = FlowCue.fuse
+
+    def spy(self, previous, target, previous_labels, label_ids, soft, weight):
+        calls.append((previous, target, round(weight, 3)))
+        return real(self, previous, target, previous_labels, label_ids, soft, weight)
+
+    monkeypatch.setattr(FlowCue, "fuse", spy)
+    params = PropagationParams(reference_flow=0.2)  # 0.2 / d >= 0.05 for d <= 4
+    refs = {0: labels[0], 5: labels[5]}
+    list(propagate(features.__getitem__, refs, 0, len(frames), params, frames=frames.__getitem__,
+                   stop_at_next_reference=False))
+    # frames 1-4 from reference 0 (0.2 / d), then the reference passed at 5 is the one warped
+    assert calls == [(0, 1, 0.2), (0, 2, 0.1), (0, 3, 0.067), (0, 4, 0.05), (5, 6, 0.2), (5, 7, 0.1)]
+    calls.clear()
+    list(propagate(features.__getitem__, {0: labels[0]}, 0, len(frames), PropagationParams(reference_flow=0.1),
+                   frames=frames.__getitem__))
+    assert [c[1] for c in calls] == [1, 2]  # 0.1 / 3 is below REFERENCE_FLOW_MIN: no flow computed
+
+
+def test_reference_flow_is_validated_and_needs_frames():
+    with pytest.raises(UsageError, match="reference flow weight"):
+        PropagationParams(reference_flow=-0.1).validate()
+    frames, labels = tracking_clip(n_frames=2, hw=(64, 96), size=24, motions=((0, 4),))
+    with pytest.raises(UsageError, match="frames="):
+        list(propagate(lambda i: colour_features(frames[i]), {0: labels[0]}, 0, 2,
+                       PropagationParams(reference_flow=0.5)))

@@ -84,7 +84,8 @@ class FlowCue:
 
     ``frames(i)`` gives the RGB frame i (any size); flow is computed on grey frames resized to
     ``scale`` pixels per feature cell (8 = the working resolution, 4 = half of it, faster).
-    The grey frame of the last two indices asked for is kept, so a run decodes each frame once.
+    The grey frames of the last three indices asked for are kept, so a run decodes each frame once
+    (also when one frame, a run's reference, is paired with every frame of the run).
     """
 
     def __init__(self, frames: Callable[[int], np.ndarray], *, scale: int = 8, preset: FlowPreset = "fast",
@@ -101,12 +102,14 @@ class FlowCue:
 
     def _grey_frame(self, index: int, hw: tuple[int, int]) -> np.ndarray:
         key = (index, hw)
-        if key not in self._grey:
+        if key in self._grey:
+            self._grey[key] = self._grey.pop(key)  # most recently used last
+        else:
             frame = np.ascontiguousarray(self.frames(index))
             grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
             if grey.shape[:2] != hw:
                 grey = cv2.resize(grey, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
-            if len(self._grey) >= 2:
+            if len(self._grey) >= 3:
                 self._grey.pop(next(iter(self._grey)))
             self._grey[key] = np.ascontiguousarray(grey)
         return self._grey[key]

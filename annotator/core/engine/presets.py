@@ -41,6 +41,7 @@ class Preset:
     islands: bool = False
     background_bias: float = 0.0
     appearance: float = 0.0
+    reference_flow: float = 0.0
     short_side: int = 480
     """Working resolution (the app's default is ``RunSettings.short_side``, 480)."""
 
@@ -56,7 +57,7 @@ class Preset:
 
 
 PARAM_FIELDS = ("radius", "context", "context_stride", "reference_stride", "label_detail", "islands",
-                "background_bias", "appearance")
+                "background_bias", "appearance", "reference_flow")
 """The ``PropagationParams`` fields a preset sets (besides the backbone's ``flip``)."""
 OPTION_NAMES = ("flip", "short_side", *PARAM_FIELDS)
 """Command-line destinations a preset fills when they are not given."""

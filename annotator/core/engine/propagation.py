@@ -51,6 +51,8 @@ SpanReferences = Literal["ends", "behind", "earlier", "all"]
 SPAN_REFERENCES: tuple[str, ...] = ("ends", "behind", "earlier", "all")
 MAX_LABEL_DETAIL = 8
 """Sub-cells per cell side at most: 8 is one per pixel at stride 8."""
+REFERENCE_FLOW_MIN = 0.05
+"""``PropagationParams.reference_flow`` weights below this skip the flow (its cost, ~2 DIS flows a frame)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,14 @@ class PropagationParams:
     from frame 0 +0.008 mean J&F on the original ten and +0.006 on the ten added later (F most;
     hockey +0.040, motocross-bumps +0.046, but hike -0.054: compact objects whose masks already
     spill), with keyframes every 20 frames +0.003 on each half. Costs nothing measurable."""
+    reference_flow: float = 0.0
+    """Weight of the reference's own mask carried by optical flow: each frame a run propagates is mixed
+    with the mask of the reference the run started from (or the last it passed), warped onto it by
+    dense flow computed between the two frames directly (:class:`annotator.core.engine.flow.FlowCue`:
+    no chain of warps, pixel-exact outlines, the cells whose flow fails the forward-backward check
+    keep the features' labels). The weight falls with the distance d in frames, ``reference_flow / d``,
+    and frames where it is below ``REFERENCE_FLOW_MIN`` skip the flow. The mix joins the context, so
+    the frames after it start from it. 0 = off."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -198,6 +208,8 @@ class PropagationParams:
             raise UsageError(f"appearance weight must be >= 0, got {self.appearance}")
         if not 0 <= self.flow <= 1:
             raise UsageError(f"flow weight must be between 0 and 1, got {self.flow}")
+        if not 0 <= self.reference_flow <= 1:
+            raise UsageError(f"reference flow weight must be between 0 and 1, got {self.reference_flow}")
         if self.fusion not in FUSIONS:
             raise UsageError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if self.span_references not in SPAN_REFERENCES:
@@ -714,6 +726,8 @@ def propagate(
         raise UsageError("guided upsampling needs the video frames: pass frames=")
     if params.flow > 0 and frames is None:
         raise UsageError("the optical-flow cue needs the video frames: pass frames=")
+    if params.reference_flow > 0 and frames is None:
+        raise UsageError("the reference flow needs the video frames: pass frames=")
     if start not in references:
         raise UsageError(f"frame {start} is not a reference frame: paint or load a mask on it first")
     if stop == start:
@@ -742,6 +756,9 @@ def propagate(
     # the flow cue works on the grid of the soft labels: 8 pixels of the working size per feature cell
     cue = FlowCue(frames, scale=max(1, 8 // detail)) if params.flow > 0 and frames is not None else None
     previous = references[start]  # label map of frame index - step, which the flow cue warps
+    carried = FlowCue(frames, scale=max(1, 8 // detail)) if params.reference_flow > 0 and frames is not None \
+        else None
+    anchor = start  # the reference whose mask ``carried`` warps: the nearest behind the frame
     for index in range(start + step, stop, step):
         if index in references:
             if stop_at_next_reference:
@@ -750,6 +767,7 @@ def propagate(
             appearance = _fit_appearance(refs, references, label_ids, features, params)
             recent.clear()  # frames before a person's correction are superseded by it
             previous = references[index]
+            anchor = index
             continue
         target = features(index)
         t0 = time.perf_counter()
@@ -773,6 +791,13 @@ def propagate(
             if timings is not None:
                 timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
                 t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
+        weight = params.reference_flow / abs(index - anchor)
+        if carried is not None and weight >= REFERENCE_FLOW_MIN:
+            t_flow = time.perf_counter()
+            soft = carried.fuse(anchor, index, references[anchor], label_ids, soft, weight)
+            if timings is not None:
+                timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
+                t0 += time.perf_counter() - t_flow
         context_soft = soft  # what the frame hands on: the appearance model only shapes the output
         if appearance is not None:
             soft = fuse_appearance(soft, appearance.logits(target), params.appearance)

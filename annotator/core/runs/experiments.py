@@ -79,6 +79,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "islands": (("islands",), _bool),
     "background_bias": (("background_bias", "background-bias", "bias"), float),
     "appearance": (("appearance",), float),
+    "reference_flow": (("reference_flow", "reference-flow", "ref_flow"), float),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
