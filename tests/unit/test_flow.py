@@ -157,3 +157,21 @@ def test_reference_flow_shapes_the_results_not_what_the_context_carries():
     assert len(mixed_context[-1]) == 2
     for a, b in zip(plain_context[-1], mixed_context[-1]):
         torch.testing.assert_close(a, b)  # the context does not
+
+
+def test_a_feature_store_brings_its_videos_frames_to_the_reference_flow():
+    frames, labels = tracking_clip(n_frames=3, hw=(96, 192), size=40, motions=((0, 3),))
+
+    class Store:  # what propagate reads of a FeatureStore: features by index and the video
+        class video:
+            frame = staticmethod(frames.__getitem__)
+
+        def __call__(self, index: int) -> torch.Tensor:
+            return colour_features(frames[index])
+
+    params = PropagationParams(label_detail=8, reference_flow=1.0)
+    given = list(propagate(Store(), {0: labels[0]}, 0, 3, params, frames=frames.__getitem__))
+    found = list(propagate(Store(), {0: labels[0]}, 0, 3, params))
+    for a, b in zip(given, found):
+        np.testing.assert_array_equal(a.labels, b.labels)
+    assert mean_iou(found[:1], labels) > 0.95

@@ -712,7 +712,8 @@ def propagate(
     by the context, not by the length of the video: consume the results as they come. When
     ``timings`` is given, seconds spent in the engine ("propagation") and in upsampling and argmax
     ("upsample") are added to it (on a GPU without synchronising, so they are launch times there).
-    ``frames(i)`` gives the RGB frame i, needed by ``params.upsample == "guided"`` and ``params.flow > 0``.
+    ``frames(i)`` gives the RGB frame i, needed by ``params.upsample == "guided"``, ``params.flow > 0`` and
+    ``params.reference_flow > 0`` (default: the video's, when ``features`` is a FeatureStore).
 
     ``context_references`` replaces the references of the context (default: every reference behind
     the run); ``start`` is always among them (the keyframe fill, :mod:`annotator.core.engine.keyframes`,
@@ -724,6 +725,8 @@ def propagate(
     labels the references alone give; the three engines here do).
     """
     params.validate()
+    if frames is None:  # a FeatureStore brings its video's frames
+        frames = getattr(getattr(features, "video", None), "frame", None)
     if params.upsample == "guided" and frames is None:
         raise UsageError("guided upsampling needs the video frames: pass frames=")
     if params.flow > 0 and frames is None:
