@@ -44,38 +44,36 @@ def _radius() -> QDoubleSpinBox:
     return spin
 
 
-def _background_bias() -> QDoubleSpinBox:
+def _double(lo: float, hi: float, step: float, tip: str) -> QDoubleSpinBox:
+    """A spin box for a weight or bias: two decimals, ``lo``..``hi`` in steps of ``step``."""
     spin = QDoubleSpinBox()
     spin.setDecimals(2)
-    spin.setRange(-0.95, 0.95)
-    spin.setSingleStep(0.05)
-    spin.setToolTip("Added to the background's probability before each pixel takes its most probable label: "
-                    "below 0 masks grow, above 0 they shrink (propagated masks come out a little too small on "
-                    "most videos; compact objects whose masks already spill want 0)")
+    spin.setRange(lo, hi)
+    spin.setSingleStep(step)
+    spin.setToolTip(tip)
     return spin
+
+
+def _background_bias() -> QDoubleSpinBox:
+    return _double(-0.95, 0.95, 0.05,
+                   "Added to the background's probability before each pixel takes its most probable label: "
+                   "below 0 masks grow, above 0 they shrink (propagated masks come out a little too small on "
+                   "most videos; compact objects whose masks already spill want 0)")
 
 
 def _appearance() -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setDecimals(2)
-    spin.setRange(0.0, 4.0)
-    spin.setSingleStep(0.25)
-    spin.setToolTip("Weight of the appearance model: a classifier of object and background fitted on the painted "
-                    "frames adds its evidence for an object to the masks of frames propagated one way (after "
-                    "the last painted frame, before the first; not between two): recovers parts propagation "
-                    "missed; 0 = off")
-    return spin
+    return _double(0.0, 4.0, 0.25,
+                   "Weight of the appearance model: a classifier of object and background fitted on the painted "
+                   "frames adds its evidence for an object to the masks of frames propagated one way (after "
+                   "the last painted frame, before the first; not between two): recovers parts propagation "
+                   "missed; 0 = off")
 
 
 def _reference_flow() -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setDecimals(2)
-    spin.setRange(0.0, 1.0)
-    spin.setSingleStep(0.05)
-    spin.setToolTip("Weight of each painted frame's own mask carried by optical flow onto the frames propagated "
-                    "from it: pixel-exact outlines next to a painted frame; the weight falls with the distance "
-                    "(weight / d at d frames); 0 = off")
-    return spin
+    return _double(0.0, 1.0, 0.05,
+                   "Weight of each painted frame's own mask carried by optical flow onto the frames propagated "
+                   "from it: pixel-exact outlines next to a painted frame; the weight falls with the distance "
+                   "(weight / d at d frames); 0 = off")
 
 
 def _radius_for_references() -> QCheckBox:
