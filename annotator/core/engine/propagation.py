@@ -761,12 +761,11 @@ def propagate(
     refs = [reference_frame(start), *(reference_frame(i) for i in dict.fromkeys(context_references) if i != start)]
     appearance = _fit_appearance(refs, references, label_ids, features, params)
     recent: deque[ContextFrame] = deque(maxlen=params.context * params.context_stride)
-    # the flow cue works on the grid of the soft labels: 8 pixels of the working size per feature cell
-    cue = FlowCue(frames, scale=max(1, 8 // detail)) if params.flow > 0 and frames is not None else None
+    # one flow for the cue and the reference flow (frames checked above), on the grid of the soft
+    # labels: 8 pixels of the working size per feature cell
+    cue = FlowCue(frames, scale=max(1, 8 // detail)) if params.flow > 0 or params.reference_flow > 0 else None
     previous = references[start]  # label map of frame index - step, which the flow cue warps
-    carried = FlowCue(frames, scale=max(1, 8 // detail)) if params.reference_flow > 0 and frames is not None \
-        else None
-    anchor = start  # the reference whose mask ``carried`` warps: the nearest behind the frame
+    anchor = start  # the reference whose mask the reference flow warps: the nearest behind the frame
     for index in range(start + step, stop, step):
         if index in references:
             if stop_at_next_reference:
@@ -793,21 +792,18 @@ def propagate(
         soft = unpack_labels(soft, detail)
         if alone is not None:
             soft = prune_islands(soft, label_ids, lambda: unpack_labels(alone, detail))
-        if cue is not None:
-            t_flow = time.perf_counter()
+        t_flow = time.perf_counter()
+        if params.flow > 0:
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)
-            if timings is not None:
-                timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
-                t0 += time.perf_counter() - t_flow  # keep "propagation" the engine's time only
         # what the frame hands on: the appearance model and the reference flow only shape the output
         context_soft = soft
         weight = params.reference_flow / abs(index - anchor)
-        if carried is not None and weight >= REFERENCE_FLOW_MIN:
-            t_flow = time.perf_counter()
-            soft = carried.fuse(anchor, index, references[anchor], label_ids, soft, weight)
-            if timings is not None:
-                timings["flow"] = timings.get("flow", 0.0) + time.perf_counter() - t_flow
-                t0 += time.perf_counter() - t_flow
+        if weight >= REFERENCE_FLOW_MIN:
+            soft = cue.fuse(anchor, index, references[anchor], label_ids, soft, weight)
+        if cue is not None and timings is not None:
+            spent = time.perf_counter() - t_flow
+            timings["flow"] = timings.get("flow", 0.0) + spent
+            t0 += spent  # keep "propagation" the engine's time only
         if appearance is not None:
             soft = fuse_appearance(soft, appearance.logits(target), params.appearance)
         t1 = time.perf_counter()
