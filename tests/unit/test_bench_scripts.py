@@ -68,7 +68,7 @@ def test_bench_effort_keeps_rows_of_each_suggestion_rule_apart(tmp_path):
                                    "islands": True, "background_bias": -0.1, "short_side": 0,
                                    "appearance": 0.0}) + "\n")
     args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "both", "--threads", "1",
-            "--short-side", "0", "--appearance", "0", "--results", str(results))
+            "--short-side", "0", "--appearance", "0", "--reference-flow", "0", "--results", str(results))
     run_script(*args)  # the app's rule, which the old row's was: found, not recomputed
     assert len(results.read_text().splitlines()) == 1
     run_script(*args, "--leap")

@@ -3,9 +3,9 @@
 A preset sets the factors that decide the speed: mirror features (twice the backbone), the radius,
 the length and spacing of the local context, the grid step of whole-frame references, and the
 labels' sub-cells with island pruning (``label_detail``, ``islands``: 7% more propagation time, measured);
-the background bias of the label maps and the appearance model's weight, which cost next to nothing
-but were measured with the quality preset's sub-cells only (the others keep 0, as they were
-measured); and the working resolution
+the background bias of the label maps, the appearance model's weight and the reference flow, which
+cost little (the flow ~12 ms a frame) but were measured with the quality preset's sub-cells only (the
+others keep 0, as they were measured); and the working resolution
 (``short_side``: the frames' short side in pixels, which the radius must follow to keep its reach).
 Everything else stays as the caller has it.
 Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, first-frame
@@ -46,8 +46,8 @@ class Preset:
     """Working resolution (the app's default is ``RunSettings.short_side``, 480)."""
 
     def apply(self, params: PropagationParams) -> PropagationParams:
-        """``params`` with this preset's radius, context, strides, label detail, island pruning, background bias
-        and appearance weight (the working resolution, ``short_side``, is the caller's to set: it belongs to ``RunSettings``)."""
+        """``params`` with this preset's radius, context, strides, label detail, island pruning, background bias,
+        appearance weight and reference flow (the working resolution, ``short_side``, is the caller's to set: it belongs to ``RunSettings``)."""
         return replace(params, **{name: getattr(self, name) for name in PARAM_FIELDS})
 
     def matches(self, params: PropagationParams, flip: bool, short_side: int | None) -> bool:
@@ -78,12 +78,12 @@ PRESETS: dict[str, Preset] = {
     # the defaults' factors at a larger working size, the radius scaled with it (the same reach in
     # pixels): both halves of davis2016 gain, for less than half the frames/s (bench/RESULTS.md)
     "best": Preset("best", DEFAULT_FLIP,
-                   measured="DAVIS J&F 0.851 (0.825 on all 20 sequences), 0.44 frames/s on 2 CPU cores, working size 600",
+                   measured="DAVIS J&F 0.851 (0.825 on all 20 sequences) before the reference flow, 0.44 frames/s on 2 CPU cores, working size 600",
                    **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
                    radius=_DEFAULTS.radius * _BEST_SHORT_SIDE / Preset.short_side, short_side=_BEST_SHORT_SIDE),
     # the defaults' own values, field by field: a field added to PARAM_FIELDS cannot be left behind
     "quality": Preset("quality", DEFAULT_FLIP,
-                      measured="DAVIS J&F 0.831 (0.810 on all 20 sequences), 1.07 frames/s on 2 CPU cores (the defaults)",
+                      measured="DAVIS J&F 0.832 (0.810 on all 20 sequences), 1.07 frames/s on 2 CPU cores (the defaults)",
                       **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}),
     "balanced": Preset("balanced", True, 12.0, 10, 2, "DAVIS J&F 0.798, 2.17 frames/s on 2 CPU cores"),
     "fast": Preset("fast", False, 12.0, 10, 2, "DAVIS J&F 0.775, 2.90 frames/s on 2 CPU cores", reference_stride=2),
