@@ -27,7 +27,7 @@ goal's table is whole first). Features come from one FeatureStore per sequence (
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
 ``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias``, ``--short-side``,
-``--appearance``, ``--reference-flow``, ``--leap`` and ``--fallback``).
+``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--leap`` and ``--fallback``).
 ``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
 ``--label-detail`` with labels carried at sub-cells.
 
@@ -50,6 +50,7 @@ import numpy as np
 from annotator.core.analysis.diagnostics import frame_scores, frame_uncertainty
 from annotator.core.analysis.suggest import FALLBACKS, Calibration, suggest_frame
 from annotator.core.engine.candidates import CandidateMemo
+from annotator.core.engine.flow import FLOW_PRESETS
 from annotator.core.engine.keyframes import Span, span_context
 from annotator.core.engine.pipeline import propagate_span
 from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
@@ -172,10 +173,10 @@ STRATEGIES = {
 
 
 LEGACY = {"preset": DEFAULT_PRESET, "label_detail": 1, "islands": False, "background_bias": 0.0,
-          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0}
+          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast"}
 """What a row that lacks a setting ran with: rows written before the setting was recorded (the then
 default preset, one label per cell, no island pruning, bias 0, at 480, no appearance model, no
-reference flow)."""
+reference flow; the flow, where there was one, at DIS preset fast)."""
 
 
 def _load_rows(path: Path | None, span_references: str, settings: dict, suggestion: Callable[[str], str]
@@ -242,6 +243,8 @@ def main() -> None:
     p.add_argument("--reference-flow", type=float, default=None, metavar="WEIGHT",
                    help="weight of the references' masks carried by optical flow, 0 = off "
                         "(PropagationParams.reference_flow; default: the preset's)")
+    p.add_argument("--flow-preset", choices=FLOW_PRESETS, default=None,
+                   help="DIS preset of the optical flow (PropagationParams.flow_preset; default: the app's)")
     p.add_argument("--short-side", type=int, default=None, help="working resolution (default: the preset's)")
     p.add_argument("--leap", action=argparse.BooleanOptionalAction, default=False,
                    help="both-ways strategies: the suggestion leaps past the first failing frame "
@@ -273,12 +276,15 @@ def main() -> None:
         params = replace(params, appearance=args.appearance)
     if args.reference_flow is not None:
         params = replace(params, reference_flow=args.reference_flow)
+    if args.flow_preset is not None:
+        params = replace(params, flow_preset=args.flow_preset)
     short_side = chosen.short_side if args.short_side is None else args.short_side
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {short_side}, {params}",
           flush=True)
     settings = {"preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
                 "background_bias": params.background_bias, "short_side": short_side,
-                "appearance": params.appearance, "reference_flow": params.reference_flow}
+                "appearance": params.appearance, "reference_flow": params.reference_flow,
+                "flow_preset": params.flow_preset}
     assert settings.keys() == LEGACY.keys()
     rows = _load_rows(args.results, params.span_references, settings,
                       lambda strategy: _suggestion(args.leap, args.fallback, strategy))

@@ -37,6 +37,7 @@ import torch
 from annotator.core.features.backbones import load_backbone
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask, write_mask
+from annotator.core.engine.flow import FLOW_PRESETS
 from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, fill_unset_options
 from annotator.core.engine.propagation import (
     PropagationParams,
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> dict:
                                reference_stride=args.reference_stride, label_detail=args.label_detail,
                                islands=args.islands, background_bias=args.background_bias,
                                appearance=args.appearance, reference_flow=args.reference_flow,
-                               precision="float32" if exact else "auto")
+                               flow_preset=args.flow_preset, precision="float32" if exact else "auto")
     engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
     # the masks are written for the write's time only: a folder of its own, removed after the run
     with open_video(args.source) as video, tempfile.TemporaryDirectory(prefix="bench-masks-") as masks:
@@ -145,6 +146,8 @@ def main() -> None:
     p.add_argument("--reference-flow", type=float, default=None, metavar="WEIGHT",
                    help="weight of the reference's mask carried by optical flow, 0 = off "
                         "(PropagationParams.reference_flow; default: the preset's)")
+    p.add_argument("--flow-preset", choices=FLOW_PRESETS, default=PropagationParams().flow_preset,
+                   help="DIS preset of the optical flow (PropagationParams.flow_preset; default %(default)s)")
     p.add_argument("--engines", default="default,tiled,naive",
                    help="default (the app's settings: half precision where the device has it), ahead (default with "
                         "feature read-ahead), torch-topk (default with torch's top-k), tiled and naive (both "
@@ -172,7 +175,7 @@ def main() -> None:
                              "--label-detail", str(args.label_detail),
                              "--islands" if args.islands else "--no-islands",
                              f"--background-bias={args.background_bias}", f"--appearance={args.appearance}",
-                             f"--reference-flow={args.reference_flow}"]
+                             f"--reference-flow={args.reference_flow}", f"--flow-preset={args.flow_preset}"]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -191,7 +194,7 @@ def main() -> None:
           f"preset {args.preset}: radius {args.radius:g}, m {args.context}, stride {args.context_stride}, "
           f"reference stride {args.reference_stride}, label detail {args.label_detail}, "
           f"islands {'on' if args.islands else 'off'}, background bias {args.background_bias:g}, "
-          f"appearance {args.appearance:g}, reference flow {args.reference_flow:g}, "
+          f"appearance {args.appearance:g}, reference flow {args.reference_flow:g} (DIS {args.flow_preset}), "
           f"mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "flow", "upsample", "write"]
     on_gpu = any(r.get("gpu_mib") is not None for r in results)

@@ -132,6 +132,29 @@ def test_reference_flow_is_validated_and_needs_frames():
                        PropagationParams(reference_flow=0.5)))
 
 
+def test_the_flow_preset_is_validated_and_reaches_the_flow(monkeypatch):
+    with pytest.raises(UsageError, match="flow preset must be one of ultrafast, fast, medium"):
+        PropagationParams(flow_preset="slow").validate()  # type: ignore[arg-type]
+    frames, labels = tracking_clip(n_frames=4, hw=(64, 96), size=24, motions=((0, 4),))
+    features = [colour_features(f) for f in frames]
+    built = []
+    real = FlowCue.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(kwargs.get("preset"))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FlowCue, "__init__", spy)
+    runs = {}
+    for preset in ("fast", "medium"):
+        params = PropagationParams(reference_flow=1.0, label_detail=8, flow_preset=preset)
+        runs[preset] = [r.soft for r in propagate(features.__getitem__, {0: labels[0]}, 0, 4, params,
+                                                 frames=frames.__getitem__)]
+    assert built == ["fast", "medium"]
+    # the two presets' flows differ, so the mixed soft labels do somewhere
+    assert any(not torch.equal(a, b) for a, b in zip(runs["fast"], runs["medium"]))
+
+
 def test_reference_flow_shapes_the_results_not_what_the_context_carries():
     # fed back, a flow error near the reference stayed for the rest of a run (DAVIS motocross-bumps)
     from annotator.core.engine.propagation import propagate_frame

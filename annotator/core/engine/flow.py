@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 FlowPreset = Literal["ultrafast", "fast", "medium"]
+FLOW_PRESETS: tuple[str, ...] = ("ultrafast", "fast", "medium")
+"""OpenCV's DIS presets, fastest first (``PropagationParams.flow_preset``)."""
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,

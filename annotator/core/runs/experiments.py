@@ -21,6 +21,7 @@ from annotator.core.errors import UsageError
 from annotator.core.runs.evaluation import evaluate_store
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
+from annotator.core.engine.flow import FLOW_PRESETS
 from annotator.core.engine.part_groups import format_part_groups
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.runs.settings import BackboneCache, RunSettings
@@ -57,6 +58,12 @@ def _labels(text: str) -> str:
     return text
 
 
+def _flow_preset(text: str) -> str:
+    if text not in FLOW_PRESETS:
+        raise ValueError(text)
+    return text
+
+
 def _upsample(text: str) -> str:
     if text not in ("bilinear", "guided"):
         raise ValueError(text)
@@ -80,6 +87,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "background_bias": (("background_bias", "background-bias", "bias"), float),
     "appearance": (("appearance",), float),
     "reference_flow": (("reference_flow", "reference-flow", "ref_flow"), float),
+    "flow_preset": (("flow_preset", "flow-preset"), _flow_preset),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
