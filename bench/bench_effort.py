@@ -284,7 +284,9 @@ def main() -> None:
     settings = {"preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
                 "background_bias": params.background_bias, "short_side": short_side,
                 "appearance": params.appearance, "reference_flow": params.reference_flow,
-                "flow_preset": params.flow_preset}
+                # without flow the preset changes nothing: such runs keep the rows' old value and match them
+                "flow_preset": params.flow_preset if params.reference_flow > 0 or params.flow > 0
+                else LEGACY["flow_preset"]}
     assert settings.keys() == LEGACY.keys()
     rows = _load_rows(args.results, params.span_references, settings,
                       lambda strategy: _suggestion(args.leap, args.fallback, strategy))

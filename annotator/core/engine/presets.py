@@ -4,7 +4,7 @@ A preset sets the factors that decide the speed: mirror features (twice the back
 the length and spacing of the local context, the grid step of whole-frame references, and the
 labels' sub-cells with island pruning (``label_detail``, ``islands``: 7% more propagation time, measured);
 the background bias of the label maps, the appearance model's weight and the reference flow, which
-cost little (the flow ~12 ms a frame) but were measured with the quality preset's sub-cells only (the
+cost little (the flow ~32 ms a frame from frame 0) but were measured with the quality preset's sub-cells only (the
 others keep 0, as they were measured); and the working resolution
 (``short_side``: the frames' short side in pixels, which the radius must follow to keep its reach).
 Everything else stays as the caller has it.
@@ -83,7 +83,7 @@ PRESETS: dict[str, Preset] = {
                    radius=_DEFAULTS.radius * _BEST_SHORT_SIDE / Preset.short_side, short_side=_BEST_SHORT_SIDE),
     # the defaults' own values, field by field: a field added to PARAM_FIELDS cannot be left behind
     "quality": Preset("quality", DEFAULT_FLIP,
-                      measured="DAVIS J&F 0.832 (0.810 on all 20 sequences), 1.07 frames/s on 2 CPU cores (the defaults)",
+                      measured="DAVIS J&F 0.832 (0.811 on all 20 sequences), 1.07 frames/s on 2 CPU cores before the reference flow (the defaults)",
                       **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}),
     "balanced": Preset("balanced", True, 12.0, 10, 2, "DAVIS J&F 0.798, 2.17 frames/s on 2 CPU cores"),
     "fast": Preset("fast", False, 12.0, 10, 2, "DAVIS J&F 0.775, 2.90 frames/s on 2 CPU cores", reference_stride=2),

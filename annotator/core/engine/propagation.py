@@ -94,9 +94,12 @@ class PropagationParams:
     flow: float = 0.0
     """Weight in [0, 1] of the optical-flow cue (:mod:`annotator.core.engine.flow`) mixed into each frame's
     soft labels where forward and backward flow agree; 0 = off (features only)."""
-    flow_preset: FlowPreset = "fast"
+    flow_preset: FlowPreset = "medium"
     """OpenCV DIS preset of the optical flow that ``flow`` and ``reference_flow`` use: ``ultrafast``,
-    ``fast`` or ``medium`` (finer flow, ~3x the time of ``fast``)."""
+    ``fast`` or ``medium`` (finer flow, ~3x the time of ``fast``). ``medium`` by measurement on
+    ../shared/data/davis2016 (bench/RESULTS.md): with the reference flow a simulated annotator painted
+    13.1 / 23.9 frames per 100 on the two halves against 16.7 / 24.4 with ``fast``; keyframes every 20
+    frames +0.002 J&F on each half, from frame 0 the same."""
     both_ways: bool = True
     """Frames between two references are propagated from both and fused (:mod:`annotator.core.engine.keyframes`);
     False: each run looks only at the references behind it (frames before the next keyframe ignore it)."""
@@ -180,7 +183,8 @@ class PropagationParams:
     ../shared/data/davis2016 at 0.75 (bench/RESULTS.md): a simulated annotator painted 16.7 / 24.4
     frames per 100 on the two halves against 17.9 / 26.7; keyframes every 20 frames +0.005 / +0.004
     J&F; from frame 0 +0.001 / +0.001 (W chosen on the original ten, confirmed on the ten added later),
-    ~12 ms a frame on average. It needs the frames: ``propagate`` refuses features alone (tensors with
+    ~32 ms a frame averaged over a 60-frame run from frame 0 with ``flow_preset`` medium (~125 ms a
+    frame that takes the mix; ``fast``: 14 and ~55). It needs the frames: ``propagate`` refuses features alone (tensors with
     no ``frames=``) with a message; pass ``reference_flow=0`` there."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
