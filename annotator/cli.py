@@ -170,7 +170,8 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                precision=args.precision, flow=args.flow, label_detail=args.label_detail,
                                anchor=args.anchor, islands=args.islands, background_bias=args.background_bias,
                                appearance=args.appearance, reference_flow=args.reference_flow,
-                               flow_preset=args.flow_preset, both_ways=args.both_ways, fusion=args.fusion, span_references=args.span_references,
+                               flow_preset=args.flow_preset, both_ways=args.both_ways, fusion=args.fusion,
+                               span_references=args.span_references,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()
     return params

@@ -31,26 +31,48 @@ def precision_name(half: bool | None) -> str:
     return next(name for name, value in BACKBONE_PRECISIONS.items() if value is half)
 
 
+SETTINGS_VERSION = 2
+"""Version 2 (session 37) keeps only the factors that differ from the defaults, so a default changed by
+a later release reaches everyone who had not changed that factor; version 1 (no version key) kept them all."""
+_CHANGED_DEFAULTS_SINCE_V1 = {"reference_flow": 0.0}
+"""Factors whose default changed after version 1, with the value version 1 then stored for everyone: a
+version-1 file holding exactly that value was holding the old default, not a choice, and takes the new one."""
+
+
+def _stored_params(params: PropagationParams) -> dict:
+    # part groups as their command-line spec: QSettings does not keep nested tuples
+    return {**asdict(params), "part_groups": format_part_groups(params.part_groups)}
+
+
 def save_settings(qsettings: QSettings, settings: RunSettings) -> None:
-    """Keep ``settings`` for the next session (what the app edits: backbone, device, resolution, factors)."""
+    """Keep ``settings`` for the next session (what the app edits: backbone, device, resolution, factors).
+
+    A factor at its default is not stored (an older value of it is removed): the next release's default
+    applies to it."""
     qsettings.setValue("propagation/backbone", settings.backbone)
     qsettings.setValue("propagation/device", settings.device)
     qsettings.setValue("propagation/short_side", settings.short_side or 0)
     qsettings.setValue("propagation/feature_precision", precision_name(settings.half))
     qsettings.setValue("propagation/flip", settings.flip)
-    # part groups as their command-line spec: QSettings does not keep nested tuples
-    stored = {**asdict(settings.params), "part_groups": format_part_groups(settings.params.part_groups)}
-    for name, value in stored.items():
-        qsettings.setValue(f"propagation/{name}", value)
+    defaults = _stored_params(RunSettings().params)
+    for name, value in _stored_params(settings.params).items():
+        if value == defaults[name]:
+            qsettings.remove(f"propagation/{name}")
+        else:
+            qsettings.setValue(f"propagation/{name}", value)
+    qsettings.setValue("propagation/version", SETTINGS_VERSION)
 
 
 def load_settings(qsettings: QSettings) -> RunSettings:
     """The settings :func:`save_settings` kept; a value that does not parse falls back to its default."""
     defaults = RunSettings()
     params = {}
+    version_1 = qsettings.value("propagation/version") is None
     for name, value in asdict(defaults.params).items():
         stored = qsettings.value(f"propagation/{name}", value)
         try:
+            if version_1 and name in _CHANGED_DEFAULTS_SINCE_V1 and float(stored) == _CHANGED_DEFAULTS_SINCE_V1[name]:
+                stored = value  # version 1 stored every factor: this was the old default, not a choice
             if name == "part_groups":
                 params[name] = parse_part_groups(str(stored or ""))
             else:

@@ -209,6 +209,32 @@ def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
     assert load_settings(qsettings) == s
 
 
+def test_settings_keep_only_changed_factors_so_new_defaults_reach_users(qsettings):
+    from dataclasses import replace
+
+    from annotator.core.runs.settings import RunSettings
+    from annotator.gui.settings import load_settings, save_settings
+
+    defaults = RunSettings()
+    changed = replace(defaults, params=replace(defaults.params, context=7, reference_flow=0.3))
+    save_settings(qsettings, changed)
+    assert qsettings.value("propagation/context") is not None and qsettings.value("propagation/topk") is None
+    assert load_settings(qsettings) == changed
+    save_settings(qsettings, defaults)  # back at the defaults: nothing of the factors stays stored
+    assert qsettings.value("propagation/context") is None and qsettings.value("propagation/reference_flow") is None
+    assert load_settings(qsettings) == defaults
+    # a file from before (no version; every factor stored, the reference flow at its old default 0):
+    # the user's own change stays, the old default gives way to the new one
+    qsettings.clear()
+    for name, value in {"context": 7, "topk": defaults.params.topk, "reference_flow": 0.0}.items():
+        qsettings.setValue(f"propagation/{name}", value)
+    loaded = load_settings(qsettings).params
+    assert (loaded.context, loaded.topk, loaded.reference_flow) == (7, defaults.params.topk,
+                                                                    defaults.params.reference_flow)
+    qsettings.setValue("propagation/version", 2)  # a version-2 file stores 0 only when chosen: kept
+    assert load_settings(qsettings).params.reference_flow == 0.0
+
+
 def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, qsettings):
     from annotator.core.engine.presets import PRESETS
     from annotator.core.runs.settings import RunSettings

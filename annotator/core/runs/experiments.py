@@ -23,6 +23,7 @@ from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.engine.flow import FLOW_PRESETS
 from annotator.core.engine.part_groups import format_part_groups
+from annotator.core.engine.upsampling import UPSAMPLE_MODES
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.runs.settings import BackboneCache, RunSettings
 from annotator.core.video import open_video
@@ -52,22 +53,13 @@ def _bool(text: str) -> bool:
         raise ValueError(text) from None
 
 
-def _labels(text: str) -> str:
-    if text not in ("soft", "hard"):
-        raise ValueError(text)
-    return text
-
-
-def _flow_preset(text: str) -> str:
-    if text not in FLOW_PRESETS:
-        raise ValueError(text)
-    return text
-
-
-def _upsample(text: str) -> str:
-    if text not in ("bilinear", "guided"):
-        raise ValueError(text)
-    return text
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """A parser that accepts exactly ``choices`` (a factor whose values are names)."""
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(text)
+        return text
+    return parse
 
 
 FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
@@ -78,8 +70,8 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "temperature": (("tau", "t", "temperature"), float),
     "radius": (("r", "radius"), float),
     "radius_for_references": (("radius_for_references", "radius-for-references", "ref_radius"), _bool),
-    "context_labels": (("context_labels", "context-labels"), _labels),
-    "upsample": (("upsample",), _upsample),
+    "context_labels": (("context_labels", "context-labels"), _one_of("soft", "hard")),
+    "upsample": (("upsample",), _one_of(*UPSAMPLE_MODES)),
     "flow": (("flow",), float),
     "label_detail": (("label_detail", "label-detail", "detail"), int),
     "anchor": (("anchor",), _bool),
@@ -87,7 +79,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "background_bias": (("background_bias", "background-bias", "bias"), float),
     "appearance": (("appearance",), float),
     "reference_flow": (("reference_flow", "reference-flow", "ref_flow"), float),
-    "flow_preset": (("flow_preset", "flow-preset"), _flow_preset),
+    "flow_preset": (("flow_preset", "flow-preset"), _one_of(*FLOW_PRESETS)),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
