@@ -184,8 +184,8 @@ class PropagationParams:
     frames per 100 on the two halves against 17.9 / 26.7; keyframes every 20 frames +0.005 / +0.004
     J&F; from frame 0 +0.001 / +0.001 (W chosen on the original ten, confirmed on the ten added later),
     ~32 ms a frame averaged over a 60-frame run from frame 0 with ``flow_preset`` medium (~125 ms a
-    frame that takes the mix; ``fast``: 14 and ~55). It needs the frames: ``propagate`` refuses features alone (tensors with
-    no ``frames=``) with a message; pass ``reference_flow=0`` there."""
+    frame that takes the mix; ``fast``: 14 and ~55). It needs the frames: ``propagate`` refuses
+    features alone (tensors with no ``frames=``) with a message; pass ``reference_flow=0`` there."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
