@@ -196,17 +196,23 @@ def test_settings_dialog_defaults_edit_and_persist(qtbot, qsettings):
     assert (dialog.fields.context.value(), dialog.fields.topk.value()) == (defaults.context, defaults.topk)
     assert dialog.fields.temperature.value() == pytest.approx(defaults.temperature)
     assert dialog.fields.radius.value() == pytest.approx(defaults.radius)
+    assert dialog.fields.flow_preset.currentText() == defaults.flow_preset
     dialog.fields.context.setValue(5)
     dialog.fields.topk.setValue(3)
+    dialog.fields.flow_preset.setCurrentText("ultrafast")
     dialog.short_side.setValue(320)
     dialog.backbone.setCurrentText("resnet18")
     dialog.precision.setCurrentText("half")
     dialog.flip.setChecked(True)
     s = dialog.settings()
     assert (s.params.context, s.params.topk, s.short_side, s.backbone) == (5, 3, 320, "resnet18")
+    assert s.params.flow_preset == "ultrafast"
     assert (s.half, s.flip) == (True, True) and s.backbone_key() != RunSettings().backbone_key()
     save_settings(qsettings, s)
     assert load_settings(qsettings) == s
+    shown = SettingsDialog(s, "cpu")  # the dialog shows what it is given, the flow's list included
+    qtbot.addWidget(shown)
+    assert shown.fields.flow_preset.currentText() == "ultrafast" and shown.settings() == s
 
 
 def test_settings_keep_only_changed_factors_so_new_defaults_reach_users(qsettings):
