@@ -193,6 +193,11 @@ def test_unrecoverable_folders_are_skipped(tmp_path):
 PROPAGATION_KILLS = 50
 
 
+def _last_saved(lines: list[str]) -> int:
+    """The last frame a crash-worker child reported saved (-1: none yet)."""
+    return max((int(line.split()[1]) for line in lines if line.startswith("saved ")), default=-1)
+
+
 
 
 def test_sigkill_during_propagation_keeps_every_autosaved_frame(fork_server, tmp_path):
@@ -205,14 +210,12 @@ def test_sigkill_during_propagation_keeps_every_autosaved_frame(fork_server, tmp
     root = tmp_path / "auto"
     job = {"job": "propagate", "project": str(project), "autosave": str(root / "run"), "chunk": 2, "delay": 0.004}
     # an uninterrupted run gives the expected label maps (same code, same process kind)
-    started = time.monotonic()
     pid, seen = fork_server.start(job)
+    started = time.monotonic()
     while "finished" not in seen:
         seen.append(fork_server.next_line())
+    step_seconds = (time.monotonic() - started) / len(frames)
     fork_server.kill_and_collect(pid, seen)
-    # kills land at random moments of a run as long as this machine's uninterrupted one (a fixed
-    # window missed the saves on a loaded machine, where the first save comes late)
-    run_seconds = time.monotonic() - started
     expected = AnnotationModel()
     recover(root / "run", expected)
     assert all(s is FrameState.PROPAGATED for s in expected.frame_states()[1:])
@@ -220,18 +223,23 @@ def test_sigkill_during_propagation_keeps_every_autosaved_frame(fork_server, tmp
     killed_mid_run, last_saved = 0, []
     for _ in range(PROPAGATION_KILLS):
         pid, seen = fork_server.start(job)
-        time.sleep(float(rng.uniform(0.0, 0.8 * run_seconds)))
+        # Each kill lands a random moment (up to three frames' time) after the child reported a random
+        # frame saved (0: straight after it started). Timed by the child's own progress, not by a clock,
+        # so the kills land mid-run on a loaded machine too (a clock missed the saves there once).
+        after = int(rng.integers(0, len(frames) - 4))
+        while after and "finished" not in seen and _last_saved(seen) < after:
+            seen.append(fork_server.next_line())
+        time.sleep(float(rng.uniform(0.0, 3 * step_seconds)))
         lines = fork_server.kill_and_collect(pid, seen)
-        saved = [int(line.split()[1]) for line in lines if line.startswith("saved ")]
         killed_mid_run += "finished" not in lines
-        last_saved.append(max(saved, default=0))
+        last_saved.append(max(_last_saved(lines), 0))
         for png in (root / "run").rglob("*.png"):  # no corrupt file anywhere
             read_mask(png)
         found = find_recoverable(root)
         assert len(found) == 1 and found[0].crashed
         reopened = AnnotationModel()
         recover(found[0], reopened)
-        for i in range(1, max(saved, default=0) + 1):  # every frame reported saved is there
+        for i in range(1, last_saved[-1] + 1):  # every frame reported saved is there
             assert reopened.frame_state(i) is FrameState.PROPAGATED, f"frame {i} lost"
         for i in range(reopened.num_frames):  # and whatever is there is right
             if reopened.frame_state(i) is not FrameState.EMPTY:
