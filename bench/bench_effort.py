@@ -245,7 +245,9 @@ def main() -> None:
                         "(PropagationParams.reference_flow; default: the preset's)")
     p.add_argument("--flow-preset", choices=FLOW_PRESETS, default=None,
                    help="DIS preset of the optical flow (PropagationParams.flow_preset; default: the app's)")
-    p.add_argument("--short-side", type=int, default=None, help="working resolution (default: the preset's)")
+    p.add_argument("--short-side", type=int, default=None,
+                   help="working resolution (default: the preset's; 0: the frames' own size); the preset's "
+                        "radius is scaled with it, so that it reaches as far in pixels")
     p.add_argument("--leap", action=argparse.BooleanOptionalAction, default=False,
                    help="both-ways strategies: the suggestion leaps past the first failing frame "
                         "(suggest_frame's both_ways; default: the app's, the first failing frame)")
@@ -279,6 +281,9 @@ def main() -> None:
     if args.flow_preset is not None:
         params = replace(params, flow_preset=args.flow_preset)
     short_side = chosen.short_side if args.short_side is None else args.short_side
+    # the same reach in pixels, as `best` scales it (0: the frames' own size, the radius as it is)
+    if short_side and short_side != chosen.short_side:
+        params = replace(params, radius=params.radius * short_side / chosen.short_side)
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {short_side}, {params}",
           flush=True)
     settings = {"preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,

@@ -57,6 +57,18 @@ def test_bench_effort_runs_and_records_the_appearance_weight(tmp_path):
     assert len(results.read_text().splitlines()) == 2
 
 
+def test_bench_effort_scales_the_radius_with_the_working_size(tmp_path):
+    from annotator.core.engine.presets import PRESETS
+
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("alpha",), n_frames=3)
+    quality = PRESETS["quality"]
+    for short_side, radius in ((0, quality.radius), (quality.short_side // 4, quality.radius / 4)):
+        out = run_script("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "forward", "--threads", "1",
+                         "--short-side", str(short_side), "--results", str(tmp_path / f"rows{short_side}.jsonl"))
+        assert f"features at short side {short_side}," in out and f" radius={radius}," in out
+
+
 def test_bench_effort_keeps_rows_of_each_suggestion_rule_apart(tmp_path):
     root = tmp_path / "davis"
     make_davis_root(root, names=("alpha",), n_frames=4)
