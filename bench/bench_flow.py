@@ -5,17 +5,46 @@ Use --feature-cache so the backbone runs once per sequence; frames/s then covers
 flow and upsampling (the backbone's cost is the same for every weight and is left out).
 
     python bench/bench_flow.py ../shared/data/davis2016 --feature-cache /tmp/featcache --weights 0 0.3 0.5
+
+``--time-presets`` only times one DIS flow between consecutive frames for each preset of
+:data:`~annotator.core.engine.flow.FLOW_PRESETS` (the reference flow computes two per frame it mixes,
+forward and backward), on the first sequence, at the frames' own size, with OpenCV on one thread:
+
+    python bench/bench_flow.py ../shared/data/davis2016 --sequences boat --time-presets
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+
+import cv2
+import numpy as np
 
 from annotator.core.io import davis
 from annotator.core.features.backbones import load_backbone
 from annotator.core.runs.evaluation import evaluate_davis_sequence
 from annotator.core.analysis.metrics import summarize
+from annotator.core.engine.flow import FLOW_PRESETS, dis_flow, make_dis
 from annotator.core.engine.propagation import PropagationParams
+from annotator.core.video import open_video
+
+
+def time_presets(root: str, name: str, pairs: int = 10) -> None:
+    """Print the mean milliseconds of one DIS flow per preset over ``pairs`` consecutive frame pairs."""
+    cv2.setNumThreads(1)
+    with open_video(davis.frames_dir(root, name)) as video:
+        grey = [cv2.cvtColor(np.ascontiguousarray(video.frame(i)), cv2.COLOR_RGB2GRAY)
+                for i in range(min(pairs + 1, video.num_frames))]
+    print(f"| DIS preset | ms per flow ({name}, {grey[0].shape[1]}x{grey[0].shape[0]}, one thread) |")
+    print("|---|---|")
+    for preset in FLOW_PRESETS:
+        dis = make_dis(preset)  # type: ignore[arg-type]
+        dis_flow(grey[0], grey[1], dis)  # warm-up
+        t0 = time.perf_counter()
+        for a, b in zip(grey, grey[1:]):
+            dis_flow(a, b, dis)
+        print(f"| {preset} | {1000 * (time.perf_counter() - t0) / (len(grey) - 1):.0f} |", flush=True)
 
 
 def main() -> None:
@@ -25,7 +54,11 @@ def main() -> None:
     p.add_argument("--weights", nargs="+", type=float, default=[0.0, 0.3, 0.5])
     p.add_argument("--stage", default=None)
     p.add_argument("--feature-cache", default=None)
+    p.add_argument("--time-presets", action="store_true", help="only time one flow of each DIS preset")
     args = p.parse_args()
+    if args.time_presets:
+        time_presets(args.root, (args.sequences or davis.list_sequences(args.root))[0])
+        return
     backbone = load_backbone("lite0", stage=args.stage, device="cpu")
     names = args.sequences or davis.list_sequences(args.root)
     runs: dict[float, list] = {w: [] for w in args.weights}

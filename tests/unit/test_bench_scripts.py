@@ -110,3 +110,13 @@ def test_bench_effort_rows_before_the_near_flow_preset_ran_their_flow_preset_nex
     run_script(*args, "--near-flow-preset", "fine")
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r.get("near_flow_preset") for r in rows] == [None, "fine"]
+
+
+def test_bench_flow_times_every_dis_preset(tmp_path):
+    from annotator.core.engine.flow import FLOW_PRESETS
+
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("alpha",), n_frames=3)
+    out = run_script("bench_flow.py", str(root), "--time-presets")
+    timed = re.findall(r"^\| (\w+) \| (\d+) \|$", out, re.MULTILINE)
+    assert [name for name, _ in timed] == list(FLOW_PRESETS)
