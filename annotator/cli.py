@@ -109,10 +109,7 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                         f"(default {_DEFAULTS.reference_flow:g}, or the preset's)")
     g.add_argument("--flow-preset", choices=FLOW_PRESETS, default=_DEFAULTS.flow_preset,
                    help="OpenCV DIS preset of the optical flow that --reference-flow and --flow use: medium is "
-                        "finer and takes about 3x the time of fast, fine about 6x medium's (default %(default)s)")
-    g.add_argument("--near-flow-preset", choices=FLOW_PRESETS, default=_DEFAULTS.near_flow_preset,
-                   help="DIS preset of the reference flow onto the frames right next to a reference, where its "
-                        "weight is largest (default %(default)s)")
+                        "finer and takes about 3x the time of fast, fine about 5x medium's (default %(default)s)")
     g.add_argument("--both-ways", action=argparse.BooleanOptionalAction, default=_DEFAULTS.both_ways,
                    help="fill the frames between two reference masks from both and fuse them; --no-both-ways: "
                         "each frame sees only the references behind it (default: on)")
@@ -173,8 +170,7 @@ def _params(args: argparse.Namespace) -> PropagationParams:
                                precision=args.precision, flow=args.flow, label_detail=args.label_detail,
                                anchor=args.anchor, islands=args.islands, background_bias=args.background_bias,
                                appearance=args.appearance, reference_flow=args.reference_flow,
-                               flow_preset=args.flow_preset, near_flow_preset=args.near_flow_preset,
-                               both_ways=args.both_ways, fusion=args.fusion,
+                               flow_preset=args.flow_preset, both_ways=args.both_ways, fusion=args.fusion,
                                span_references=args.span_references,
                                part_groups=parse_part_groups(args.part_groups))
     params.validate()

@@ -27,7 +27,7 @@ goal's table is whole first). Features come from one FeatureStore per sequence (
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
 ``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias``, ``--short-side``,
-``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--near-flow-preset``, ``--leap`` and ``--fallback``).
+``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--leap`` and ``--fallback``).
 ``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
 ``--label-detail`` with labels carried at sub-cells.
 
@@ -173,12 +173,10 @@ STRATEGIES = {
 
 
 LEGACY = {"preset": DEFAULT_PRESET, "label_detail": 1, "islands": False, "background_bias": 0.0,
-          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast",
-          "near_flow_preset": None}
+          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast"}
 """What a row that lacks a setting ran with: rows written before the setting was recorded (the then
 default preset, one label per cell, no island pruning, bias 0, at 480, no appearance model, no
-reference flow; the flow, where there was one, at DIS preset fast, next to the references too: a
-``near_flow_preset`` of None is the row's ``flow_preset``)."""
+reference flow; the flow, where there was one, at DIS preset fast)."""
 
 
 def _load_rows(path: Path | None, span_references: str, settings: dict, suggestion: Callable[[str], str]
@@ -189,15 +187,8 @@ def _load_rows(path: Path | None, span_references: str, settings: dict, suggesti
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["span_references"] == span_references
-            and all(_setting(r, key) == value for key, value in settings.items())
+            and all(r.get(key, LEGACY[key]) == value for key, value in settings.items())
             and r.get("suggestion", "first-onset") == suggestion(r["strategy"])]
-
-
-def _setting(row: dict, key: str) -> object:
-    """What ``row`` ran with for setting ``key`` (:data:`LEGACY` where the row lacks it)."""
-    if key == "near_flow_preset" and row.get(key) is None:
-        return _setting(row, "flow_preset")
-    return row.get(key, LEGACY[key])
 
 
 def _suggestion(leap: bool, fallback: str, strategy: str) -> str:
@@ -254,9 +245,6 @@ def main() -> None:
                         "(PropagationParams.reference_flow; default: the preset's)")
     p.add_argument("--flow-preset", choices=FLOW_PRESETS, default=None,
                    help="DIS preset of the optical flow (PropagationParams.flow_preset; default: the app's)")
-    p.add_argument("--near-flow-preset", choices=FLOW_PRESETS, default=None,
-                   help="DIS preset of the reference flow onto a reference's neighbours "
-                        "(PropagationParams.near_flow_preset; default: the app's)")
     p.add_argument("--short-side", type=int, default=None,
                    help="working resolution (default: the preset's; 0: the frames' own size); the preset's "
                         "radius is scaled with it, so that it reaches as far in pixels")
@@ -292,8 +280,6 @@ def main() -> None:
         params = replace(params, reference_flow=args.reference_flow)
     if args.flow_preset is not None:
         params = replace(params, flow_preset=args.flow_preset)
-    if args.near_flow_preset is not None:
-        params = replace(params, near_flow_preset=args.near_flow_preset)
     short_side = chosen.short_side if args.short_side is None else args.short_side
     # the same reach in pixels, as `best` scales it (0: the frames' own size, the radius as it is)
     if short_side and short_side != chosen.short_side:
@@ -305,9 +291,7 @@ def main() -> None:
                 "appearance": params.appearance, "reference_flow": params.reference_flow,
                 # without flow the preset changes nothing: such runs keep the rows' old value and match them
                 "flow_preset": params.flow_preset if params.reference_flow > 0 or params.flow > 0
-                else LEGACY["flow_preset"],
-                "near_flow_preset": params.near_flow_preset if params.reference_flow > 0
-                else params.flow_preset if params.flow > 0 else LEGACY["flow_preset"]}
+                else LEGACY["flow_preset"]}
     assert settings.keys() == LEGACY.keys()
     rows = _load_rows(args.results, params.span_references, settings,
                       lambda strategy: _suggestion(args.leap, args.fallback, strategy))

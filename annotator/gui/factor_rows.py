@@ -81,15 +81,8 @@ def _flow_preset() -> QComboBox:
     combo = QComboBox()
     combo.addItems(FLOW_PRESETS)
     combo.setToolTip("Optical flow (OpenCV DIS) of the reference flow: finer follows outlines better and costs "
-                     "more ('fast' ~20 ms a flow at 854x480 on one core, 'medium' ~2.5x that, 'fine' ~6x "
-                     "'medium')")
-    return combo
-
-
-def _near_flow_preset() -> QComboBox:
-    combo = _flow_preset()
-    combo.setToolTip("Optical flow of the reference flow onto the frames right next to a painted frame, where it "
-                     "weighs most: two flows per painted frame and side")
+                     "more ('medium' about 3x 'fast', 'fine' about 5x 'medium'; bench/bench_flow.py "
+                     "--time-presets)")
     return combo
 
 
@@ -139,7 +132,6 @@ FACTOR_ROWS: tuple[FactorRow, ...] = (
     FactorRow("appearance", "Appearance weight", _appearance),
     FactorRow("reference_flow", "Reference flow", _reference_flow),
     FactorRow("flow_preset", "Flow precision", _flow_preset),
-    FactorRow("near_flow_preset", "Flow precision next to a painted frame", _near_flow_preset),
     FactorRow("anchor", "", _anchor),
     FactorRow("islands", "", _islands),
 )

@@ -92,26 +92,6 @@ def test_bench_effort_keeps_rows_of_each_suggestion_rule_apart(tmp_path):
     assert [r.get("suggestion") for r in rows] == [None, "leap-onset", "first-max"]
 
 
-def test_bench_effort_rows_before_the_near_flow_preset_ran_their_flow_preset_next_to_references(tmp_path):
-    root = tmp_path / "davis"
-    make_davis_root(root, names=("alpha",), n_frames=4)
-    results = tmp_path / "rows.jsonl"
-    # a row of session 37 (reference flow on, DIS medium everywhere, no "near_flow_preset")
-    results.write_text(json.dumps({"sequence": "alpha", "frames": 4, "goal": 0.5, "strategy": "both",
-                                   "annotated": 1, "frames_annotated": [0], "seconds": 0.0,
-                                   "span_references": "earlier", "preset": "quality", "label_detail": 8,
-                                   "islands": True, "background_bias": -0.1, "short_side": 0,
-                                   "appearance": 0.0, "reference_flow": 0.75, "suggestion": "first-onset",
-                                   "flow_preset": "medium"}) + "\n")
-    args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "both", "--threads", "1",
-            "--short-side", "0", "--flow-preset", "medium", "--results", str(results))
-    run_script(*args, "--near-flow-preset", "medium")  # what the old row ran: found, not recomputed
-    assert len(results.read_text().splitlines()) == 1
-    run_script(*args, "--near-flow-preset", "fine")
-    rows = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [r.get("near_flow_preset") for r in rows] == [None, "fine"]
-
-
 def test_bench_flow_times_every_dis_preset(tmp_path):
     from annotator.core.engine.flow import FLOW_PRESETS
 

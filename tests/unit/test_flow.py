@@ -106,19 +106,17 @@ def test_reference_flow_warps_the_nearest_reference_and_stops_far_from_it(monkey
     calls = []
     real = FlowCue.fuse
 
-    def spy(self, previous, target, previous_labels, label_ids, soft, weight, preset=None):
-        calls.append((previous, target, round(weight, 3), preset))
-        return real(self, previous, target, previous_labels, label_ids, soft, weight, preset)
+    def spy(self, previous, target, previous_labels, label_ids, soft, weight):
+        calls.append((previous, target, round(weight, 3)))
+        return real(self, previous, target, previous_labels, label_ids, soft, weight)
 
     monkeypatch.setattr(FlowCue, "fuse", spy)
-    # 0.2 / d >= 0.05 for d <= 4; the neighbours of a reference take the finer flow
-    params = PropagationParams(reference_flow=0.2, flow_preset="fast", near_flow_preset="fine")
+    params = PropagationParams(reference_flow=0.2)  # 0.2 / d >= 0.05 for d <= 4
     refs = {0: labels[0], 5: labels[5]}
     list(propagate(features.__getitem__, refs, 0, len(frames), params, frames=frames.__getitem__,
                    stop_at_next_reference=False))
     # frames 1-4 from reference 0 (0.2 / d), then the reference passed at 5 is the one warped
-    assert calls == [(0, 1, 0.2, "fine"), (0, 2, 0.1, "fast"), (0, 3, 0.067, "fast"), (0, 4, 0.05, "fast"),
-                     (5, 6, 0.2, "fine"), (5, 7, 0.1, "fast")]
+    assert calls == [(0, 1, 0.2), (0, 2, 0.1), (0, 3, 0.067), (0, 4, 0.05), (5, 6, 0.2), (5, 7, 0.1)]
     calls.clear()
     list(propagate(features.__getitem__, {0: labels[0]}, 0, len(frames), PropagationParams(reference_flow=0.1),
                    frames=frames.__getitem__))
@@ -137,8 +135,6 @@ def test_reference_flow_is_validated_and_needs_frames():
 def test_the_flow_preset_is_validated_and_reaches_the_flow(monkeypatch):
     with pytest.raises(UsageError, match="flow preset must be one of ultrafast, fast, medium, fine"):
         PropagationParams(flow_preset="slow").validate()  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match="near flow preset must be one of"):
-        PropagationParams(near_flow_preset="slow").validate()  # type: ignore[arg-type]
     frames, labels = tracking_clip(n_frames=4, hw=(64, 96), size=24, motions=((0, 4),))
     features = [colour_features(f) for f in frames]
     built = []

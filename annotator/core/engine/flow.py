@@ -33,7 +33,7 @@ import torch
 FlowPreset = Literal["ultrafast", "fast", "medium", "fine"]
 FLOW_PRESETS: tuple[str, ...] = ("ultrafast", "fast", "medium", "fine")
 """OpenCV's DIS presets, fastest first (``PropagationParams.flow_preset``), and ``fine``: ``medium`` whose
-finest pyramid level is the frame itself rather than half of it (about 6x ``medium``'s time)."""
+finest pyramid level is the frame itself rather than half of it (about 5x ``medium``'s time)."""
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -111,8 +111,7 @@ class FlowCue:
         self.frames = frames
         self.scale = scale
         self.alpha, self.beta = alpha, beta
-        self.preset = preset
-        self._dis = {preset: make_dis(preset)}
+        self._dis = make_dis(preset)
         self._grey: dict[tuple[int, tuple[int, int]], np.ndarray] = {}
 
     def _grey_frame(self, index: int, hw: tuple[int, int]) -> np.ndarray:
@@ -130,9 +129,8 @@ class FlowCue:
         return self._grey[key]
 
     def warp(self, previous: int, target: int, labels: np.ndarray, label_ids: Sequence[int],
-             grid_hw: tuple[int, int], preset: FlowPreset | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The label map (any size) of frame ``previous`` warped onto frame ``target``, on the feature grid,
-        by flow of DIS ``preset`` (None: the cue's own).
+             grid_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The label map (any size) of frame ``previous`` warped onto frame ``target``, on the feature grid.
 
         Returns the warped one-hot labels (L, h, w), channel j for ``label_ids[j]`` (void counts for
         no label), and the share (h, w) in [0, 1] of each feature cell's flow pixels that pass the
@@ -142,12 +140,8 @@ class FlowCue:
         h, w = grid_hw
         hw = (h * self.scale, w * self.scale)
         prev_grey, target_grey = self._grey_frame(previous, hw), self._grey_frame(target, hw)
-        preset = preset or self.preset
-        if preset not in self._dis:
-            self._dis[preset] = make_dis(preset)
-        dis = self._dis[preset]
-        backward = dis_flow(target_grey, prev_grey, dis)  # (H, W, 2) target -> previous
-        forward = dis_flow(prev_grey, target_grey, dis)  # (H, W, 2) previous -> target
+        backward = dis_flow(target_grey, prev_grey, self._dis)  # (H, W, 2) target -> previous
+        forward = dis_flow(prev_grey, target_grey, self._dis)  # (H, W, 2) previous -> target
         ok = consistent(backward, forward, alpha=self.alpha, beta=self.beta).astype(np.float32)  # (H, W)
         lut = np.full(256, len(label_ids), dtype=np.int64)
         lut[np.asarray(label_ids, dtype=np.int64)] = np.arange(len(label_ids))
@@ -160,8 +154,7 @@ class FlowCue:
         return torch.from_numpy(warped).permute(2, 0, 1), torch.from_numpy(reliable)
 
     def fuse(self, previous: int, target: int, previous_labels: np.ndarray, label_ids: Sequence[int],
-             soft: torch.Tensor, weight: float, preset: FlowPreset | None = None) -> torch.Tensor:
-        """Feature-based soft labels (L, h, w) of ``target`` mixed with the flow-warped ``previous_labels``
-        (flow of DIS ``preset``; None: the cue's own)."""
-        warped, reliable = self.warp(previous, target, previous_labels, label_ids, tuple(soft.shape[1:]), preset)
+             soft: torch.Tensor, weight: float) -> torch.Tensor:
+        """Feature-based soft labels (L, h, w) of ``target`` mixed with the flow-warped ``previous_labels``."""
+        warped, reliable = self.warp(previous, target, previous_labels, label_ids, tuple(soft.shape[1:]))
         return fuse(soft, warped.to(soft.device), reliable.to(soft.device), weight)

@@ -96,8 +96,8 @@ class PropagationParams:
     soft labels where forward and backward flow agree; 0 = off (features only)."""
     flow_preset: FlowPreset = "medium"
     """OpenCV DIS preset of the optical flow that ``flow`` and ``reference_flow`` use: ``ultrafast``,
-    ``fast``, ``medium`` (finer flow, ~3x the time of ``fast``) or ``fine`` (~6x ``medium``'s time; see
-    ``near_flow_preset``). ``medium`` by measurement on
+    ``fast``, ``medium`` (finer flow, ~3x the time of ``fast``) or ``fine`` (``medium`` down to full
+    resolution, ~5x its time). ``medium`` by measurement on
     ../shared/data/davis2016 (bench/RESULTS.md): with the reference flow a simulated annotator painted
     13.1 / 23.9 frames per 100 on the two halves against 16.7 / 24.4 with ``fast``; keyframes every 20
     frames +0.002 J&F on each half, from frame 0 the same."""
@@ -187,10 +187,6 @@ class PropagationParams:
     ~32 ms a frame averaged over a 60-frame run from frame 0 with ``flow_preset`` medium (~125 ms a
     frame that takes the mix; ``fast``: 14 and ~55). It needs the frames: ``propagate`` refuses
     features alone (tensors with no ``frames=``) with a message; pass ``reference_flow=0`` there."""
-    near_flow_preset: FlowPreset = "medium"
-    """DIS preset of the reference flow onto a reference's direct neighbours (d = 1), where its weight is
-    largest and where the frames an annotator still has to paint sit once keyframes are dense; farther
-    frames use ``flow_preset``. A finer flow here costs two flows per reference and side."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -229,10 +225,8 @@ class PropagationParams:
             raise UsageError(f"flow weight must be between 0 and 1, got {self.flow}")
         if not 0 <= self.reference_flow <= 1:
             raise UsageError(f"reference flow weight must be between 0 and 1, got {self.reference_flow}")
-        for name in ("flow_preset", "near_flow_preset"):
-            if getattr(self, name) not in FLOW_PRESETS:
-                raise UsageError(f"{name.replace('_', ' ')} must be one of {', '.join(FLOW_PRESETS)}, "
-                                 f"got {getattr(self, name)!r}")
+        if self.flow_preset not in FLOW_PRESETS:
+            raise UsageError(f"flow preset must be one of {', '.join(FLOW_PRESETS)}, got {self.flow_preset!r}")
         if self.fusion not in FUSIONS:
             raise UsageError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if self.span_references not in SPAN_REFERENCES:
@@ -816,11 +810,9 @@ def propagate(
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)
         # what the frame hands on: the appearance model and the reference flow only shape the output
         context_soft = soft
-        distance = abs(index - anchor)
-        weight = params.reference_flow / distance
+        weight = params.reference_flow / abs(index - anchor)
         if weight >= REFERENCE_FLOW_MIN:
-            soft = cue.fuse(anchor, index, references[anchor], label_ids, soft, weight,
-                            params.near_flow_preset if distance == 1 else params.flow_preset)
+            soft = cue.fuse(anchor, index, references[anchor], label_ids, soft, weight)
         if cue is not None and timings is not None:
             spent = time.perf_counter() - t_flow
             timings["flow"] = timings.get("flow", 0.0) + spent

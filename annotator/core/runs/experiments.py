@@ -80,7 +80,6 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "appearance": (("appearance",), float),
     "reference_flow": (("reference_flow", "reference-flow", "ref_flow"), float),
     "flow_preset": (("flow_preset", "flow-preset"), _one_of(*FLOW_PRESETS)),
-    "near_flow_preset": (("near_flow_preset", "near-flow-preset"), _one_of(*FLOW_PRESETS)),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
