@@ -31,9 +31,13 @@ def precision_name(half: bool | None) -> str:
     return next(name for name, value in BACKBONE_PRECISIONS.items() if value is half)
 
 
-SETTINGS_VERSION = 2
-"""Version 2 (session 37) keeps only the factors that differ from the defaults, so a default changed by
-a later release reaches everyone who had not changed that factor; version 1 (no version key) kept them all."""
+SETTINGS_VERSION = 3
+"""Version 3 (session 38) keeps only what differs from the defaults, the backbone, device, working size,
+backbone precision and mirror features too, so a default changed by a later release reaches everyone
+who had not changed it. Version 2 (session 37) did so for the propagation factors only and stored the
+five features settings always; version 1 (no version key) stored everything. A later change of one of
+those defaults must read the old default stored by an older version as no choice (as
+``_CHANGED_DEFAULTS_SINCE_V1`` does)."""
 _CHANGED_DEFAULTS_SINCE_V1 = {"reference_flow": 0.0}
 """Factors whose default changed after version 1, with the value version 1 then stored for everyone: a
 version-1 file holding exactly that value was holding the old default, not a choice, and takes the new one."""
@@ -47,20 +51,22 @@ def _stored_params(params: PropagationParams) -> dict:
 def save_settings(qsettings: QSettings, settings: RunSettings) -> None:
     """Keep ``settings`` for the next session (what the app edits: backbone, device, resolution, factors).
 
-    A factor at its default is not stored (an older value of it is removed): the next release's default
+    A value at its default is not stored (an older value of it is removed): the next release's default
     applies to it."""
-    qsettings.setValue("propagation/backbone", settings.backbone)
-    qsettings.setValue("propagation/device", settings.device)
-    qsettings.setValue("propagation/short_side", settings.short_side or 0)
-    qsettings.setValue("propagation/feature_precision", precision_name(settings.half))
-    qsettings.setValue("propagation/flip", settings.flip)
-    defaults = _stored_params(RunSettings().params)
-    for name, value in _stored_params(settings.params).items():
+    defaults = _stored(RunSettings())
+    for name, value in _stored(settings).items():
         if value == defaults[name]:
             qsettings.remove(f"propagation/{name}")
         else:
             qsettings.setValue(f"propagation/{name}", value)
     qsettings.setValue("propagation/version", SETTINGS_VERSION)
+
+
+def _stored(settings: RunSettings) -> dict:
+    """What :func:`save_settings` keeps of ``settings``, by key under ``propagation/``."""
+    return {"backbone": settings.backbone, "device": settings.device, "short_side": settings.short_side or 0,
+            "feature_precision": precision_name(settings.half), "flip": settings.flip,
+            **_stored_params(settings.params)}
 
 
 def load_settings(qsettings: QSettings) -> RunSettings:

@@ -229,6 +229,13 @@ def test_settings_keep_only_changed_factors_so_new_defaults_reach_users(qsetting
     save_settings(qsettings, defaults)  # back at the defaults: nothing of the factors stays stored
     assert qsettings.value("propagation/context") is None and qsettings.value("propagation/reference_flow") is None
     assert load_settings(qsettings) == defaults
+    # the features' settings likewise (version 3): kept while changed, gone at their defaults
+    features = replace(defaults, short_side=320, backbone="lite2", flip=not defaults.flip)
+    save_settings(qsettings, features)
+    assert int(qsettings.value("propagation/short_side")) == 320 and load_settings(qsettings) == features
+    save_settings(qsettings, defaults)
+    assert [k for k in qsettings.allKeys() if k != "propagation/version"] == []
+    assert load_settings(qsettings) == defaults
     # a file from before (no version; every factor stored, the reference flow at its old default 0):
     # the user's own change stays, the old default gives way to the new one
     qsettings.clear()
