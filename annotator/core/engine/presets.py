@@ -78,9 +78,9 @@ PRESETS: dict[str, Preset] = {
     # the defaults' factors at a larger working size, the radius scaled with it (the same reach in
     # pixels): both halves of davis2016 gain, for less than half the frames/s (bench/RESULTS.md)
     "best": Preset("best", DEFAULT_FLIP,
-                   measured="DAVIS J&F 0.851 (0.825 on all 20 sequences) before the reference flow; a simulated "
-                            "annotator painted 17.0 frames per 100 on all 20 (19.0 with quality); 0.44 frames/s "
-                            "on 2 CPU cores, working size 600",
+                   measured="DAVIS J&F 0.853 (0.827 on all 20 sequences); a simulated annotator painted 17.0 "
+                            "frames per 100 on all 20 (19.0 with quality); 0.44 frames/s on 2 CPU cores before "
+                            "the reference flow, working size 600",
                    **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
                    radius=_DEFAULTS.radius * _BEST_SHORT_SIDE / Preset.short_side, short_side=_BEST_SHORT_SIDE),
     # the defaults' own values, field by field: a field added to PARAM_FIELDS cannot be left behind
