@@ -23,7 +23,7 @@ from annotator.core.features.backbones import DEFAULT_FLIP, load_backbone
 from annotator.core.features.store import FeatureStore
 from annotator.core.io import davis
 from annotator.core.io.labels import read_mask_folder
-from annotator.core.video import open_video
+from annotator.core.video import DEFAULT_SHORT_SIDE, open_video
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     first, last = args.first, args.last
     middle = (first + last) // 2
     with open_video(davis.frames_dir(args.root, args.sequence)) as video:
-        store = FeatureStore(video, backbone, short_side=480, disk_cache=args.feature_cache)
+        store = FeatureStore(video, backbone, short_side=DEFAULT_SHORT_SIDE, disk_cache=args.feature_cache)
         for i in range(first, last + 1):
             store(i)
         labels = tuple(int(v) for v in np.unique(gt[first]) if v < 255)

@@ -37,7 +37,7 @@ from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import VOID, read_mask_folder
 from annotator.core.engine.propagation import FrameResult, PropagationParams, propagate
 from annotator.core.analysis.suggest import DEFAULT_RULE, Calibration, suggest_frame
-from annotator.core.video import open_video
+from annotator.core.video import DEFAULT_SHORT_SIDE, open_video
 
 
 class RunCache:
@@ -204,7 +204,7 @@ def main() -> None:
     p.add_argument("--strategies", nargs="+", default=["suggest", "oracle", "even"],
                    help="suggest[:max|distance|onset|target], oracle, even")
     p.add_argument("--backbone", default="lite0")
-    p.add_argument("--short-side", type=int, default=480, help="working resolution of the features (masks are scored at full size)")
+    p.add_argument("--short-side", type=int, default=DEFAULT_SHORT_SIDE, help="working resolution of the features (masks are scored at full size)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--float32", action="store_true", help="float32 backbone and matmuls (default: half where the CPU has it)")
     args = p.parse_args()

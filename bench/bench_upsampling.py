@@ -36,7 +36,7 @@ from annotator.core.analysis.metrics import evaluate_sequence, summarize
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.engine.upsampling import box_filter, guided_filter, grey_guide, soft_to_labels, upsample_soft
 from annotator.core.runs.runner import run_video
-from annotator.core.video import open_video
+from annotator.core.video import DEFAULT_SHORT_SIDE, open_video
 
 Variant = Callable[[torch.Tensor, np.ndarray], np.ndarray]
 """(L, H, W) upsampled probabilities and the RGB frame -> (H, W) channel index per pixel."""
@@ -150,7 +150,7 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
                    help="only these variants (default: all; quote names with spaces)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--short-side", type=int, default=480, help="working resolution (default %(default)s)")
+    p.add_argument("--short-side", type=int, default=DEFAULT_SHORT_SIDE, help="working resolution (default %(default)s)")
     p.add_argument("-r", "--radius", type=float, default=None,
                    help="spatial radius in feature cells (default: the app's; scale it with --short-side)")
     args = p.parse_args()

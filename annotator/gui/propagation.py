@@ -64,8 +64,9 @@ BackboneFactory = Callable[[RunSettings], object]
 
 
 MEMO_BYTES = 1 << 30
-"""Memory for the candidates of compared frame pairs (:class:`CandidateMemo`): at 480p a pair holds
-~0.5 MB, so 1 GiB keeps the ~2,000 pairs of a few 20-frame spans filled both ways."""
+"""Memory for the candidates of compared frame pairs (:class:`CandidateMemo`): at a working size of 480 a
+pair holds ~0.5 MB, at the default 600 ~0.8 MB, so 1 GiB keeps the ~1,300 pairs of a few 20-frame spans
+filled both ways."""
 
 
 def compute_threads() -> int:

@@ -37,10 +37,14 @@ backbone precision and mirror features too, so a default changed by a later rele
 who had not changed it. Version 2 (session 37) did so for the propagation factors only and stored the
 five features settings always; version 1 (no version key) stored everything. A later change of one of
 those defaults must read the old default stored by an older version as no choice (as
-``_CHANGED_DEFAULTS_SINCE_V1`` does)."""
-_CHANGED_DEFAULTS_SINCE_V1 = {"reference_flow": 0.0}
+``_CHANGED_DEFAULTS_SINCE_V1`` and ``_STORED_ALWAYS_BEFORE_V3`` do)."""
+_CHANGED_DEFAULTS_SINCE_V1 = {"reference_flow": 0.0, "radius": 16.0}
 """Factors whose default changed after version 1, with the value version 1 then stored for everyone: a
-version-1 file holding exactly that value was holding the old default, not a choice, and takes the new one."""
+version-1 file holding exactly that value was holding the old default, not a choice, and takes the new one
+(the reference flow since session 37; the radius, 16 -> 20 with the working size, since session 39)."""
+_STORED_ALWAYS_BEFORE_V3 = {"short_side": 480}
+"""Features settings whose default changed after versions 1 and 2 stored them for everyone, with the value
+they stored: the working size, 480 -> 600 since session 39. Such a file holding it held no choice."""
 
 
 def _stored_params(params: PropagationParams) -> dict:
@@ -73,7 +77,12 @@ def load_settings(qsettings: QSettings) -> RunSettings:
     """The settings :func:`save_settings` kept; a value that does not parse falls back to its default."""
     defaults = RunSettings()
     params = {}
-    version_1 = qsettings.value("propagation/version") is None
+    version = qsettings.value("propagation/version")
+    version_1 = version is None
+    try:
+        before_3 = version_1 or int(version) < 3
+    except (TypeError, ValueError):
+        before_3 = False
     for name, value in asdict(defaults.params).items():
         stored = qsettings.value(f"propagation/{name}", value)
         try:
@@ -88,7 +97,9 @@ def load_settings(qsettings: QSettings) -> RunSettings:
     try:
         p = PropagationParams(**params)
         p.validate()
-        short_side = int(qsettings.value("propagation/short_side", defaults.short_side))
+        short_side = int(qsettings.value("propagation/short_side", defaults.short_side or 0))
+        if before_3 and short_side == _STORED_ALWAYS_BEFORE_V3["short_side"]:
+            short_side = defaults.short_side or 0  # stored for everyone then: the old default, not a choice
     except Exception:  # noqa: BLE001 - a corrupt settings file must not stop the app
         return defaults
     precision = str(qsettings.value("propagation/feature_precision", precision_name(defaults.half)))

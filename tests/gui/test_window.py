@@ -246,6 +246,22 @@ def test_settings_keep_only_changed_factors_so_new_defaults_reach_users(qsetting
                                                                     defaults.params.reference_flow)
     qsettings.setValue("propagation/version", 2)  # a version-2 file stores 0 only when chosen: kept
     assert load_settings(qsettings).params.reference_flow == 0.0
+    # the working size 480 and radius 16, the defaults before session 39, which versions 1 and 2 stored
+    # for everyone (the radius: version 1 only): no choice, so the new defaults (600, 20) apply
+    assert (defaults.short_side, defaults.params.radius) == (600, 20.0)
+    for version in (None, 2):
+        qsettings.clear()
+        if version is not None:
+            qsettings.setValue("propagation/version", version)
+        qsettings.setValue("propagation/short_side", 480)
+        qsettings.setValue("propagation/radius", 16.0)
+        loaded = load_settings(qsettings)
+        assert loaded.short_side == 600
+        assert loaded.params.radius == (20.0 if version is None else 16.0)  # version 2 stored a chosen radius only
+    # a working size of 480 chosen under the new defaults is a choice, and stays
+    chosen = replace(defaults, short_side=480)
+    save_settings(qsettings, chosen)
+    assert int(qsettings.value("propagation/short_side")) == 480 and load_settings(qsettings) == chosen
 
 
 def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, qsettings):
@@ -255,8 +271,8 @@ def test_settings_dialog_presets_fill_the_speed_factors_and_follow_edits(qtbot, 
 
     dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
-    assert dialog.preset.currentData() == "quality"  # the defaults are the quality preset
-    assert dialog.fields.background_bias.value() == pytest.approx(PRESETS["quality"].background_bias)
+    assert dialog.preset.currentData() == "best"  # the defaults are the best preset
+    assert dialog.fields.background_bias.value() == pytest.approx(PRESETS["best"].background_bias)
     fast = PRESETS["fast"]
     dialog.preset.setCurrentIndex(dialog.preset.findData("fast"))
     dialog.preset.activated.emit(dialog.preset.currentIndex())

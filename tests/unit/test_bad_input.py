@@ -295,7 +295,7 @@ def test_4k_frames_are_processed_at_the_working_resolution_and_exported_at_the_o
     out = tmp_path / "out"
     assert main(["propagate", str(folder), "--masks", str(tmp_path / "m.png"), "--out", str(out),
                  "--stage", "s3", "-q"]) == 0
-    assert seen_hw and set(seen_hw) == {(480, 853)}  # features at the working resolution
+    assert seen_hw and set(seen_hw) == {(600, 1067)}  # features at the default working resolution, 600
     second = read_mask(out / "00001.png")
     assert second.shape == hw and (second == 1).sum() > 0.5 * truth.sum()
     # a project of the 4K clip exports at 3840x2160 too

@@ -58,12 +58,12 @@ def test_bench_effort_runs_and_records_the_appearance_weight(tmp_path):
 
 
 def test_bench_effort_scales_the_radius_with_the_working_size(tmp_path):
-    from annotator.core.engine.presets import PRESETS
+    from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS
 
     root = tmp_path / "davis"
     make_davis_root(root, names=("alpha",), n_frames=3)
-    quality = PRESETS["quality"]
-    for short_side, radius in ((0, quality.radius), (quality.short_side // 4, quality.radius / 4)):
+    chosen = PRESETS[DEFAULT_PRESET]  # the bench's preset when none is given
+    for short_side, radius in ((0, chosen.radius), (chosen.short_side // 4, chosen.radius / 4)):
         out = run_script("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "forward", "--threads", "1",
                          "--short-side", str(short_side), "--results", str(tmp_path / f"rows{short_side}.jsonl"))
         assert f"features at short side {short_side}," in out and f" radius={radius}," in out
@@ -79,8 +79,8 @@ def test_bench_effort_keeps_rows_of_each_suggestion_rule_apart(tmp_path):
                                    "span_references": "earlier", "preset": "quality", "label_detail": 8,
                                    "islands": True, "background_bias": -0.1, "short_side": 0,
                                    "appearance": 0.0}) + "\n")
-    args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "both", "--threads", "1",
-            "--short-side", "0", "--appearance", "0", "--reference-flow", "0", "--results", str(results))
+    args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "both", "--threads", "1", "--preset",
+            "quality", "--short-side", "0", "--appearance", "0", "--reference-flow", "0", "--results", str(results))
     run_script(*args)  # the app's rule, which the old row's was: found, not recomputed
     assert len(results.read_text().splitlines()) == 1
     run_script(*args, "--leap")

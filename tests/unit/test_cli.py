@@ -225,25 +225,27 @@ def test_preset_sets_the_speed_factors_and_explicit_options_win(davis_root, tmp_
     assert "+flip" in mixed_report["backbone"]
 
 
-def test_quality_preset_is_the_default_settings():
+def test_best_preset_is_the_default_settings():
     from dataclasses import replace
 
     from annotator.core.features.backbones import DEFAULT_FLIP
     from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
     from annotator.core.engine.propagation import PropagationParams
     from annotator.core.runs.settings import RunSettings
+    from annotator.core.video import DEFAULT_SHORT_SIDE
 
-    quality = PRESETS[DEFAULT_PRESET]
-    assert quality.apply(PropagationParams()) == PropagationParams() and quality.flip == DEFAULT_FLIP
-    assert quality.short_side == RunSettings().short_side
-    assert quality.matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
-    assert not quality.matches(PropagationParams(), DEFAULT_FLIP, 600)  # the working resolution counts
+    best = PRESETS[DEFAULT_PRESET]
+    assert best.name == "best" and RunSettings().short_side == DEFAULT_SHORT_SIDE == 600
+    assert best.apply(PropagationParams()) == PropagationParams() and best.flip == DEFAULT_FLIP
+    assert best.short_side == RunSettings().short_side
+    assert best.matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
+    assert not best.matches(PropagationParams(), DEFAULT_FLIP, 480)  # the working resolution counts
     assert not PRESETS["fast"].matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
-    best = PRESETS["best"]  # the defaults at a larger working size, the radius keeping its reach in pixels
-    assert best.short_side > quality.short_side
-    assert best.radius == pytest.approx(quality.radius * best.short_side / quality.short_side)
-    assert replace(best, name="quality", measured=quality.measured, radius=quality.radius,
-                   short_side=quality.short_side) == quality
+    quality = PRESETS["quality"]  # the defaults at a smaller working size, the radius keeping its reach in pixels
+    assert quality.short_side == 480 < best.short_side
+    assert quality.radius == pytest.approx(best.radius * quality.short_side / best.short_side) == 16
+    assert replace(quality, name="best", measured=best.measured, radius=best.radius,
+                   short_side=best.short_side) == best
     from annotator.core.errors import UsageError
 
     with pytest.raises(UsageError, match="fast"):

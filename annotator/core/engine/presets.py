@@ -4,10 +4,11 @@ A preset sets the factors that decide the speed: mirror features (twice the back
 the length and spacing of the local context, the grid step of whole-frame references, and the
 labels' sub-cells with island pruning (``label_detail``, ``islands``: 7% more propagation time, measured);
 the background bias of the label maps, the appearance model's weight and the reference flow, which
-cost little (the flow ~32 ms a frame from frame 0) but were measured with the quality preset's sub-cells only (the
+cost little (the flow ~32 ms a frame from frame 0) but were measured with the sub-cells of best and quality only (the
 others keep 0, as they were measured); and the working resolution
 (``short_side``: the frames' short side in pixels, which the radius must follow to keep its reach).
-Everything else stays as the caller has it.
+Everything else stays as the caller has it. The defaults are ``best`` (since session 39; ``quality``,
+the same factors at 480, before).
 Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, first-frame
 protocol) and frames/s end to end as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P
 --engines ahead`` on boat, 60 frames, feature read-ahead; the four measured one after the other in
@@ -23,6 +24,7 @@ from typing import Any
 from annotator.core.features.backbones import DEFAULT_FLIP
 from annotator.core.errors import UsageError
 from annotator.core.engine.propagation import PropagationParams
+from annotator.core.video import DEFAULT_SHORT_SIDE
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Preset:
     appearance: float = 0.0
     reference_flow: float = 0.0
     short_side: int = 480
-    """Working resolution (the app's default is ``RunSettings.short_side``, 480)."""
+    """Working resolution (the app's default is ``RunSettings.short_side``, 600: the ``best`` preset's)."""
 
     def apply(self, params: PropagationParams) -> PropagationParams:
         """``params`` with this preset's radius, context, strides, label detail, island pruning, background bias,
@@ -71,28 +73,36 @@ def fill_unset_options(args: Any, name: str) -> None:
             setattr(args, option, getattr(chosen, option))
 
 
+def scaled_radius(radius: float, from_side: int, to_side: int) -> float:
+    """``radius`` (feature cells at working size ``from_side``) for working size ``to_side``: the same reach in pixels."""
+    return radius * to_side / from_side
+
+
 _DEFAULTS = PropagationParams()
-_BEST_SHORT_SIDE = 600
+_QUALITY_SHORT_SIDE = 480
 
 PRESETS: dict[str, Preset] = {
-    # the defaults' factors at a larger working size, the radius scaled with it (the same reach in
-    # pixels): both halves of davis2016 gain, for less than half the frames/s (bench/RESULTS.md)
+    # the defaults' own values, field by field (a field added to PARAM_FIELDS cannot be left behind), at
+    # the default working size: a simulated annotator paints fewer frames than with `quality`, on both
+    # halves of davis2016, for about 2.2x its time per frame (bench/RESULTS.md)
     "best": Preset("best", DEFAULT_FLIP,
                    measured="DAVIS J&F 0.853 (0.827 on all 20 sequences); a simulated annotator painted 17.0 "
                             "frames per 100 on all 20 (19.0 with quality); 0.44 frames/s on 2 CPU cores before "
-                            "the reference flow, working size 600",
-                   **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
-                   radius=_DEFAULTS.radius * _BEST_SHORT_SIDE / Preset.short_side, short_side=_BEST_SHORT_SIDE),
-    # the defaults' own values, field by field: a field added to PARAM_FIELDS cannot be left behind
+                            "the reference flow, working size 600 (the defaults)",
+                   **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}, short_side=DEFAULT_SHORT_SIDE),
+    # the defaults' factors at working size 480, the radius scaled with it (the same reach in pixels):
+    # the default before session 39, about 2.2x the frames/s of `best`
     "quality": Preset("quality", DEFAULT_FLIP,
                       measured="DAVIS J&F 0.832 (0.811 on all 20 sequences); a simulated annotator painted 19.0 "
-                               "frames per 100 on all 20; 1.07 frames/s on 2 CPU cores before the reference flow "
-                               "(the defaults)",
-                      **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}),
+                               "frames per 100 on all 20; 1.07 frames/s on 2 CPU cores before the reference flow, "
+                               "working size 480",
+                      **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
+                      radius=scaled_radius(_DEFAULTS.radius, DEFAULT_SHORT_SIDE, _QUALITY_SHORT_SIDE),
+                      short_side=_QUALITY_SHORT_SIDE),
     "balanced": Preset("balanced", True, 12.0, 10, 2, "DAVIS J&F 0.798, 2.17 frames/s on 2 CPU cores"),
     "fast": Preset("fast", False, 12.0, 10, 2, "DAVIS J&F 0.775, 2.90 frames/s on 2 CPU cores", reference_stride=2),
 }
-DEFAULT_PRESET = "quality"
+DEFAULT_PRESET = "best"
 
 
 def preset(name: str) -> Preset:

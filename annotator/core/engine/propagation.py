@@ -69,8 +69,10 @@ class PropagationParams:
     """k: affinities kept per target cell, over the whole context."""
     temperature: float = 0.05
     """tau: softmax temperature applied to the kept affinities."""
-    radius: float = 16.0
-    """Spatial radius in feature cells; a context cell counts when its distance is <= radius. 16, not
+    radius: float = 20.0
+    """Spatial radius in feature cells; a context cell counts when its distance is <= radius. It reaches
+    as far in pixels as 16 cells did at the former working size of 480 (20 at the default 600,
+    :data:`annotator.core.video.DEFAULT_SHORT_SIDE`: scale it with the working size). 16 at 480, not
     CRW's 12, by measurement on ../shared/data/davis2016 (bench/RESULTS.md): with global references
     and mirror features 0.802 mean J&F at 16 against 0.799 at 12; without mirror features 0.786 vs 0.782."""
     radius_for_references: bool = False

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from annotator.core.features.cache import DiskFeatureCache
-from annotator.core.video import VideoSource, hash_video, resize_frame, working_hw
+from annotator.core.video import DEFAULT_SHORT_SIDE, VideoSource, hash_video, resize_frame, working_hw
 
 
 def default_batch_size(device: torch.device | str) -> int:
@@ -39,7 +39,7 @@ def default_batch_size(device: torch.device | str) -> int:
 class FeatureStore:
     """Callable ``store(i) -> (C, h, w)`` feature map of frame i on the backbone's device."""
 
-    def __init__(self, video: VideoSource, backbone, *, short_side: int | None = 480,
+    def __init__(self, video: VideoSource, backbone, *, short_side: int | None = DEFAULT_SHORT_SIDE,
                  max_bytes: int = 1 << 30, batch_size: int | None = None, disk_cache: str | Path | None = None,
                  read_ahead: bool = False) -> None:
         self.video = video

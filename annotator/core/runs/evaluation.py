@@ -23,7 +23,7 @@ from annotator.core.io.labels import object_ids, read_mask_folder, write_mask_fo
 from annotator.core.analysis.metrics import SequenceScores, evaluate_sequence
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.runs.runner import run_video
-from annotator.core.video import open_video
+from annotator.core.video import DEFAULT_SHORT_SIDE, open_video
 
 
 @dataclass
@@ -48,7 +48,7 @@ def evaluate_davis_sequence(
     backbone,
     params: PropagationParams = PropagationParams(),
     *,
-    short_side: int | None = 480,
+    short_side: int | None = DEFAULT_SHORT_SIDE,
     resolution: str = "480p",
     write_dir: str | Path | None = None,
     on_frame: Callable[[int], None] | None = None,
@@ -71,7 +71,7 @@ def evaluate_video(
     params: PropagationParams = PropagationParams(),
     *,
     name: str,
-    short_side: int | None = 480,
+    short_side: int | None = DEFAULT_SHORT_SIDE,
     write_dir: str | Path | None = None,
     on_frame: Callable[[int], None] | None = None,
     feature_cache: str | Path | None = None,

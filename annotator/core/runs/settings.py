@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from annotator.core.features.backbones import DEFAULT_BACKBONE, DEFAULT_FLIP, Backbone, load_backbone
 from annotator.core.engine.propagation import PropagationParams
+from annotator.core.video import DEFAULT_SHORT_SIDE
 
 __all__ = ["BackboneCache", "RunSettings"]
 
@@ -36,8 +37,9 @@ class RunSettings:
     """Mirror test-time augmentation of the features (twice the backbone time)."""
     threads: int | None = None
     """CPU threads for the backbone and the engine (None: torch's default)."""
-    short_side: int | None = 480
-    """Working resolution: frames are resized to this short side (None: their original size)."""
+    short_side: int | None = DEFAULT_SHORT_SIDE
+    """Working resolution: frames are resized to this short side (None: their original size); 600 by default
+    (:data:`~annotator.core.video.DEFAULT_SHORT_SIDE`), the size ``params.radius`` was chosen for."""
     feature_cache: str | None = None
     """A folder where features are kept on disk (fp16) between runs."""
 

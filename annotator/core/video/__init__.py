@@ -24,10 +24,10 @@ from annotator.core.video._base import (
 from annotator.core.video._check import FirstFrames, FrameCheck, check_frames, scan_frames
 from annotator.core.video._file import READ_AHEAD_FRAMES, VIDEO_EXTENSIONS, VideoFileSource, quiet_ffmpeg
 from annotator.core.video._folder import IMAGE_EXTENSIONS, FrameFolderSource, natural_key
-from annotator.core.video._util import hash_video, resize_frame, working_hw
+from annotator.core.video._util import DEFAULT_SHORT_SIDE, hash_video, resize_frame, working_hw
 
 __all__ = [
-    "DEFAULT_CACHE_BYTES", "DEFAULT_FOLDER_FPS", "IMAGE_EXTENSIONS", "READ_AHEAD_FRAMES", "VIDEO_EXTENSIONS",
+    "DEFAULT_CACHE_BYTES", "DEFAULT_FOLDER_FPS", "DEFAULT_SHORT_SIDE", "IMAGE_EXTENSIONS", "READ_AHEAD_FRAMES", "VIDEO_EXTENSIONS",
     "FirstFrames", "FrameCache", "FrameCheck", "FrameFolderSource", "VideoFileSource", "VideoSource",
     "check_frames", "hash_video", "natural_key", "open_davis_sequence", "open_video", "quiet_ffmpeg", "resize_frame", "scan_frames", "working_hw",
 ]

@@ -18,8 +18,15 @@ HASH_FILE_EDGE_BYTES = 4 * 2**20
 HASH_FRAME_HEAD_BYTES = 16 * 2**10
 _HASH_VERSION = b"annotator-video-hash-v1\n"
 
+DEFAULT_SHORT_SIDE = 600
+"""The default working resolution (frames' short side, pixels). 600 rather than 480 since session 39:
+a simulated annotator painted 17.0 frames per 100 instead of 19.0 on the 20 sequences of
+../shared/data/davis2016 (fewer on both halves) and mean J&F from frame 0 rose 0.811 -> 0.827, for about
+2.2x the time per frame (bench/RESULTS.md, "Working size 600 as the default"). The radius in cells
+(``PropagationParams.radius``) is tied to it: change both together."""
 
-def working_hw(original_hw: tuple[int, int], short_side: int | None = 480) -> tuple[int, int]:
+
+def working_hw(original_hw: tuple[int, int], short_side: int | None = DEFAULT_SHORT_SIDE) -> tuple[int, int]:
     """Size (h, w) with the short side exactly ``short_side`` and the aspect ratio kept.
 
     The long side is rounded to the nearest integer, halves up: 1920x1080 gives 853x480
