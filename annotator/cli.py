@@ -58,7 +58,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g.add_argument("-t", "--temperature", "--tau", type=float, default=_DEFAULTS.temperature,
                    help="softmax temperature (default %(default)s)")
     g.add_argument("-r", "--radius", type=float, default=None,
-                   help=f"spatial radius in feature cells (default {_DEFAULTS.radius:g}, or the preset's)")
+                   help=f"spatial radius in feature cells (default {_DEFAULTS.radius:g}, or the preset's; with "
+                        "--short-side, scaled to it: the same reach in pixels)")
     g.add_argument("--global-references", action=argparse.BooleanOptionalAction,
                    default=not _DEFAULTS.radius_for_references,
                    help="compare with the whole of each reference frame, not only inside the radius "
@@ -151,7 +152,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                    help="keep features on disk here (fp16), so later runs on the same video skip the backbone")
     b.add_argument("--short-side", type=int, default=None,
                    help="working resolution: frames are resized to this short side (0 = original; default "
-                        f"{PRESETS[DEFAULT_PRESET].short_side}, or the preset's)")
+                        f"{PRESETS[DEFAULT_PRESET].short_side}, or the preset's); the radius, unless given, is "
+                        "scaled with it")
 
 
 def _settings(args: argparse.Namespace) -> RunSettings:

@@ -263,8 +263,14 @@ def test_the_preset_sets_the_working_resolution_unless_given():
 
     for name, chosen in PRESETS.items():
         assert settings(["eval", "x", "--preset", name]).short_side == chosen.short_side
+        assert settings(["eval", "x", "--preset", name]).params.radius == chosen.radius
     assert settings(["eval", "x", "--short-side", "720"]).short_side == 720
     assert settings(["eval", "x", "--short-side", "0"]).short_side is None  # the frames' own size
+    # a working size without a radius: the preset's radius scaled to it, the same reach in pixels
+    assert settings(["eval", "x", "--short-side", "480"]).params.radius == PRESETS["quality"].radius == 16
+    assert settings(["eval", "x", "--preset", "quality", "--short-side", "600"]).params.radius == 20
+    assert settings(["eval", "x", "--short-side", "480", "-r", "12"]).params.radius == 12  # given: kept
+    assert settings(["eval", "x", "--short-side", "0"]).params.radius == PRESETS["best"].radius
 
 
 @pytest.mark.parametrize("command", ["propagate", "eval"])

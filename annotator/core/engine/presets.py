@@ -66,11 +66,17 @@ OPTION_NAMES = ("flip", "short_side", *PARAM_FIELDS)
 
 
 def fill_unset_options(args: Any, name: str) -> None:
-    """Set each of :data:`OPTION_NAMES` that is None on ``args`` (an argparse namespace) from preset ``name``."""
+    """Set each of :data:`OPTION_NAMES` that is None on ``args`` (an argparse namespace) from preset ``name``.
+
+    A working size given without a radius takes the preset's radius scaled to it (the same reach in
+    pixels, as the presets themselves are defined); 0, the frames' own size, keeps the preset's radius."""
     chosen = preset(name)
+    radius_given = args.radius is not None
     for option in OPTION_NAMES:
         if getattr(args, option) is None:
             setattr(args, option, getattr(chosen, option))
+    if not radius_given and args.short_side and args.short_side != chosen.short_side:
+        args.radius = scaled_radius(chosen.radius, chosen.short_side, args.short_side)
 
 
 def scaled_radius(radius: float, from_side: int, to_side: int) -> float:
