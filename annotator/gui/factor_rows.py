@@ -4,7 +4,8 @@ Each row of :data:`FACTOR_ROWS` names a :class:`PropagationParams` field, its fo
 widget that edits it; :class:`FactorWidgets` builds the widgets, shows a ``PropagationParams`` in
 them and reads one back, so the two views never disagree on a range, a label or a field. The
 working resolution and the backbone choice are shared the same way (:func:`short_side_spin`,
-:func:`backbone_combo`).
+:func:`backbone_combo`), and so is the radius following the working resolution
+(:class:`RadiusFollowsWorkingSize`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 
 from annotator.core.engine.flow import FLOW_PRESETS
+from annotator.core.engine.presets import scaled_radius
 from annotator.core.engine.propagation import PropagationParams
 
 BACKBONES = ("lite0", "lite1", "lite2", "lite0&lite2", "resnet18", "resnet50")
@@ -199,6 +201,27 @@ def short_side_spin() -> QSpinBox:
     spin.setSpecialValueText("original")
     spin.setToolTip("Working resolution: frames are resized to this short side before feature extraction")
     return spin
+
+
+class RadiusFollowsWorkingSize:
+    """When the working resolution changes, the radius (in feature cells) scales with it: the same reach in
+    pixels, as the command line gives a ``--short-side`` without ``-r`` (600 -> 480: radius 20 -> 16).
+    "original" (0) leaves the radius as it is (its size in pixels is not known here). A view that sets
+    the resolution with its signals blocked calls :meth:`sync` after."""
+
+    def __init__(self, short_side: QSpinBox, radius: QDoubleSpinBox) -> None:
+        self._short_side, self._radius = short_side, radius
+        self._last = short_side.value()
+        short_side.valueChanged.connect(self._changed)
+
+    def sync(self) -> None:
+        """Take the resolution shown now as the one the radius belongs to."""
+        self._last = self._short_side.value()
+
+    def _changed(self, value: int) -> None:
+        old, self._last = self._last, value
+        if old and value and old != value:
+            self._radius.setValue(scaled_radius(self._radius.value(), old, value))
 
 
 def backbone_combo() -> QComboBox:

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QPushButton, QVBoxLayout, 
 
 from annotator.core.features.backbones import DEFAULT_LITE0_STAGE, ENSEMBLE_SEPARATOR
 from annotator.core.runs.settings import RunSettings
-from annotator.gui.factor_rows import FactorWidgets, backbone_combo, short_side_spin
+from annotator.gui.factor_rows import FactorWidgets, RadiusFollowsWorkingSize, backbone_combo, short_side_spin
 
 STAGES = ("default", "s3", "s4", "s5", "s6", "s7", "s4+s5")
 
@@ -75,6 +75,7 @@ class FactorsPanel(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.rerun)
         layout.addStretch(1)
+        self._radius_follows = RadiusFollowsWorkingSize(self.short_side, self.fields.radius)
         self.show_settings(settings)
         self.fields.on_change(self._emit)
         self.short_side.valueChanged.connect(self._emit)
@@ -90,6 +91,7 @@ class FactorsPanel(QWidget):
         self.short_side.setValue(s.short_side or 0)
         self.fields.show(s.params, quietly=True)
         del blockers
+        self._radius_follows.sync()  # the resolution was set unheard
 
     def settings(self, base: RunSettings | None = None) -> RunSettings:
         """The settings the widgets show (the rest from ``base``)."""

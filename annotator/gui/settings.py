@@ -18,7 +18,7 @@ from annotator.core.engine.part_groups import format_part_groups, parse_part_gro
 from annotator.core.engine.presets import PRESETS
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.runs.settings import RunSettings
-from annotator.gui.factor_rows import FactorWidgets, backbone_combo, short_side_spin
+from annotator.gui.factor_rows import FactorWidgets, RadiusFollowsWorkingSize, backbone_combo, short_side_spin
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKBONE_PRECISIONS: dict[str, bool | None] = {"auto": None, "float32": False, "half": True}
@@ -181,6 +181,8 @@ class SettingsDialog(QDialog):
         layout.addWidget(factors)
 
         self._show(settings)
+        # a preset or shown settings set the resolution first and their own radius after it, so theirs stands
+        self._radius_follows = RadiusFollowsWorkingSize(self.short_side, self.fields.radius)
         self._show_preset()
         self.preset.activated.connect(self._apply_preset)
         self.fields.on_change(self._show_preset)

@@ -433,3 +433,31 @@ def test_opening_a_video_with_unreadable_frames_says_how_many_read_and_offers_to
     assert w.model.num_frames == 3 and w.timeline.slider.maximum() == 2  # the readable start, kept
     w.model.set_current_frame(2)
     assert w.canvas._frame_item.pixmap().toImage().pixelColor(5, 5).red() != 64  # a real frame, not grey
+
+
+def test_the_radius_follows_the_working_resolution_in_both_views(qtbot):
+    from dataclasses import replace
+
+    from annotator.core.engine.presets import PRESETS
+    from annotator.core.runs.settings import RunSettings
+    from annotator.gui.factors_panel import FactorsPanel
+    from annotator.gui.settings import SettingsDialog
+
+    dialog = SettingsDialog(RunSettings(), "cpu")
+    qtbot.addWidget(dialog)
+    assert (dialog.short_side.value(), dialog.fields.radius.value()) == (600, 20.0)
+    dialog.short_side.setValue(480)  # the same reach in pixels: 16 cells at 480, which is the quality preset
+    assert dialog.fields.radius.value() == 16.0 and dialog.preset.currentData() == "quality"
+    dialog.short_side.setValue(0)  # "original": its size in pixels is not known, the radius stays
+    assert dialog.fields.radius.value() == 16.0
+    dialog.short_side.setValue(720)
+    assert dialog.fields.radius.value() == 16.0  # from "original" there is nothing to scale from
+    dialog.preset.setCurrentIndex(dialog.preset.findData("fast"))
+    dialog.preset.activated.emit(dialog.preset.currentIndex())  # a preset's own radius stands
+    assert (dialog.short_side.value(), dialog.fields.radius.value()) == (480, PRESETS["fast"].radius)
+
+    panel = FactorsPanel(RunSettings())
+    qtbot.addWidget(panel)
+    panel.show_settings(replace(RunSettings(), short_side=480, params=replace(RunSettings().params, radius=12.0)))
+    panel.short_side.setValue(600)  # scaled from what was shown, not from the panel's first settings
+    assert panel.settings().params.radius == 15.0 and panel.settings().short_side == 600
