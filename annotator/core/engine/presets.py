@@ -12,8 +12,8 @@ the same factors at 480, before).
 Figures: mean J&F on the original ten sequences of ../shared/data/davis2016 (lite0, first-frame
 protocol) and frames/s end to end as ``annotator propagate`` runs (``bench/bench_pipeline.py --preset P
 --engines ahead`` on boat, 60 frames, feature read-ahead; the four measured one after the other in
-session 32) on 2 cores of an AMD EPYC without AVX512-BF16 (float32); a CPU with AVX512-BF16 ran the
-S = 1 presets about 3x faster (README).
+session 39) on 2 cores of an AMD EPYC with AVX512-BF16 (bfloat16); the app computes with one thread on
+a 2-core machine, where `best` ran at 0.65 frames/s and `quality` at 1.69 (README).
 """
 
 from __future__ import annotations
@@ -93,20 +93,19 @@ PRESETS: dict[str, Preset] = {
     # halves of davis2016, for about 2.2x its time per frame (bench/RESULTS.md)
     "best": Preset("best", DEFAULT_FLIP,
                    measured="DAVIS J&F 0.853 (0.827 on all 20 sequences); a simulated annotator painted 17.0 "
-                            "frames per 100 on all 20 (19.0 with quality); 0.44 frames/s on 2 CPU cores before "
-                            "the reference flow, working size 600 (the defaults)",
+                            "frames per 100 on all 20 (19.0 with quality); 0.94 frames/s on 2 CPU cores, working "
+                            "size 600 (the defaults)",
                    **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}, short_side=DEFAULT_SHORT_SIDE),
     # the defaults' factors at working size 480, the radius scaled with it (the same reach in pixels):
     # the default before session 39, about 2.2x the frames/s of `best`
     "quality": Preset("quality", DEFAULT_FLIP,
                       measured="DAVIS J&F 0.832 (0.811 on all 20 sequences); a simulated annotator painted 19.0 "
-                               "frames per 100 on all 20; 1.07 frames/s on 2 CPU cores before the reference flow, "
-                               "working size 480",
+                               "frames per 100 on all 20; 1.85 frames/s on 2 CPU cores, working size 480",
                       **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
                       radius=scaled_radius(_DEFAULTS.radius, DEFAULT_SHORT_SIDE, _QUALITY_SHORT_SIDE),
                       short_side=_QUALITY_SHORT_SIDE),
-    "balanced": Preset("balanced", True, 12.0, 10, 2, "DAVIS J&F 0.798, 2.17 frames/s on 2 CPU cores"),
-    "fast": Preset("fast", False, 12.0, 10, 2, "DAVIS J&F 0.775, 2.90 frames/s on 2 CPU cores", reference_stride=2),
+    "balanced": Preset("balanced", True, 12.0, 10, 2, "DAVIS J&F 0.798, 3.90 frames/s on 2 CPU cores"),
+    "fast": Preset("fast", False, 12.0, 10, 2, "DAVIS J&F 0.775, 5.10 frames/s on 2 CPU cores", reference_stride=2),
 }
 DEFAULT_PRESET = "best"
 
