@@ -53,7 +53,7 @@ from annotator.core.engine.candidates import CandidateMemo
 from annotator.core.engine.flow import FLOW_PRESETS
 from annotator.core.engine.keyframes import Span, span_context
 from annotator.core.engine.pipeline import propagate_span
-from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset, scaled_radius
+from annotator.core.engine.presets import DEFAULT_PRESET, PRESETS, preset
 from annotator.core.engine.propagation import (SPAN_REFERENCES, FrameResult, PropagationParams, propagate,
                                                references_behind)
 from annotator.core.features.backbones import load_backbone
@@ -281,9 +281,8 @@ def main() -> None:
     if args.flow_preset is not None:
         params = replace(params, flow_preset=args.flow_preset)
     short_side = chosen.short_side if args.short_side is None else args.short_side
-    # the same reach in pixels, as the presets scale it (0: the frames' own size, the radius as it is)
-    if short_side and short_side != chosen.short_side:
-        params = replace(params, radius=scaled_radius(params.radius, chosen.short_side, short_side))
+    # the same reach in pixels, as the command line scales it (0: the frames' own size, the radius as it is)
+    params = replace(params, radius=chosen.radius_at(short_side))
     print(f"preset {chosen.name}: backbone {backbone.name}, features at short side {short_side}, {params}",
           flush=True)
     settings = {"preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,

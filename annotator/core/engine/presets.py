@@ -52,6 +52,13 @@ class Preset:
         appearance weight and reference flow (the working resolution, ``short_side``, is the caller's to set: it belongs to ``RunSettings``)."""
         return replace(params, **{name: getattr(self, name) for name in PARAM_FIELDS})
 
+    def radius_at(self, short_side: int | None) -> float:
+        """This preset's radius at working size ``short_side``, scaled to keep its reach in pixels (None or 0,
+        the frames' own size, whose pixels are not known here: the radius as it is)."""
+        if short_side and short_side != self.short_side:
+            return scaled_radius(self.radius, self.short_side, short_side)
+        return self.radius
+
     def matches(self, params: PropagationParams, flip: bool, short_side: int | None) -> bool:
         """Whether ``params``, ``flip`` and ``short_side`` (None: the frames' own size) hold this preset's values."""
         return (flip == self.flip and short_side == self.short_side
@@ -75,8 +82,8 @@ def fill_unset_options(args: Any, name: str) -> None:
     for option in OPTION_NAMES:
         if getattr(args, option) is None:
             setattr(args, option, getattr(chosen, option))
-    if not radius_given and args.short_side and args.short_side != chosen.short_side:
-        args.radius = scaled_radius(chosen.radius, chosen.short_side, args.short_side)
+    if not radius_given:
+        args.radius = chosen.radius_at(args.short_side)
 
 
 def scaled_radius(radius: float, from_side: int, to_side: int) -> float:
