@@ -1,13 +1,17 @@
 """Benchmark: how many frames a simulated annotator paints until every frame is good enough.
 
 The simulated annotator has the ground truth of every frame of a DAVIS sequence. It paints its first
-frames (ground-truth masks), lets the tool propagate, and repeats: pick a frame, paste its
-ground-truth mask (the frame becomes a reference), let the tool re-propagate what the app's P
+frames (ground-truth masks), lets the tool propagate, and repeats: go to the frame the app suggests,
+paste its ground-truth mask (the frame becomes a reference), let the tool re-propagate what the app's P
 re-propagates after a correction, until every frame has J >= the goal for every object. The figure
-is **annotated frames per 100 frames** (the first frames included): no propagation at all is 100
+is **painted frames per 100 frames** (the first frames included): no propagation at all is 100
 per 100. The next frame is always the app's "next frame to correct"
 (:func:`annotator.core.analysis.suggest.suggest_frame`, rule ``target``, calibrated by the J each correction
-revealed, as the GUI does); never the ground truth. Strategies:
+revealed, as the GUI does); never the ground truth. A suggested frame that already meets the goal is
+accepted as it is (``--good-frames accept``, the default: the app's "Accept frame", R, makes it a
+reference with its propagated labels; counted apart, as ``accepted``), as a person who looks at it
+would; ``--good-frames paint`` pastes the ground truth there too (every row before session 40).
+Strategies:
 
 * ``forward``: the tool before keyframes both ways (``--no-both-ways``). Frame 0 first; a
   correction re-runs forward from it to the next reference, every reference behind it in the
@@ -27,7 +31,7 @@ goal's table is whole first). Features come from one FeatureStore per sequence (
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
 ``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias``, ``--short-side``,
-``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--leap`` and ``--fallback``).
+``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--good-frames``, ``--leap`` and ``--fallback``).
 ``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
 ``--label-detail`` with labels carried at sub-cells.
 
@@ -41,9 +45,11 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,7 +69,16 @@ from annotator.core.io.labels import VOID, read_mask_folder
 from annotator.core.runs.evaluation import keyframe_indices
 from annotator.core.video import open_video
 
-Values = dict[int, tuple[float, float]]  # frame -> (J of the worst object, uncertainty)
+
+
+class Value(NamedTuple):
+    """What the bench keeps of one propagated frame."""
+    j: float  # J of its worst object against the ground truth
+    u: float  # the propagation's own uncertainty (what the suggestion sees)
+    labels: bytes  # its label map, zlib-compressed: an accepted frame's labels become a reference
+
+
+Values = dict[int, Value]
 
 
 class Runs:
@@ -84,36 +99,48 @@ class Runs:
         for result in results:
             self.propagated += 1
             scores = frame_scores(result.labels, self.gt[result.index], self.object_ids)
-            out[result.index] = (min(s.j for s in scores), frame_uncertainty(result.soft))
+            labels = np.ascontiguousarray(result.labels, dtype=np.uint8)
+            out[result.index] = Value(min(s.j for s in scores), frame_uncertainty(result.soft),
+                                      zlib.compress(labels.tobytes(), 1))
         return out
 
-    def _refs(self, refs: Iterable[int]) -> dict[int, np.ndarray]:
-        return {i: self.gt[i] for i in refs}
+    def _refs(self, refs: Iterable[int], accepted: Mapping[int, bytes]) -> dict[int, np.ndarray]:
+        """Each reference's labels: the ground truth where it was painted, its own propagated labels
+        where it was accepted."""
+        shape = self.gt[min(self.gt)].shape
+        return {i: np.frombuffer(zlib.decompress(accepted[i]), np.uint8).reshape(shape) if i in accepted
+                else self.gt[i] for i in refs}
 
-    def one_way(self, start: int, stop: int, context: list[int], refs: set[int]) -> Values:
+    @staticmethod
+    def _key(context: Iterable[int], accepted: Mapping[int, bytes]) -> tuple:
+        """A run's context for its cache key: an accepted reference is told apart by its labels."""
+        return tuple((i, hash(accepted[i])) if i in accepted else i for i in context)
+
+    def one_way(self, start: int, stop: int, context: list[int], refs: set[int],
+                accepted: Mapping[int, bytes]) -> Values:
         """A run from reference ``start`` to ``stop`` (exclusive, the next reference or an end)."""
-        key = ("run", start, stop, tuple(context))
+        key = ("run", start, stop, self._key(context, accepted))
         if key not in self.cache:
-            self.cache[key] = self._values(propagate(self.store, self._refs(refs), start, stop, self.params,
+            self.cache[key] = self._values(propagate(self.store, self._refs(refs, accepted), start, stop, self.params,
                                                      context_references=context, **self.options))
         return self.cache[key]
 
-    def span(self, first: int, last: int | None, refs: set[int]) -> Values:
+    def span(self, first: int, last: int | None, refs: set[int], accepted: Mapping[int, bytes]) -> Values:
         """The frames after reference ``first`` up to the next (``last``; None: the end) as the app fills them."""
         rule = self.params.span_references
         if last is None:
-            return self.one_way(first, self.n, span_context(sorted(refs), first, None, rule), refs)
-        key = ("span", first, last, tuple(span_context(sorted(refs), first, last, rule)),
-               tuple(span_context(sorted(refs), last, first, rule)))
+            return self.one_way(first, self.n, span_context(sorted(refs), first, None, rule), refs, accepted)
+        key = ("span", first, last, self._key(span_context(sorted(refs), first, last, rule), accepted),
+               self._key(span_context(sorted(refs), last, first, rule), accepted))
         if key not in self.cache:
-            self.cache[key] = self._values(propagate_span(self.store, self._refs(refs), Span(first, last, self.n),
-                                                          self.params, **self.options))
+            self.cache[key] = self._values(propagate_span(self.store, self._refs(refs, accepted),
+                                                          Span(first, last, self.n), self.params, **self.options))
         return self.cache[key]
 
-    def forward(self, start: int, refs: set[int]) -> Values:
+    def forward(self, start: int, refs: set[int], accepted: Mapping[int, bytes]) -> Values:
         """The old tool's P on reference ``start``: forward to the next reference, those behind in context."""
         stop = min((r for r in refs if r > start), default=self.n)
-        return self.one_way(start, stop, [start, *references_behind(refs, start, 1)], refs)
+        return self.one_way(start, stop, [start, *references_behind(refs, start, 1)], refs, accepted)
 
 
 class Tool:
@@ -122,61 +149,83 @@ class Tool:
     def __init__(self, runs: Runs, first: Iterable[int], both: bool) -> None:
         self.runs, self.both = runs, both
         self.refs: set[int] = set(first)
+        self.accepted: dict[int, bytes] = {}  # references the person accepted as propagated: their labels
         if min(self.refs) != 0:
             raise ValueError("the first frames must include frame 0")
         self.values: Values = {}
         order = sorted(self.refs)
         for a, b in zip(order, [*order[1:], None]):
-            self.values.update(runs.span(a, b, self.refs) if both else runs.forward(a, self.refs))
+            self.values.update(runs.span(a, b, self.refs, self.accepted) if both
+                               else runs.forward(a, self.refs, self.accepted))
 
-    def correct(self, frame: int) -> None:
+    def correct(self, frame: int, accept: bool = False) -> None:
+        """The person paints ``frame`` (its ground truth), or with ``accept`` takes its propagated labels as
+        they are (the app's "Accept frame", R); either way it becomes a reference and P re-fills."""
+        if accept:
+            self.accepted[frame] = self.values[frame].labels
         self.refs.add(frame)
         self.values.pop(frame, None)
         after = min((r for r in self.refs if r > frame), default=None)
         if self.both:
             before = max(r for r in self.refs if r < frame)
-            self.values.update(self.runs.span(before, frame, self.refs))
-            self.values.update(self.runs.span(frame, after, self.refs))
+            self.values.update(self.runs.span(before, frame, self.refs, self.accepted))
+            self.values.update(self.runs.span(frame, after, self.refs, self.accepted))
         else:
-            self.values.update(self.runs.forward(frame, self.refs))
+            self.values.update(self.runs.forward(frame, self.refs, self.accepted))
+
+
+class Annotation(NamedTuple):
+    painted: list[int]  # frames whose ground truth was pasted (the first ones included)
+    accepted: list[int]  # frames accepted as propagated (``good="accept"``)
 
 
 def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool = False,
-              fallback: str = "onset") -> list[int]:
-    """Frames annotated (the first ones included) when the calibrated suggestion picks each next one
-    (``leap``: the suggestion knows a correction re-fills both its sides; ``fallback``: its rule when no
-    frame is estimated below the goal)."""
+              fallback: str = "onset", good: str = "paint") -> Annotation:
+    """Frames annotated when the calibrated suggestion picks each next one (``leap``: the suggestion knows
+    a correction re-fills both its sides; ``fallback``: its rule when no frame is estimated below the goal).
+
+    ``good`` is what the person does with a suggested frame that already meets the goal: ``paint`` it all
+    the same (every row before session 40), or ``accept`` it as propagated (the app's "Accept frame", R:
+    the frame becomes a reference with the labels it has, and the app's calibration learns J 1 from it,
+    as it does from a correction that changed nothing).
+    """
     tool = Tool(runs, first, both)
     calibration = Calibration()
     while True:
         values = tool.values
-        if all(j >= goal for j, _ in values.values()):
-            return sorted(tool.refs)
-        frame = suggest_frame({f: u for f, (_, u) in values.items()}, tool.refs, rule="target", target=goal,
+        if all(v.j >= goal for v in values.values()):
+            return Annotation(sorted(set(tool.refs) - set(tool.accepted)), sorted(tool.accepted))
+        frame = suggest_frame({f: v.u for f, v in values.items()}, tool.refs, rule="target", target=goal,
                               calibration=calibration, both_ways=both and leap,
                               fallback=fallback)
         if frame is None or frame in tool.refs:
             raise RuntimeError(f"the suggestion picked {frame!r} with references {sorted(tool.refs)}")
-        j, u = values[frame]
-        calibration.add(u, j)  # what the pasted mask reveals about the propagation there
-        tool.correct(frame)
+        j, u, _ = values[frame]
+        accept = good == "accept" and j >= goal
+        calibration.add(u, 1.0 if accept else j)  # what the person's labels reveal about the propagation there
+        tool.correct(frame, accept=accept)
+
+
+GOOD_FRAMES = ("accept", "paint")
 
 
 KEYFRAME_EVERY = 20
 
 STRATEGIES = {
-    "forward": lambda r, g, leap, fb: suggested(r, g, both=False, first={0}, fallback=fb),
-    "keyframes": lambda r, g, leap, fb: suggested(r, g, both=True, leap=leap, fallback=fb,
-                                                  first=set(keyframe_indices(list(range(r.n)), KEYFRAME_EVERY))),
-    "both": lambda r, g, leap, fb: suggested(r, g, both=True, first={0}, leap=leap, fallback=fb),
+    "forward": lambda r, g, leap, fb, good: suggested(r, g, both=False, first={0}, fallback=fb, good=good),
+    "keyframes": lambda r, g, leap, fb, good: suggested(
+        r, g, both=True, leap=leap, fallback=fb, good=good,
+        first=set(keyframe_indices(list(range(r.n)), KEYFRAME_EVERY))),
+    "both": lambda r, g, leap, fb, good: suggested(r, g, both=True, first={0}, leap=leap, fallback=fb, good=good),
 }
 
 
 LEGACY = {"preset": "quality", "label_detail": 1, "islands": False, "background_bias": 0.0,
-          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast"}
+          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast", "good_frames": "paint"}
 """What a row that lacks a setting ran with: rows written before the setting was recorded (the then
 default preset, `quality`, one label per cell, no island pruning, bias 0, at 480, no appearance model, no
-reference flow; the flow, where there was one, at DIS preset fast)."""
+reference flow; the flow, where there was one, at DIS preset fast; suggested frames painted even where
+they were good already)."""
 
 
 def _load_rows(path: Path | None, span_references: str, settings: dict, suggestion: Callable[[str], str]
@@ -204,18 +253,26 @@ def _print_tables(rows: list[dict], names: list[str], goals: list[float], strate
         table = [n for n in names if any((n, s) in done for s in strategies)]
         if not table:
             continue
-        print(f"\nframes annotated until every frame has J >= {goal} (the first ones included; - not run yet)")
+        print(f"\nframes painted until every frame has J >= {goal} (the first ones included; + frames accepted "
+              "as propagated; - not run yet)")
         print("| sequence | frames | " + " | ".join(strategies) + " |")
         print("|" + "---|" * (len(strategies) + 2))
+
+        def cell(row: dict) -> str:
+            return f"{row['annotated']}" + (f" +{row['accepted']}" if row.get("accepted") else "")
+
         for n in table:
             frames = next(done[n, s]["frames"] for s in strategies if (n, s) in done)
-            print(f"| {n} | {frames} | " + " | ".join(str(done[n, s]["annotated"]) if (n, s) in done else "-"
+            print(f"| {n} | {frames} | " + " | ".join(cell(done[n, s]) if (n, s) in done else "-"
                                                      for s in strategies) + " |")
         complete = [n for n in table if all((n, s) in done for s in strategies)]
         frames = sum(done[n, strategies[0]]["frames"] for n in complete)
         if complete:
             print(f"| per 100 frames ({len(complete)} sequences, {frames} frames) | 100 | "
                   + " | ".join(f"{100 * sum(done[n, s]['annotated'] for n in complete) / frames:.1f}"
+                               for s in strategies) + " |")
+            print("| accepted per 100 frames | 0 | "
+                  + " | ".join(f"{100 * sum(done[n, s].get('accepted', 0) for n in complete) / frames:.1f}"
                                for s in strategies) + " |")
             print("| wall s | - | " + " | ".join(f"{sum(done[n, s]['seconds'] for n in complete):.0f}"
                                                for s in strategies) + " |")
@@ -253,6 +310,10 @@ def main() -> None:
                         "(suggest_frame's both_ways; default: the app's, the first failing frame)")
     p.add_argument("--fallback", choices=FALLBACKS, default="onset",
                    help="the suggestion's rule when no frame is estimated below the goal (default: the app's)")
+    p.add_argument("--good-frames", choices=GOOD_FRAMES, default="accept",
+                   help="what the simulated annotator does with a suggested frame that already meets the goal: "
+                        "accept it as propagated (the app's Accept frame, R; counted apart from painted frames; "
+                        "default) or paint it all the same (every row before session 40)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
     p.add_argument("--memo-gib", type=float, default=3.0,
@@ -290,7 +351,7 @@ def main() -> None:
                 "appearance": params.appearance, "reference_flow": params.reference_flow,
                 # without flow the preset changes nothing: such runs keep the rows' old value and match them
                 "flow_preset": params.flow_preset if params.reference_flow > 0 or params.flow > 0
-                else LEGACY["flow_preset"]}
+                else LEGACY["flow_preset"], "good_frames": args.good_frames}
     assert settings.keys() == LEGACY.keys()
     rows = _load_rows(args.results, params.span_references, settings,
                       lambda strategy: _suggestion(args.leap, args.fallback, strategy))
@@ -317,17 +378,19 @@ def main() -> None:
                                frames=video.frame)
                 for label in todo:
                     t0 = time.perf_counter()
-                    annotated = STRATEGIES[label](results, goal, args.leap, args.fallback)
+                    annotated, accepted = STRATEGIES[label](results, goal, args.leap, args.fallback,
+                                                            args.good_frames)
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
+                           "accepted": len(accepted), "frames_accepted": accepted,
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
                            **settings, "suggestion": _suggestion(args.leap, args.fallback, label)}
                     rows.append(row)
                     if args.results is not None:
                         with args.results.open("a") as out:
                             out.write(json.dumps(row) + "\n")
-                    print(f"  {name} goal {goal}: {label} {len(annotated)} frames annotated {annotated} "
-                          f"({row['seconds']:.0f} s)", flush=True)
+                    print(f"  {name} goal {goal}: {label} {len(annotated)} frames annotated {annotated}, "
+                          f"{len(accepted)} accepted {accepted} ({row['seconds']:.0f} s)", flush=True)
                 store.close()
             memo = memos.get(name)
             print(f"  {name} goal {goal}: {results.propagated} frames propagated; frame pairs compared "

@@ -272,7 +272,7 @@ class DiagnosticsController(QObject):
         self.model.set_current_frame(frame)
         self.window.statusBar().showMessage(
             f"Frame {frame}: estimated J {self.calibration.estimate_j(self.uncertainty[frame]):.2f} "
-            "— correct it, then propagate (P)", 6000)
+            "— correct it, or accept it as it is (R) if it is right; then propagate (P)", 6000)
 
     # ---- layers --------------------------------------------------------------------------------
 

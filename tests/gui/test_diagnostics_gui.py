@@ -177,6 +177,24 @@ def test_next_frame_to_correct_goes_to_an_uncertain_propagated_frame(qtbot, make
     assert png_path.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_suggested_frame_that_is_right_is_accepted_as_it_is_and_the_suggestion_learns_it(qtbot, make_window):
+    frames, truth = two_objects_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    d, m = w.diagnostics, w.model
+    run_propagation(qtbot, w)
+    d.target = 1.0  # every propagated frame misses a perfect J: the first one is suggested
+    d.go_to_suggestion()
+    frame, u = m.current_frame, d.uncertainty[m.current_frame]
+    assert frame == 1 and "accept it as it is (R)" in w.statusBar().currentMessage()
+    labels = np.asarray(m.labels(frame)).copy()
+    w.actions_by_name["mark_reference"].trigger()  # R: the person finds it right
+    assert m.is_reference(frame) and np.array_equal(np.asarray(m.labels(frame)), labels)
+    assert frame not in d.uncertainty and d.suggestion() != frame
+    run_propagation(qtbot, w)  # from the accepted frame; the acceptance is learnt when the next run starts
+    assert [pair[0] for pair in d.calibration.pairs] == [u]
+    assert d.calibration.pairs[0][1] > 0.9  # what it showed was what the person kept
+
+
 def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qtbot, make_window):
     from annotator.core.model.annotation import FrameState
     from annotator.core.analysis.diagnostics import correction_j

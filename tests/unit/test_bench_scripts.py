@@ -80,7 +80,8 @@ def test_bench_effort_keeps_rows_of_each_suggestion_rule_apart(tmp_path):
                                    "islands": True, "background_bias": -0.1, "short_side": 0,
                                    "appearance": 0.0}) + "\n")
     args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "both", "--threads", "1", "--preset",
-            "quality", "--short-side", "0", "--appearance", "0", "--reference-flow", "0", "--results", str(results))
+            "quality", "--short-side", "0", "--appearance", "0", "--reference-flow", "0", "--results", str(results),
+            "--good-frames", "paint")  # what every row before session 40 did
     run_script(*args)  # the app's rule, which the old row's was: found, not recomputed
     assert len(results.read_text().splitlines()) == 1
     run_script(*args, "--leap")
@@ -90,6 +91,52 @@ def test_bench_effort_keeps_rows_of_each_suggestion_rule_apart(tmp_path):
     run_script(*args, "--fallback", "max")  # found again
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r.get("suggestion") for r in rows] == [None, "leap-onset", "first-max"]
+    run_script(*args[:-1], "accept")  # accepting good frames is another annotator: a row of its own
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r.get("good_frames") for r in rows] == [None, "paint", "paint", "accept"]
+    assert isinstance(rows[-1]["accepted"], int) and rows[-1]["frames_accepted"] is not None
+
+
+def _bench_effort_module():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_effort
+    finally:
+        sys.path.remove(str(BENCH))
+    return bench_effort
+
+
+class _FakeRuns:
+    """Runs of a 9-frame clip with references at 0 and 8: a frame's J falls with its distance from the
+    nearest reference, faster from an accepted one; every frame equally uncertain."""
+
+    n = 9
+
+    def __init__(self, bench_effort, painted_decay: float = 0.1, accepted_decay: float = 0.2) -> None:
+        self.be, self.decays = bench_effort, (painted_decay, accepted_decay)
+        self.sources: list[dict[int, bytes]] = []
+
+    def span(self, first, last, refs, accepted):
+        self.sources.append(dict(accepted))
+        out = {}
+        for f in range(first + 1, self.n if last is None else last):
+            near = min(refs, key=lambda r: abs(r - f))
+            j = 1.0 - self.decays[near in accepted] * abs(near - f)
+            out[f] = self.be.Value(j, 0.5, f"labels of {f}".encode())
+        return out
+
+
+def test_the_simulated_annotator_accepts_a_suggested_frame_that_is_already_good():
+    be = _bench_effort_module()
+    runs = _FakeRuns(be)
+    # frame 1 is suggested first (every frame looks alike; the first in time order) and is good (J 0.9)
+    painted, accepted = be.suggested(runs, 0.75, both=True, first={0, 8}, good="accept")
+    assert accepted and accepted[0] == 1 and not set(painted) & set(accepted)
+    assert all(runs.sources[-1][f] == f"labels of {f}".encode() for f in accepted)  # its own labels, kept
+    assert 0 in painted and 8 in painted
+    # painting instead: the same first pick is painted, nothing is accepted
+    painted_only, none = be.suggested(_FakeRuns(be), 0.75, both=True, first={0, 8}, good="paint")
+    assert none == [] and 1 in painted_only
 
 
 def test_bench_flow_times_every_dis_preset(tmp_path):

@@ -89,6 +89,21 @@ def test_uncertainty_grows_with_doubt_and_ignores_absent_objects():
     assert frame_uncertainty(absent) == pytest.approx(0.0)  # channel 2 has no probability anywhere
 
 
+def test_an_object_rightly_absent_is_not_doubtful_for_faint_probability_spread_over_the_frame():
+    # the object left the frame: no cell labels it, every cell keeps a little of its probability
+    gone = torch.zeros(2, 40, 60)
+    gone[1] = 0.02
+    gone[1, 10, 10] = 0.15  # the most object-like cell
+    gone[0] = 1 - gone[1]
+    assert frame_uncertainty(gone) == pytest.approx(0.15)  # the chance that cell is the object, not 1
+    # a cell that nearly took the object's label is a real doubt
+    gone[1, 20, 20], gone[0, 20, 20] = 0.45, 0.55
+    assert frame_uncertainty(gone) == pytest.approx(0.45)
+    # an object labelled somewhere is judged by its outline as before
+    gone[1, 20, 20], gone[0, 20, 20] = 0.9, 0.1
+    assert frame_uncertainty(gone) > 0.9  # 48 cells' worth of probability outside a one-cell mask
+
+
 def test_grid_parsing_and_points():
     grid = parse_grid(["m=5,20", "tau=0.01,0.05", "radius_for_references=yes,no"])
     assert grid == {"context": [5, 20], "temperature": [0.01, 0.05], "radius_for_references": [True, False]}
