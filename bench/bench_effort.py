@@ -70,7 +70,6 @@ from annotator.core.runs.evaluation import keyframe_indices
 from annotator.core.video import open_video
 
 
-
 class Value(NamedTuple):
     """What the bench keeps of one propagated frame."""
     j: float  # J of its worst object against the ground truth
