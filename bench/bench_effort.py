@@ -173,9 +173,19 @@ class Tool:
             self.values.update(self.runs.forward(frame, self.refs, self.accepted))
 
 
+class DoneHint(NamedTuple):
+    """Where the annotation stood when the app would first say "you may be done": no frame estimated below
+    the goal any more (the suggestion falls back to the least certain frame)."""
+    painted: int  # frames painted by then (the first ones included)
+    accepted: int  # frames accepted as propagated by then
+    below: int  # frames then still below the goal (known from the ground truth only)
+    worst_j: float  # the lowest J among them (1.0 where none)
+
+
 class Annotation(NamedTuple):
     painted: list[int]  # frames whose ground truth was pasted (the first ones included)
     accepted: list[int]  # frames accepted as propagated (``good="accept"``)
+    done_hint: DoneHint | None = None  # None: the app kept finding frames estimated below the goal to the end
 
 
 def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool = False,
@@ -187,13 +197,22 @@ def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool =
     the same (every row before session 40), or ``accept`` it as propagated (the app's "Accept frame", R:
     the frame becomes a reference with the labels it has, and the app's calibration learns J 1 from it,
     as it does from a correction that changed nothing).
+
+    The person goes on until every frame meets the goal, also after the app first says that no frame is
+    estimated below it ("you may be done"); where that was is returned too (``done_hint``), for a person
+    who stops there.
     """
     tool = Tool(runs, first, both)
     calibration = Calibration()
+    hint: DoneHint | None = None
     while True:
         values = tool.values
-        if all(v.j >= goal for v in values.values()):
-            return Annotation(sorted(set(tool.refs) - set(tool.accepted)), sorted(tool.accepted))
+        below = [v.j for v in values.values() if v.j < goal]
+        # the suggestion's own test for its fallback (suggest_frame, rule "target"): nothing estimated below
+        if hint is None and not any(calibration.estimate_j(v.u) < goal for v in values.values()):
+            hint = DoneHint(len(tool.refs) - len(tool.accepted), len(tool.accepted), len(below), min(below, default=1.0))
+        if not below:
+            return Annotation(sorted(set(tool.refs) - set(tool.accepted)), sorted(tool.accepted), hint)
         frame = suggest_frame({f: v.u for f, v in values.items()}, tool.refs, rule="target", target=goal,
                               calibration=calibration, both_ways=both and leap,
                               fallback=fallback)
@@ -275,6 +294,29 @@ def _print_tables(rows: list[dict], names: list[str], goals: list[float], strate
                                for s in strategies) + " |")
             print("| wall s | - | " + " | ".join(f"{sum(done[n, s]['seconds'] for n in complete):.0f}"
                                                for s in strategies) + " |")
+            _print_done_hints(done, complete, strategies)
+
+
+def _print_done_hints(done: dict, names: list[str], strategies: list[str]) -> None:
+    """Lines for a person who stops when the app first says "you may be done" (rows since session 41 only;
+    a row whose app never said it counts as stopping at the end)."""
+    with_hint = [n for n in names if all("done_hint" in done[n, s] for s in strategies)]
+    if not with_hint:
+        return
+    frames = sum(done[n, strategies[0]]["frames"] for n in with_hint)
+
+    def hint(n: str, s: str) -> dict:
+        row = done[n, s]
+        return row["done_hint"] or {"painted": row["annotated"], "accepted": row["accepted"], "below": 0,
+                                    "worst_j": 1.0}
+
+    lines = (("painted per 100, stopping at \"you may be done\"", "painted"),
+             ("accepted per 100, stopping there", "accepted"), ("frames left below the goal then, per 100", "below"))
+    for text, key in lines:
+        print(f"| {text} ({len(with_hint)} sequences) | - | "
+              + " | ".join(f"{100 * sum(hint(n, s)[key] for n in with_hint) / frames:.1f}" for s in strategies) + " |")
+    print("| lowest J left then | - | " + " | ".join(f"{min(hint(n, s)['worst_j'] for n in with_hint):.3f}"
+                                                  for s in strategies) + " |")
 
 
 def main() -> None:
@@ -377,11 +419,12 @@ def main() -> None:
                                frames=video.frame)
                 for label in todo:
                     t0 = time.perf_counter()
-                    annotated, accepted = STRATEGIES[label](results, goal, args.leap, args.fallback,
-                                                            args.good_frames)
+                    annotated, accepted, hint = STRATEGIES[label](results, goal, args.leap, args.fallback,
+                                                                  args.good_frames)
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "accepted": len(accepted), "frames_accepted": accepted,
+                           "done_hint": None if hint is None else {**hint._asdict(), "worst_j": round(hint.worst_j, 4)},
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
                            **settings, "suggestion": _suggestion(args.leap, args.fallback, label)}
                     rows.append(row)

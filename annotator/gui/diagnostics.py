@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QPushButton,
+                               QWidget)
 
 from annotator.core.model.annotation import FrameState
 from annotator.core.analysis.diagnostics import (GroundTruthTracker, confidence_map, correction_j, error_map,
@@ -49,6 +50,25 @@ if TYPE_CHECKING:  # pragma: no cover
 SIDE_DOCK_WIDTH = 340
 """Initial width (px) of the right-hand docks (objects, ground truth, runs, factors)."""
 
+TARGET_KEY = "suggestion/target"
+"""Where the settings keep the quality target of "Next frame to correct"."""
+MIN_TARGET, MAX_TARGET = 0.5, 0.99
+"""The quality targets a person may set (J); 1.0 would send them to every frame."""
+
+
+def _stored_target(qsettings) -> float:
+    """The person's quality target from the settings; the default where none (or a broken one) is stored."""
+    try:
+        value = float(qsettings.value(TARGET_KEY, DEFAULT_TARGET))
+    except (TypeError, ValueError):
+        return DEFAULT_TARGET
+    return value if MIN_TARGET <= value <= MAX_TARGET else DEFAULT_TARGET
+
+
+def _next_tip(target: float) -> str:
+    return ("Go to the frame whose correction should help most, from the propagation's own uncertainty "
+            f"(the first frame estimated below your quality target, J {target:.2f}: Diagnostics > Quality target)")
+
 
 class DiagnosticsController(QObject):
     """See the module docstring."""
@@ -70,7 +90,7 @@ class DiagnosticsController(QObject):
         self.runs: list[RunRecord] = []
         self.mode = DiagnosticMode.OFF
         self.split = 0.5
-        self.target = DEFAULT_TARGET
+        self.target = _stored_target(window.qsettings)  # the J the person needs (Diagnostics > Quality target)
         self._run: dict | None = None
         # per frame of the run in progress, its (soft, uncertainty, label ids) before the run's first
         # result: a cancelled mask run is put back in the model, and its soft labels here with it
@@ -121,8 +141,7 @@ class DiagnosticsController(QObject):
         timeline = self.window.timeline
         strip = UncertaintyStrip()
         button = QPushButton("Next to correct (C)")
-        button.setToolTip("Go to the frame whose correction should help most, from the propagation's own "
-                          "uncertainty (the first frame estimated below the target J)")
+        button.setToolTip(_next_tip(self.target))
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         button.clicked.connect(self.go_to_suggestion)
         label = QLabel(UNCERTAINTY_LABEL)
@@ -162,6 +181,7 @@ class DiagnosticsController(QObject):
         menu.addSeparator()
         add("worst_frame", "Jump to the worst frame", self.go_to_worst, keyed=True)
         add("suggest_frame", "Next frame to correct", self.go_to_suggestion, keyed=True)
+        add("suggest_target", "Quality target for the suggestion…", self.target_dialog)
         menu.addSeparator()
         group = QActionGroup(w)
         for mode, text in ((DiagnosticMode.OFF, "Result only"), (DiagnosticMode.ERRORS, "Error map"),
@@ -270,9 +290,33 @@ class DiagnosticsController(QObject):
         if frame is None:
             raise UsageError("no propagated frame to judge yet: propagate first")
         self.model.set_current_frame(frame)
-        self.window.statusBar().showMessage(
-            f"Frame {frame}: estimated J {self.calibration.estimate_j(self.uncertainty[frame]):.2f} "
-            "— correct it, or accept it as it is (R) if it is right; then propagate (P)", 6000)
+        estimate = self.calibration.estimate_j(self.uncertainty[frame])
+        if estimate < self.target:
+            text = (f"Frame {frame}: estimated J {estimate:.2f} "
+                    "— correct it, or accept it as it is (R) if it is right; then propagate (P)")
+        else:  # the suggestion's fallback: say so, or the person never learns when to stop looking
+            text = (f"No frame is estimated below your target J {self.target:.2f}: you may be done. "
+                    f"Least certain: frame {frame} (estimated J {estimate:.2f}) — check it, correct it or accept it (R)")
+        self.window.statusBar().showMessage(text, 8000)
+
+    def set_target(self, target: float) -> None:
+        """The J the person needs on every frame: the suggestion looks for the first frame estimated below it.
+        Kept in the settings (it is the person's standard, not the video's)."""
+        target = float(target)
+        if not MIN_TARGET <= target <= MAX_TARGET:
+            raise UsageError(f"the quality target must be a J between {MIN_TARGET} and {MAX_TARGET}, got {target:g}")
+        self.target = target
+        self.window.qsettings.setValue(TARGET_KEY, target)
+        self.next_button.setToolTip(_next_tip(target))
+
+    def target_dialog(self) -> None:
+        value, ok = QInputDialog.getDouble(
+            self.window, "Quality target", "J every frame should reach (0.80: outlines may be a little off; "
+            "0.90: tight outlines). \"Next frame to correct\" looks for the first frame estimated below it.",
+            self.target, MIN_TARGET, MAX_TARGET, 2)
+        if ok:
+            self.set_target(value)
+            self.window.statusBar().showMessage(f"Quality target J {self.target:.2f}", 4000)
 
     # ---- layers --------------------------------------------------------------------------------
 

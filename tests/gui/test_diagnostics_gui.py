@@ -195,6 +195,42 @@ def test_a_suggested_frame_that_is_right_is_accepted_as_it_is_and_the_suggestion
     assert d.calibration.pairs[0][1] > 0.9  # what it showed was what the person kept
 
 
+def test_the_suggestion_says_when_no_frame_is_estimated_below_the_persons_target(qtbot, make_window, qsettings,
+                                                                                 monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from annotator.core.errors import UsageError
+
+    frames, truth = two_objects_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    d, m = w.diagnostics, w.model
+    run_propagation(qtbot, w)
+    estimates = {f: d.calibration.estimate_j(u) for f, u in d.uncertainty.items()}
+    low, high = min(estimates.values()), max(estimates.values())
+    assert high < 0.99  # the clip is not perfect, so a strict target finds frames below it
+    d.set_target(0.99)
+    d.go_to_suggestion()
+    assert "accept it as it is (R)" in w.statusBar().currentMessage()
+    assert "you may be done" not in w.statusBar().currentMessage()
+    # a target below every estimate: the person is told so, and still shown the least certain frame
+    monkeypatch.setattr(QInputDialog, "getDouble", lambda *a, **k: (round(low, 2) - 0.05, True))
+    d.actions["suggest_target"].trigger()  # Diagnostics > Quality target…
+    assert d.target == pytest.approx(round(low, 2) - 0.05)
+    d.go_to_suggestion()
+    message = w.statusBar().currentMessage()
+    assert "No frame is estimated below your target" in message and "you may be done" in message
+    assert f"frame {m.current_frame} " in message and m.current_frame in d.uncertainty
+    assert f"J {d.target:.2f}" in d.next_button.toolTip()
+    with pytest.raises(UsageError, match="quality target"):
+        d.set_target(1.0)
+    # the target is the person's standard: a new window starts with it
+    w2 = make_window(frames, {0: truth[0]})
+    assert w2.diagnostics.target == pytest.approx(d.target)
+    qsettings.setValue("suggestion/target", "not a number")
+    w3 = make_window(frames, {0: truth[0]})
+    assert w3.diagnostics.target == pytest.approx(0.9)
+
+
 def test_a_correction_teaches_the_suggestion_how_far_to_trust_the_uncertainty(qtbot, make_window):
     from annotator.core.model.annotation import FrameState
     from annotator.core.analysis.diagnostics import correction_j

@@ -48,6 +48,11 @@ def test_bench_effort_runs_and_records_the_appearance_weight(tmp_path):
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["sequence"], r["strategy"], r["appearance"]) for r in rows] == [("alpha", "forward", 0.25)]
     assert "appearance=0.25" in out  # the run's parameters as printed
+    # where the app would first have said "you may be done", and the table's lines for a person who stops there
+    hint = rows[0]["done_hint"]
+    assert hint is None or set(hint) == {"painted", "accepted", "below", "worst_j"}
+    assert re.search(r'^\| painted per 100, stopping at "you may be done" \(1 sequences\) \| - \| \d+\.\d \|$', out,
+                     re.MULTILINE)
     # the same command again finds its row; another weight does not reuse it
     run_script("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "forward", "--threads", "1",
                "--short-side", "0", "--appearance", "0.25", "--results", str(results))
@@ -130,12 +135,17 @@ def test_the_simulated_annotator_accepts_a_suggested_frame_that_is_already_good(
     be = _bench_effort_module()
     runs = _FakeRuns(be)
     # frame 1 is suggested first (every frame looks alike; the first in time order) and is good (J 0.9)
-    painted, accepted = be.suggested(runs, 0.75, both=True, first={0, 8}, good="accept")
+    painted, accepted, hint = be.suggested(runs, 0.75, both=True, first={0, 8}, good="accept")
     assert accepted and accepted[0] == 1 and not set(painted) & set(accepted)
     assert all(runs.sources[-1][f] == f"labels of {f}".encode() for f in accepted)  # its own labels, kept
     assert 0 in painted and 8 in painted
+    # accepting frame 1 at uncertainty 0.5 teaches the calibration that such frames are right: no frame is
+    # estimated below the goal any more, so the app says "you may be done" with frames 3, 4 and 5 still
+    # below it (J 0.6, 0.4, 0.7 from the accepted frame 1 and the painted 8); the person goes on all the same
+    assert hint == be.DoneHint(painted=2, accepted=1, below=3, worst_j=pytest.approx(0.4))
+    assert len(painted) + len(accepted) > 3
     # painting instead: the same first pick is painted, nothing is accepted
-    painted_only, none = be.suggested(_FakeRuns(be), 0.75, both=True, first={0, 8}, good="paint")
+    painted_only, none, _ = be.suggested(_FakeRuns(be), 0.75, both=True, first={0, 8}, good="paint")
     assert none == [] and 1 in painted_only
 
 
