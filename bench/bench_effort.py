@@ -210,7 +210,8 @@ def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool =
         below = [v.j for v in values.values() if v.j < goal]
         # the suggestion's own test for its fallback (suggest_frame, rule "target"): nothing estimated below
         if hint is None and not any(calibration.estimate_j(v.u) < goal for v in values.values()):
-            hint = DoneHint(len(tool.refs) - len(tool.accepted), len(tool.accepted), len(below), min(below, default=1.0))
+            hint = DoneHint(len(tool.refs) - len(tool.accepted), len(tool.accepted), len(below),
+                            min(below, default=1.0))
         if not below:
             return Annotation(sorted(set(tool.refs) - set(tool.accepted)), sorted(tool.accepted), hint)
         frame = suggest_frame({f: v.u for f, v in values.items()}, tool.refs, rule="target", target=goal,
@@ -314,7 +315,8 @@ def _print_done_hints(done: dict, names: list[str], strategies: list[str]) -> No
              ("accepted per 100, stopping there", "accepted"), ("frames left below the goal then, per 100", "below"))
     for text, key in lines:
         print(f"| {text} ({len(with_hint)} sequences) | - | "
-              + " | ".join(f"{100 * sum(hint(n, s)[key] for n in with_hint) / frames:.1f}" for s in strategies) + " |")
+              + " | ".join(f"{100 * sum(hint(n, s)[key] for n in with_hint) / frames:.1f}" for s in strategies)
+              + " |")
     print("| lowest J left then | - | " + " | ".join(f"{min(hint(n, s)['worst_j'] for n in with_hint):.3f}"
                                                   for s in strategies) + " |")
 
@@ -424,7 +426,8 @@ def main() -> None:
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "accepted": len(accepted), "frames_accepted": accepted,
-                           "done_hint": None if hint is None else {**hint._asdict(), "worst_j": round(hint.worst_j, 4)},
+                           "done_hint": None if hint is None
+                           else {**hint._asdict(), "worst_j": round(hint.worst_j, 4)},
                            "seconds": round(time.perf_counter() - t0, 1), "span_references": params.span_references,
                            **settings, "suggestion": _suggestion(args.leap, args.fallback, label)}
                     rows.append(row)

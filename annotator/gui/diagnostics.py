@@ -296,7 +296,8 @@ class DiagnosticsController(QObject):
                     "— correct it, or accept it as it is (R) if it is right; then propagate (P)")
         else:  # the suggestion's fallback: say so, or the person never learns when to stop looking
             text = (f"No frame is estimated below your target J {self.target:.2f}: you may be done. "
-                    f"Least certain: frame {frame} (estimated J {estimate:.2f}) — check it, correct it or accept it (R)")
+                    f"Worth a look: frame {frame} (estimated J {estimate:.2f}), where the most doubtful "
+                    "stretch sets in — check it, correct it or accept it (R)")
         self.window.statusBar().showMessage(text, 8000)
 
     def set_target(self, target: float) -> None:
