@@ -10,7 +10,11 @@ per 100. The next frame is always the app's "next frame to correct"
 revealed, as the GUI does); never the ground truth. A suggested frame that already meets the goal is
 accepted as it is (``--good-frames accept``, the default: the app's "Accept frame", R, makes it a
 reference with its propagated labels; counted apart, as ``accepted``), as a person who looks at it
-would; ``--good-frames paint`` pastes the ground truth there too (every row before session 40).
+would; ``--good-frames paint`` pastes the ground truth there too (every row before session 40). What
+the calibration learns from an accepted frame: that its J met the goal (``--accepted-teaches bound``,
+the app since session 41) or J 1 (``one``, session 40). Each row also records where the app would first
+have said "you may be done" (no frame estimated below the goal; ``done_hint``), and the table prints
+the figures for a person who stops there.
 Strategies:
 
 * ``forward``: the tool before keyframes both ways (``--no-both-ways``). Frame 0 first; a
@@ -31,7 +35,8 @@ goal's table is whole first). Features come from one FeatureStore per sequence (
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
 ``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias``, ``--short-side``,
-``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--good-frames``, ``--leap`` and ``--fallback``).
+``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--good-frames``, ``--accepted-teaches``, ``--leap``
+and ``--fallback``).
 ``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
 ``--label-detail`` with labels carried at sub-cells.
 
@@ -189,14 +194,15 @@ class Annotation(NamedTuple):
 
 
 def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool = False,
-              fallback: str = "onset", good: str = "paint") -> Annotation:
+              fallback: str = "onset", good: str = "paint", accepted_teaches: str = "bound") -> Annotation:
     """Frames annotated when the calibrated suggestion picks each next one (``leap``: the suggestion knows
     a correction re-fills both its sides; ``fallback``: its rule when no frame is estimated below the goal).
 
     ``good`` is what the person does with a suggested frame that already meets the goal: ``paint`` it all
     the same (every row before session 40), or ``accept`` it as propagated (the app's "Accept frame", R:
-    the frame becomes a reference with the labels it has, and the app's calibration learns J 1 from it,
-    as it does from a correction that changed nothing).
+    the frame becomes a reference with the labels it has). What the calibration learns from an accepted
+    frame (``accepted_teaches``): ``bound``, that its J met the goal (the app since session 41,
+    :meth:`Calibration.accept`), or ``one``, J 1 as from a correction that changed nothing (session 40).
 
     The person goes on until every frame meets the goal, also after the app first says that no frame is
     estimated below it ("you may be done"); where that was is returned too (``done_hint``), for a person
@@ -221,30 +227,36 @@ def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool =
             raise RuntimeError(f"the suggestion picked {frame!r} with references {sorted(tool.refs)}")
         j, u, _ = values[frame]
         accept = good == "accept" and j >= goal
-        calibration.add(u, 1.0 if accept else j)  # what the person's labels reveal about the propagation there
+        if not accept:
+            calibration.add(u, j)  # what the person's labels reveal about the propagation there
+        elif accepted_teaches == "bound":
+            calibration.accept(u, goal)  # the app since session 41: J met the goal, no more is known
+        else:
+            calibration.add(u, 1.0)  # session 40: as a correction that changed nothing
         tool.correct(frame, accept=accept)
 
 
 GOOD_FRAMES = ("accept", "paint")
+ACCEPTED_TEACHES = ("bound", "one")
 
 
 KEYFRAME_EVERY = 20
 
 STRATEGIES = {
-    "forward": lambda r, g, leap, fb, good: suggested(r, g, both=False, first={0}, fallback=fb, good=good),
-    "keyframes": lambda r, g, leap, fb, good: suggested(
-        r, g, both=True, leap=leap, fallback=fb, good=good,
-        first=set(keyframe_indices(list(range(r.n)), KEYFRAME_EVERY))),
-    "both": lambda r, g, leap, fb, good: suggested(r, g, both=True, first={0}, leap=leap, fallback=fb, good=good),
+    "forward": lambda r, g, **how: suggested(r, g, both=False, first={0}, **how),
+    "keyframes": lambda r, g, **how: suggested(r, g, both=True,
+                                               first=set(keyframe_indices(list(range(r.n)), KEYFRAME_EVERY)), **how),
+    "both": lambda r, g, **how: suggested(r, g, both=True, first={0}, **how),
 }
 
 
 LEGACY = {"preset": "quality", "label_detail": 1, "islands": False, "background_bias": 0.0,
-          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast", "good_frames": "paint"}
+          "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast", "good_frames": "paint",
+          "accepted_teaches": "one"}
 """What a row that lacks a setting ran with: rows written before the setting was recorded (the then
 default preset, `quality`, one label per cell, no island pruning, bias 0, at 480, no appearance model, no
 reference flow; the flow, where there was one, at DIS preset fast; suggested frames painted even where
-they were good already)."""
+they were good already; where they were accepted (session 40), the calibration learnt J 1 from them)."""
 
 
 def _load_rows(path: Path | None, span_references: str, settings: dict, suggestion: Callable[[str], str]
@@ -357,6 +369,9 @@ def main() -> None:
                    help="what the simulated annotator does with a suggested frame that already meets the goal: "
                         "accept it as propagated (the app's Accept frame, R; counted apart from painted frames; "
                         "default) or paint it all the same (every row before session 40)")
+    p.add_argument("--accepted-teaches", choices=ACCEPTED_TEACHES, default="bound",
+                   help="what the calibration learns from an accepted frame: that its J met the goal (bound; the "
+                        "app since session 41) or J 1, as from a correction that changed nothing (one; session 40)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
     p.add_argument("--memo-gib", type=float, default=3.0,
@@ -394,7 +409,10 @@ def main() -> None:
                 "appearance": params.appearance, "reference_flow": params.reference_flow,
                 # without flow the preset changes nothing: such runs keep the rows' old value and match them
                 "flow_preset": params.flow_preset if params.reference_flow > 0 or params.flow > 0
-                else LEGACY["flow_preset"], "good_frames": args.good_frames}
+                else LEGACY["flow_preset"], "good_frames": args.good_frames,
+                # an annotator who never accepts learns nothing from acceptances: such runs match the old rows
+                "accepted_teaches": args.accepted_teaches if args.good_frames == "accept"
+                else LEGACY["accepted_teaches"]}
     assert settings.keys() == LEGACY.keys()
     rows = _load_rows(args.results, params.span_references, settings,
                       lambda strategy: _suggestion(args.leap, args.fallback, strategy))
@@ -421,8 +439,9 @@ def main() -> None:
                                frames=video.frame)
                 for label in todo:
                     t0 = time.perf_counter()
-                    annotated, accepted, hint = STRATEGIES[label](results, goal, args.leap, args.fallback,
-                                                                  args.good_frames)
+                    annotated, accepted, hint = STRATEGIES[label](
+                        results, goal, leap=args.leap, fallback=args.fallback, good=args.good_frames,
+                        accepted_teaches=args.accepted_teaches)
                     row = {"sequence": name, "frames": len(video), "goal": goal, "strategy": label,
                            "annotated": len(annotated), "frames_annotated": annotated,
                            "accepted": len(accepted), "frames_accepted": accepted,

@@ -14,6 +14,7 @@ it joins the run list with its settings, scores and frames/s.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +66,12 @@ def _stored_target(qsettings) -> float:
     return value if MIN_TARGET <= value <= MAX_TARGET else DEFAULT_TARGET
 
 
+def _digest(labels: np.ndarray) -> bytes:
+    """A label map's fingerprint: tells a frame accepted as propagated from one painted over."""
+    return hashlib.blake2b(np.ascontiguousarray(labels).tobytes(), digest_size=16,
+                           person=str(labels.shape).encode()[:16]).digest()
+
+
 def _next_tip(target: float) -> str:
     return ("Go to the frame whose correction should help most, from the propagation's own uncertainty "
             f"(the first frame estimated below your quality target, J {target:.2f}: Diagnostics > Quality target)")
@@ -86,6 +93,9 @@ class DiagnosticsController(QObject):
         # the next run starts (the correction is finished then) as (soft, label ids, uncertainty)
         self.calibration = Calibration()
         self._corrected: dict[int, tuple[object, tuple[int, ...], float]] = {}
+        # a digest of each propagated frame's labels as the result left them: a reference whose labels
+        # still match was accepted as it was, which teaches the calibration a bound, not a J
+        self._result_digest: dict[int, bytes] = {}
         self._label_ids: dict[int, tuple[int, ...]] = {}
         self.runs: list[RunRecord] = []
         self.mode = DiagnosticMode.OFF
@@ -369,6 +379,7 @@ class DiagnosticsController(QObject):
         self.uncertainty.clear()
         self._label_ids.clear()
         self._corrected.clear()
+        self._result_digest.clear()
         self.calibration = Calibration()
         self._dirty.clear()
         self._last_plan = None
@@ -396,6 +407,7 @@ class DiagnosticsController(QObject):
                 self._corrected[frame] = (soft, ids, u)
             elif state is FrameState.EMPTY:
                 self._corrected.pop(frame, None)
+                self._result_digest.pop(frame, None)
         if state is FrameState.EMPTY and self.tracker is not None:
             self.tracker.forget(frame)
             self._dirty.discard(frame)
@@ -417,7 +429,11 @@ class DiagnosticsController(QObject):
         m = self.model
         for frame, (soft, ids, u) in sorted(self._corrected.items()):
             if m.video is not None and m.is_reference(frame):
-                self.calibration.add(u, correction_j(soft, ids, np.asarray(m.labels(frame))))
+                labels = np.asarray(m.labels(frame))
+                if _digest(labels) == self._result_digest.get(frame):  # accepted as it was (R)
+                    self.calibration.accept(u, self.target)
+                else:
+                    self.calibration.add(u, correction_j(soft, ids, labels))
         self._corrected.clear()
 
     def _on_run_started(self, info) -> None:
@@ -446,6 +462,10 @@ class DiagnosticsController(QObject):
         self.uncertainty[item.index] = frame_uncertainty(item.soft)
         self._label_ids[item.index] = tuple(item.label_ids)
         self._corrected.pop(item.index, None)
+        if self.model.is_reference(item.index):  # a person's frame keeps its labels: not this result's
+            self._result_digest.pop(item.index, None)
+        else:
+            self._result_digest[item.index] = _digest(np.asarray(self.model.labels(item.index)))
         if self._run is not None:
             self._run["frames"].append(item.index)
         if self.tracker is not None and self.tracker.update(item.index, item.labels):
@@ -488,6 +508,10 @@ class DiagnosticsController(QObject):
                     store.pop(frame, None)
                 else:
                     store[frame] = value
+            if self.model.frame_state(frame) is FrameState.PROPAGATED:  # the labels the model put back
+                self._result_digest[frame] = _digest(np.asarray(self.model.labels(frame)))
+            else:
+                self._result_digest.pop(frame, None)
         self._schedule_refresh()
 
     def _on_factors(self) -> None:

@@ -191,8 +191,17 @@ def test_a_suggested_frame_that_is_right_is_accepted_as_it_is_and_the_suggestion
     assert m.is_reference(frame) and np.array_equal(np.asarray(m.labels(frame)), labels)
     assert frame not in d.uncertainty and d.suggestion() != frame
     run_propagation(qtbot, w)  # from the accepted frame; the acceptance is learnt when the next run starts
-    assert [pair[0] for pair in d.calibration.pairs] == [u]
-    assert d.calibration.pairs[0][1] > 0.9  # what it showed was what the person kept
+    # kept as it was: its J met the person's target (a bound), not a J of 1 (which would tell the suggestion
+    # that such uncertainty never means an error)
+    assert d.calibration.bounds == [(u, d.target)] and d.calibration.pairs == []
+    # a frame made a reference and then painted over is a correction: what it showed is compared
+    d.go_to_suggestion()
+    other, u_other = m.current_frame, d.uncertainty[m.current_frame]
+    w.actions_by_name["mark_reference"].trigger()
+    m.history.push("Correct", [m.paint(other, np.ones(m.hw, bool), 1)])  # all of it object 1: far off
+    run_propagation(qtbot, w)
+    assert [pair[0] for pair in d.calibration.pairs] == [u_other] and d.calibration.pairs[0][1] < 0.6
+    assert len(d.calibration.bounds) == 1
 
 
 def test_the_suggestion_says_when_no_frame_is_estimated_below_the_persons_target(qtbot, make_window, qsettings,

@@ -112,6 +112,35 @@ def test_calibration_learns_how_much_error_an_uncertainty_means():
     assert wild.scale == 4.0
 
 
+def test_an_accepted_frame_bounds_the_calibration_instead_of_claiming_a_perfect_j():
+    from annotator.core.analysis.suggest import Calibration
+
+    # accepted at uncertainty 0.216 while aiming at J 0.8 (estimated 0.784): it was at least 0.8
+    cal = Calibration()
+    cal.accept(0.216, 0.8)
+    assert len(cal) == 1 and cal.pairs == []
+    assert 0.9 < cal.scale < 1.0  # a little more trust in the uncertainty...
+    assert cal.estimate_j(0.3) < 0.8  # ...but a more doubtful frame is still worth a look
+    # taken as J 1 (session 40's rule) the same acceptance sends the scale to its floor: nothing looks doubtful
+    perfect = Calibration()
+    perfect.add(0.216, 1.0)
+    assert perfect.scale == 0.25 and perfect.estimate_j(0.3) > 0.9
+    # an acceptance the fit already agrees with teaches nothing
+    painted = Calibration()
+    for u in (0.1, 0.2):
+        painted.add(u, 1.0 - 2 * u)
+    before = painted.scale
+    painted.accept(0.02, 0.9)  # estimated 1 - 2 * 0.02 > 0.9 already
+    assert painted.scale == pytest.approx(before)
+    # one it contradicts pulls the scale down, but corrections still count
+    painted.accept(0.2, 0.9)
+    assert 1.0 < painted.scale < before
+    painted.accept(float("nan"), 0.9)  # nothing learnt from a frame without an uncertainty
+    assert len(painted) == 4
+    with pytest.raises(UsageError):
+        painted.accept(0.1, 1.5)
+
+
 def test_target_rule_uses_the_calibration():
     from annotator.core.analysis.suggest import Calibration
 

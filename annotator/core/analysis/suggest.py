@@ -46,8 +46,10 @@ video (a thin object is uncertain along its whole outline even when it is right)
 correction of a propagated frame shows the truth for one frame: the J between what propagation
 gave there and what the person painted. A :class:`Calibration` collects those (uncertainty, J)
 pairs and turns uncertainty into an estimated error ``1 - J = a * u``, with ``a`` fitted by least
-squares and pulled towards 1 (the uncalibrated estimate) while there are few pairs. The
-``"target"`` rule uses it when given. No ground truth is involved: only what the person did.
+squares and pulled towards 1 (the uncalibrated estimate) while there are few pairs. A frame the
+person accepted as it was says only that its J met their target: a bound, used where the fit
+contradicts it (:meth:`Calibration.accept`). The ``"target"`` rule uses it when given. No ground
+truth is involved: only what the person did.
 """
 
 from __future__ import annotations
@@ -75,12 +77,20 @@ class Calibration:
     ``prior_weight`` is how many corrections the prior ``a = 1`` counts as, each at uncertainty
     ``prior_uncertainty``; the scale is kept within ``[0.25, 4]`` so a few odd corrections never make
     every frame (or none) look below the target.
+
+    A frame the person accepted as it was (:meth:`accept`) tells less than a correction: only that its J
+    met their target, not what it was. Taken as J 1 (a correction that changed nothing; the rule before
+    session 41) one acceptance at a middling uncertainty drove the scale to its floor at once: on boat at
+    the goal 0.85 no frame was estimated below the goal any more after the first acceptance, with 64 of
+    the 75 frames below it. So an acceptance is a bound: while the fit estimates such a frame below the
+    target it was accepted at, the frame counts as a correction to exactly that J; otherwise not at all.
     """
 
     def __init__(self, prior_weight: float = 1.0, prior_uncertainty: float = 0.1) -> None:
         if prior_weight <= 0 or prior_uncertainty <= 0:
             raise UsageError("calibration prior weight and uncertainty must be > 0")
         self.pairs: list[tuple[float, float]] = []
+        self.bounds: list[tuple[float, float]] = []  # (uncertainty, target) of each frame accepted as it was
         self._prior = prior_weight * prior_uncertainty * prior_uncertainty
 
     def add(self, uncertainty: float, j: float) -> None:
@@ -91,18 +101,36 @@ class Calibration:
             raise UsageError(f"J must be in [0, 1], got {j}")
         self.pairs.append((max(float(uncertainty), 0.0), float(j)))
 
+    def accept(self, uncertainty: float, target: float) -> None:
+        """Record a frame the person kept as it was while aiming at J ``target``: its J was at least that."""
+        if not (uncertainty == uncertainty and target == target):
+            return
+        if not 0.0 <= target <= 1.0:
+            raise UsageError(f"the target must be a J in [0, 1], got {target}")
+        self.bounds.append((max(float(uncertainty), 0.0), float(target)))
+
+    def _fit(self, pairs: list[tuple[float, float]]) -> float:
+        num = self._prior + sum(u * (1.0 - j) for u, j in pairs)
+        den = self._prior + sum(u * u for u, _ in pairs)
+        return min(4.0, max(0.25, num / den))
+
     @property
     def scale(self) -> float:
-        """``a`` in ``1 - J = a * u``."""
-        num = self._prior + sum(u * (1.0 - j) for u, j in self.pairs)
-        den = self._prior + sum(u * u for u, _ in self.pairs)
-        return min(4.0, max(0.25, num / den))
+        """``a`` in ``1 - J = a * u``: least squares over the corrections and the acceptances it contradicts."""
+        a = self._fit(self.pairs)
+        active: set[tuple[float, float]] = set()
+        while True:  # the set only grows, so this ends within len(bounds) rounds
+            contradicted = {(u, t) for u, t in self.bounds if 1.0 - a * u < t} - active
+            if not contradicted:
+                return a
+            active |= contradicted
+            a = self._fit(self.pairs + sorted(active))
 
     def estimate_j(self, uncertainty: float) -> float:
         return 1.0 - self.scale * uncertainty
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.pairs) + len(self.bounds)
 
 
 def segments(frames: Iterable[int], references: Iterable[int]) -> list[list[int]]:
