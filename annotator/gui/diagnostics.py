@@ -305,7 +305,9 @@ class DiagnosticsController(QObject):
             text = (f"Frame {frame}: estimated J {estimate:.2f} "
                     "— correct it, or accept it as it is (R) if it is right; then propagate (P)")
         else:  # the suggestion's fallback: say so, or the person never learns when to stop looking
-            text = (f"No frame is estimated below your target J {self.target:.2f}: you may be done. "
+            # before any correction or acceptance the estimate is the raw uncertainty, often too hopeful
+            unchecked = "" if len(self.calibration) else " (an estimate not yet checked against your corrections)"
+            text = (f"No frame is estimated below your target J {self.target:.2f}{unchecked}: you may be done. "
                     f"Worth a look: frame {frame} (estimated J {estimate:.2f}), where the most doubtful "
                     "stretch sets in — check it, correct it or accept it (R)")
         self.window.statusBar().showMessage(text, 8000)

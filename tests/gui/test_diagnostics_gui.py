@@ -228,6 +228,11 @@ def test_the_suggestion_says_when_no_frame_is_estimated_below_the_persons_target
     d.go_to_suggestion()
     message = w.statusBar().currentMessage()
     assert "No frame is estimated below your target" in message and "you may be done" in message
+    assert "not yet checked against your corrections" in message  # nothing learnt from this video yet
+    d.calibration.add(0.01, 0.99)  # one correction that found the estimate right
+    d.go_to_suggestion()
+    assert "you may be done" in w.statusBar().currentMessage()
+    assert "not yet checked" not in w.statusBar().currentMessage()
     assert f"frame {m.current_frame} " in message and m.current_frame in d.uncertainty
     assert f"J {d.target:.2f}" in d.next_button.toolTip()
     with pytest.raises(UsageError, match="quality target"):
