@@ -180,7 +180,7 @@ class Tool:
 
 class DoneHint(NamedTuple):
     """Where the annotation stood when the app would first say "you may be done": no frame estimated below
-    the goal any more (the suggestion falls back to the least certain frame)."""
+    the goal any more (the suggestion falls back to its ``fallback`` rule)."""
     painted: int  # frames painted by then (the first ones included)
     accepted: int  # frames accepted as propagated by then
     below: int  # frames then still below the goal (known from the ground truth only)
