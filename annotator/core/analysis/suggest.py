@@ -92,6 +92,9 @@ class Calibration:
         self.pairs: list[tuple[float, float]] = []
         self.bounds: list[tuple[float, float]] = []  # (uncertainty, target) of each frame accepted as it was
         self._prior = prior_weight * prior_uncertainty * prior_uncertainty
+        # the fitted scale for (len(pairs), len(bounds)): a suggestion estimates every frame with it, and
+        # both lists only grow, so it is fitted once per lesson rather than once per frame
+        self._fitted: tuple[tuple[int, int], float] | None = None
 
     def add(self, uncertainty: float, j: float) -> None:
         """Record one corrected frame: its uncertainty before the correction and the J of what it showed."""
@@ -117,6 +120,12 @@ class Calibration:
     @property
     def scale(self) -> float:
         """``a`` in ``1 - J = a * u``: least squares over the corrections and the acceptances it contradicts."""
+        key = (len(self.pairs), len(self.bounds))
+        if self._fitted is None or self._fitted[0] != key:
+            self._fitted = key, self._fit_with_bounds()
+        return self._fitted[1]
+
+    def _fit_with_bounds(self) -> float:
         a = self._fit(self.pairs)
         active: set[tuple[float, float]] = set()
         while True:  # the set only grows, so this ends within len(bounds) rounds
