@@ -306,10 +306,10 @@ class DiagnosticsController(QObject):
                     "— correct it, or accept it as it is (R) if it is right; then propagate (P)")
         else:  # the suggestion's fallback: say so, or the person never learns when to stop looking
             # before any correction or acceptance the estimate is the raw uncertainty, often too hopeful
-            unchecked = "" if len(self.calibration) else " (an estimate not yet checked against your corrections)"
+            # (short: the status bar cuts what does not fit in one line of the window)
+            unchecked = "" if len(self.calibration) else " (not yet checked against your corrections)"
             text = (f"No frame is estimated below your target J {self.target:.2f}{unchecked}: you may be done. "
-                    f"Worth a look: frame {frame} (estimated J {estimate:.2f}), where the most doubtful "
-                    "stretch sets in — check it, correct it or accept it (R)")
+                    f"Worth a look: frame {frame} (estimated J {estimate:.2f}); R if it is right")
         self.window.statusBar().showMessage(text, 8000)
 
     def set_target(self, target: float) -> None:
