@@ -255,9 +255,12 @@ def test_settings_keep_only_changed_factors_so_new_defaults_reach_users(qsetting
             qsettings.setValue("propagation/version", version)
         qsettings.setValue("propagation/short_side", 480)
         qsettings.setValue("propagation/radius", 16.0)
+        qsettings.setValue("propagation/background_bias", -0.1)  # the default before session 47
         loaded = load_settings(qsettings)
         assert loaded.short_side == 600
         assert loaded.params.radius == (20.0 if version is None else 16.0)  # version 2 stored a chosen radius only
+        assert defaults.params.background_bias == -0.2
+        assert loaded.params.background_bias == (-0.2 if version is None else -0.1)  # likewise
     # a working size of 480 chosen under the new defaults is a choice, and stays
     chosen = replace(defaults, short_side=480)
     save_settings(qsettings, chosen)
@@ -446,8 +449,10 @@ def test_the_radius_follows_the_working_resolution_in_both_views(qtbot):
     dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
     assert (dialog.short_side.value(), dialog.fields.radius.value()) == (600, 20.0)
-    dialog.short_side.setValue(480)  # the same reach in pixels: 16 cells at 480, which is the quality preset
-    assert dialog.fields.radius.value() == 16.0 and dialog.preset.currentData() == "quality"
+    dialog.short_side.setValue(480)  # the same reach in pixels: 16 cells at 480, the quality preset's
+    assert dialog.fields.radius.value() == 16.0
+    dialog.fields.background_bias.setValue(PRESETS["quality"].background_bias)  # the bias it was measured with
+    assert dialog.preset.currentData() == "quality"
     dialog.short_side.setValue(0)  # "original": its size in pixels is not known, the radius stays
     assert dialog.fields.radius.value() == 16.0
     dialog.short_side.setValue(720)

@@ -46,6 +46,23 @@ def test_an_island_the_references_call_background_takes_their_labels():
     assert soft[1, 3, 12] == pytest.approx(0.9)  # the input is not changed in place
 
 
+def test_islands_are_those_of_the_biased_decision_the_label_map_makes():
+    """A patch at 0.47 is background to a plain argmax but the object in a label map drawn with the bias
+    -0.1 (a pixel is the object above 0.45): with the bias it is an island, asked of the references."""
+    soft = two_islands()
+    soft[:, 2:5, 11:14] = torch.tensor([0.53, 0.47])[:, None, None]
+    references = background_only()
+    assert prune_islands(soft, (0, 1), lambda: references) is soft  # no bias: one island, nothing asked
+    out = prune_islands(soft, (0, 1), lambda: references, background_bias=-0.1)
+    torch.testing.assert_close(out[:, 2:5, 11:14], references[:, 2:5, 11:14])
+    torch.testing.assert_close(out[:, 1:7, 1:7], soft[:, 1:7, 1:7])
+    assert soft[0, 3, 12] == pytest.approx(0.53)  # the bias does not leak into the caller's labels
+    # a bias above 0 shrinks what is drawn: the same patch at 0.55 is no island of the decision
+    soft[:, 2:5, 11:14] = torch.tensor([0.45, 0.55])[:, None, None]
+    assert prune_islands(soft, (0, 1), lambda: references, background_bias=0.2) is soft
+    assert prune_islands(soft, (0, 1), lambda: references) is not soft
+
+
 def test_an_island_the_references_recognise_keeps_its_label():
     soft = two_islands()
     references = torch.stack([torch.full((H, W), 0.3), torch.full((H, W), 0.7)])  # they say: the object
@@ -147,6 +164,29 @@ def test_islands_are_pruned_before_the_frame_joins_the_context():
         assert result.labels[12:52, 12:52].all()
         assert result.soft[1, 2:5, 11:14].max() < 0.5
     assert seen and all(float(labels[1, 2:5, 11:14].max()) < 0.5 for labels in seen)
+
+
+@pytest.mark.parametrize("bias, pruned", [(-0.1, True), (0.0, False)])
+def test_propagate_finds_islands_with_the_runs_background_bias(bias, pruned):
+    """A faint patch (0.47) that the biased label map would draw as the object is pruned, in the mask and in
+    the context; without the bias it is no part of the mask, no island, and keeps its labels."""
+    reference = np.zeros((H * 8, W * 8), np.uint8)
+    reference[8:56, 8:56] = 1
+    faint = two_islands()
+    faint[:, 2:5, 11:14] = torch.tensor([0.53, 0.47])[:, None, None]
+    seen: list[torch.Tensor] = []
+
+    def engine(target, context, params, *, references=None, **_):
+        references.copy_(background_only())
+        seen.extend(frame.labels for frame in context if not frame.reference)
+        return faint
+
+    params = PropagationParams(reference_flow=0, islands=True, context=3, label_detail=1, background_bias=bias)
+    results = list(propagate(lambda i: torch.zeros(4, H, W), {0: reference}, 0, 3, params, engine=engine))
+    for result in results:
+        assert not result.labels[:, 64:].any()  # drawn nowhere: pruned, or below the plain argmax's 0.5
+        assert float(result.soft[1, 3, 12]) == pytest.approx(0.2 if pruned else 0.47)
+    assert seen and all(float(labels[1, 3, 12]) == pytest.approx(0.2 if pruned else 0.47) for labels in seen)
 
 
 def test_a_real_run_keeps_an_island_that_looks_like_the_reference_object():

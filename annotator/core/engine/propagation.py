@@ -162,17 +162,21 @@ class PropagationParams:
     label but its largest is asked of the reference frames alone, and takes their labels where they
     do not give it that label, before the frame joins the context. Stops a patch of background that
     took the object's label once from keeping it for the rest of the run (DAVIS hike 0.807 -> 0.866).
+    The islands are those of the label map the frame is drawn as (``background_bias`` added).
     The references' answer is their own top-k, which the engine's selection holds anyway (no extra
     matmul). On by default with ``label_detail`` 8, whose crisp wrong blocks it removes."""
-    background_bias: float = -0.1
-    """Added to the background's probability before each pixel takes its most probable label (the
-    soft labels, the context and island pruning do not change; only the label maps). Below 0 masks
-    grow: with one object a pixel is the object where its probability exceeds (1 + b) / 2. -0.1 by
-    measurement on ../shared/data/davis2016 (bench/RESULTS.md): propagated masks come out too small
-    (the background, the larger label, outweighs the object in the top-k of cells near its outline);
-    from frame 0 +0.008 mean J&F on the original ten and +0.006 on the ten added later (F most;
-    hockey +0.040, motocross-bumps +0.046, but hike -0.054: compact objects whose masks already
-    spill), with keyframes every 20 frames +0.003 on each half. Costs nothing measurable."""
+    background_bias: float = -0.2
+    """Added to the background's probability before each pixel takes its most probable label, in the label
+    maps and in the islands ``islands`` looks for (the soft labels and the context are not biased).
+    Below 0 masks grow: with one object a pixel is the object where its probability exceeds (1 + b) / 2.
+    Propagated masks come out too small (the background, the larger label, outweighs the object in
+    the top-k of cells near its outline). -0.1 since session 31 (+0.008 / +0.006 mean J&F on the two
+    halves of ../shared/data/davis2016 from frame 0, but hike -0.054: a patch of background the
+    context gives the object at 0.45 was drawn, and stuck, without ever being an island to prune);
+    -0.2 since session 47, with the islands found in the biased label map: from frame 0 0.855 on the
+    original ten and 0.814 on the ten added later against 0.853 / 0.801 (chosen among -0.1, -0.15,
+    -0.2 on the ten added later; kite-walk +0.034, motocross-bumps +0.068, hike +0.031, stroller
+    -0.020; bench/RESULTS.md). Costs nothing measurable."""
     reference_flow: float = 0.75
     """Weight of the reference's own mask carried by optical flow: each frame a run propagates is mixed
     with the mask of the reference the run started from (or the last it passed), warped onto it by
@@ -806,7 +810,7 @@ def propagate(
             else engine(target, context, params, **extra)
         soft = unpack_labels(soft, detail)
         if alone is not None:
-            soft = prune_islands(soft, label_ids, lambda: unpack_labels(alone, detail))
+            soft = prune_islands(soft, label_ids, lambda: unpack_labels(alone, detail), params.background_bias)
         t_flow = time.perf_counter()
         if params.flow > 0:
             soft = cue.fuse(index - step, index, previous, label_ids, soft, params.flow)
