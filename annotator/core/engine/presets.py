@@ -109,8 +109,10 @@ PRESETS: dict[str, Preset] = {
     "quality": Preset("quality", DEFAULT_FLIP,
                       measured="DAVIS J&F 0.832 (0.811 on all 20 sequences); a simulated annotator painted 19.0 "
                                "frames per 100 on all 20; 1.85 frames/s on 2 CPU cores, working size 480",
-                      **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name not in ("radius", "background_bias")},
-                      radius=scaled_radius(_DEFAULTS.radius, DEFAULT_SHORT_SIDE, _QUALITY_SHORT_SIDE), background_bias=-0.1,
+                      **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS
+                         if name not in ("radius", "background_bias")},
+                      radius=scaled_radius(_DEFAULTS.radius, DEFAULT_SHORT_SIDE, _QUALITY_SHORT_SIDE),
+                      background_bias=-0.1,
                       short_side=_QUALITY_SHORT_SIDE),
     "balanced": Preset("balanced", True, 12.0, 10, 2, "DAVIS J&F 0.798, 3.90 frames/s on 2 CPU cores"),
     "fast": Preset("fast", False, 12.0, 10, 2, "DAVIS J&F 0.775, 5.10 frames/s on 2 CPU cores", reference_stride=2),
