@@ -98,8 +98,8 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
     g.add_argument("--background-bias", type=float, default=None, metavar="B",
                    help="added to the background's probability before each pixel takes its most probable label: "
                         "below 0 masks grow (one object: a pixel is the object above probability (1 + B) / 2); "
-                        "propagated masks come out too small on most DAVIS sequences (-0.2, with island pruning "
-                        "on the biased masks: +0.002 / +0.013 mean J&F on the two halves over -0.1) (default "
+                        "propagated masks come out too small on most DAVIS sequences (-0.1: +0.008 / +0.006 mean "
+                        "J&F on the two halves over 0; -0.2 gains more from frame 0 but costs corrections) (default "
                         f"{_DEFAULTS.background_bias:g}, or the preset's)")
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "

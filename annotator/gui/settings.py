@@ -38,11 +38,12 @@ who had not changed it. Version 2 (session 37) did so for the propagation factor
 five features settings always; version 1 (no version key) stored everything. A later change of one of
 those defaults must read the old default stored by an older version as no choice (as
 ``_CHANGED_DEFAULTS_SINCE_V1`` and ``_STORED_ALWAYS_BEFORE_V3`` do)."""
-_CHANGED_DEFAULTS_SINCE_V1 = {"reference_flow": 0.0, "radius": 16.0, "background_bias": -0.1}
+_CHANGED_DEFAULTS_SINCE_V1 = {"reference_flow": 0.0, "radius": 16.0}
 """Factors whose default changed after version 1, with the value version 1 then stored for everyone: a
 version-1 file holding exactly that value was holding the old default, not a choice, and takes the new one
-(the reference flow since session 37; the radius, 16 -> 20 with the working size, since session 39; the
-background bias, -0.1 -> -0.2, since session 47)."""
+(the reference flow since session 37; the radius, 16 -> 20 with the working size, since session 39). The
+background bias was -0.2 in session 47 only, -0.1 before and after: version 3 stored it from no one who kept
+the default."""
 _STORED_ALWAYS_BEFORE_V3 = {"short_side": 480}
 """Features settings whose default changed after versions 1 and 2 stored them for everyone, with the value
 they stored: the working size, 480 -> 600 since session 39. Such a file holding it held no choice."""

@@ -255,12 +255,9 @@ def test_settings_keep_only_changed_factors_so_new_defaults_reach_users(qsetting
             qsettings.setValue("propagation/version", version)
         qsettings.setValue("propagation/short_side", 480)
         qsettings.setValue("propagation/radius", 16.0)
-        qsettings.setValue("propagation/background_bias", -0.1)  # the default before session 47
         loaded = load_settings(qsettings)
         assert loaded.short_side == 600
         assert loaded.params.radius == (20.0 if version is None else 16.0)  # version 2 stored a chosen radius only
-        assert defaults.params.background_bias == -0.2
-        assert loaded.params.background_bias == (-0.2 if version is None else -0.1)  # likewise
     # a working size of 480 chosen under the new defaults is a choice, and stays
     chosen = replace(defaults, short_side=480)
     save_settings(qsettings, chosen)

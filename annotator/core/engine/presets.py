@@ -99,20 +99,17 @@ PRESETS: dict[str, Preset] = {
     # the default working size: a simulated annotator paints fewer frames than with `quality`, on both
     # halves of davis2016, for about 2.2x its time per frame (bench/RESULTS.md)
     "best": Preset("best", DEFAULT_FLIP,
-                   measured="DAVIS J&F 0.855 (0.835 on all 20 sequences); with the background bias -0.1 a "
-                            "simulated annotator painted 17.0 frames per 100 on all 20 (19.0 with quality); 0.94 "
-                            "frames/s on 2 CPU cores, working size 600 (the defaults)",
+                   measured="DAVIS J&F 0.851 (0.829 on all 20 sequences); a simulated annotator painted 17.0 frames "
+                            "per 100 on all 20 (19.0 with quality); 0.94 frames/s on 2 CPU cores, working size 600 "
+                            "(the defaults)",
                    **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}, short_side=DEFAULT_SHORT_SIDE),
-    # the defaults' factors at working size 480, the radius scaled with it (the same reach in pixels), and
-    # the background bias it was measured with (-0.1, the default until session 47): the default before
-    # session 39, about 2.2x the frames/s of `best`
+    # the defaults' factors at working size 480, the radius scaled with it (the same reach in pixels): the
+    # default before session 39, about 2.2x the frames/s of `best`
     "quality": Preset("quality", DEFAULT_FLIP,
                       measured="DAVIS J&F 0.832 (0.811 on all 20 sequences); a simulated annotator painted 19.0 "
                                "frames per 100 on all 20; 1.85 frames/s on 2 CPU cores, working size 480",
-                      **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS
-                         if name not in ("radius", "background_bias")},
+                      **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
                       radius=scaled_radius(_DEFAULTS.radius, DEFAULT_SHORT_SIDE, _QUALITY_SHORT_SIDE),
-                      background_bias=-0.1,
                       short_side=_QUALITY_SHORT_SIDE),
     "balanced": Preset("balanced", True, 12.0, 10, 2, "DAVIS J&F 0.798, 3.90 frames/s on 2 CPU cores"),
     "fast": Preset("fast", False, 12.0, 10, 2, "DAVIS J&F 0.775, 5.10 frames/s on 2 CPU cores", reference_stride=2),
