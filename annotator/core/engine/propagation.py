@@ -173,10 +173,10 @@ class PropagationParams:
     the top-k of cells near its outline). -0.1 since session 31 (+0.008 / +0.006 mean J&F on the two
     halves of ../shared/data/davis2016 from frame 0). -0.2 (session 47, with the islands found in the
     biased label map) gave more from frame 0 (0.855 / 0.814 against 0.851 / 0.806) but a simulated
-    annotator painted more frames at it (bench/bench_effort.py, goal J >= 0.8: 8.6 against 6.4 per 100 on
-    the original ten; paragliding 3 -> 10, boat 2 -> 5, bmx-bumps 31 -> 39): next to a painted frame
-    the grown masks spill. So -0.1 again since session 48 (bench/RESULTS.md).
-    Costs nothing measurable."""
+    annotator painted more frames at it (bench/bench_effort.py, goal J >= 0.8: 13.1 against 10.8 per 100
+    on all 20, more on both halves; paragliding 3 -> 10, stroller 1 -> 9, bmx-bumps 31 -> 39), probably
+    because next to a painted frame the grown masks spill. So -0.1 again since session 48
+    (bench/RESULTS.md). Costs nothing measurable."""
     reference_flow: float = 0.75
     """Weight of the reference's own mask carried by optical flow: each frame a run propagates is mixed
     with the mask of the reference the run started from (or the last it passed), warped onto it by
