@@ -446,10 +446,8 @@ def test_the_radius_follows_the_working_resolution_in_both_views(qtbot):
     dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
     assert (dialog.short_side.value(), dialog.fields.radius.value()) == (600, 20.0)
-    dialog.short_side.setValue(480)  # the same reach in pixels: 16 cells at 480, the quality preset's
-    assert dialog.fields.radius.value() == 16.0
-    dialog.fields.background_bias.setValue(PRESETS["quality"].background_bias)  # the bias it was measured with
-    assert dialog.preset.currentData() == "quality"
+    dialog.short_side.setValue(480)  # the same reach in pixels: 16 cells at 480, which is the quality preset
+    assert dialog.fields.radius.value() == 16.0 and dialog.preset.currentData() == "quality"
     dialog.short_side.setValue(0)  # "original": its size in pixels is not known, the radius stays
     assert dialog.fields.radius.value() == 16.0
     dialog.short_side.setValue(720)

@@ -179,11 +179,10 @@ def test_part_groups_option_decides_the_object_before_its_parts(clip, tmp_path, 
     write_mask(mask, quadrants)
     runs = {}
     # without the reference flow, whose warped reference mask tracks this clip's object to the pixel
-    # and leaves the parts' outlines nothing to decide, and without the background bias, which grows
-    # each part's mask over the whole object here and so leaves the group nothing to add
+    # and leaves the parts' outlines nothing to decide
     for name, extra in (("plain", []), ("grouped", ["--part-groups", "1-4"])):
         assert main(["propagate", str(folder), "--masks", str(mask), "--out", str(tmp_path / name), *FAST,
-                     "--reference-flow", "0", "--background-bias", "0", *extra]) == 0
+                     "--reference-flow", "0", *extra]) == 0
         runs[name] = read_mask_folder(tmp_path / name)
     assert set(np.unique(runs["grouped"][5])) == {0, 1, 2, 3, 4}  # still four parts, not one object
     plain, grouped = (np.isin(runs[n][5], [1, 2, 3, 4]) for n in ("plain", "grouped"))
@@ -242,13 +241,11 @@ def test_best_preset_is_the_default_settings():
     assert best.matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
     assert not best.matches(PropagationParams(), DEFAULT_FLIP, 480)  # the working resolution counts
     assert not PRESETS["fast"].matches(PropagationParams(), DEFAULT_FLIP, RunSettings().short_side)
-    # the defaults at a smaller working size, the radius keeping its reach in pixels, with the background
-    # bias it was measured with
-    quality = PRESETS["quality"]
+    quality = PRESETS["quality"]  # the defaults at a smaller working size, the radius keeping its reach in pixels
     assert quality.short_side == 480 < best.short_side
     assert quality.radius == pytest.approx(best.radius * quality.short_side / best.short_side) == 16
     assert replace(quality, name="best", measured=best.measured, radius=best.radius,
-                   short_side=best.short_side, background_bias=best.background_bias) == best
+                   short_side=best.short_side) == best
     from annotator.core.errors import UsageError
 
     with pytest.raises(UsageError, match="fast"):
