@@ -109,7 +109,9 @@ def test_the_run_list_keeps_two_runs_with_different_factors(qtbot, make_window):
     assert len(runs) == 2 and d.runs_panel.table.rowCount() == 2
     assert runs[0].settings["topk"] == 10 and runs[1].settings["topk"] == 1
     assert runs[0].frames == runs[1].frames == (1, 2, 3, 4)
-    assert runs[0].jf != pytest.approx(runs[1].jf, abs=1e-4)
+    # the second record holds its own scores, not a copy of the first's: its per-frame curves differ
+    # (their means may nearly tie on this toy clip: 0.90232 and 0.90224 in float32 matmuls)
+    assert not (np.allclose(runs[0].J, runs[1].J) and np.allclose(runs[0].F, runs[1].F))
     assert all(r.fps > 0 for r in runs)
     d.runs_panel.select([0, 1])
     assert "better on" in d.runs_panel.summary.text()
