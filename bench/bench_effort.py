@@ -252,11 +252,12 @@ STRATEGIES = {
 
 LEGACY = {"preset": "quality", "label_detail": 1, "islands": False, "background_bias": 0.0,
           "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast", "good_frames": "paint",
-          "accepted_teaches": "one"}
+          "accepted_teaches": "one", "colour_grow": False}
 """What a row that lacks a setting ran with: rows written before the setting was recorded (the then
 default preset, `quality`, one label per cell, no island pruning, bias 0, at 480, no appearance model, no
 reference flow; the flow, where there was one, at DIS preset fast; suggested frames painted even where
-they were good already; where they were accepted (session 40), the calibration learnt J 1 from them)."""
+they were good already; where they were accepted (session 40), the calibration learnt J 1 from them;
+no masks grown by colour, session 50)."""
 
 
 def _load_rows(path: Path | None, span_references: str, settings: dict, suggestion: Callable[[str], str]
@@ -357,6 +358,8 @@ def main() -> None:
                         "(PropagationParams.reference_flow; default: the preset's)")
     p.add_argument("--flow-preset", choices=FLOW_PRESETS, default=None,
                    help="DIS preset of the optical flow (PropagationParams.flow_preset; default: the app's)")
+    p.add_argument("--colour-grow", action=argparse.BooleanOptionalAction, default=None,
+                   help="grow masks by colour where unsure (PropagationParams.colour_grow; default: the app's)")
     p.add_argument("--short-side", type=int, default=None,
                    help="working resolution (default: the preset's; 0: the frames' own size); the preset's "
                         "radius is scaled with it, so that it reaches as far in pixels")
@@ -393,6 +396,8 @@ def main() -> None:
         params = replace(params, islands=args.islands)
     if args.background_bias is not None:
         params = replace(params, background_bias=args.background_bias)
+    if args.colour_grow is not None:
+        params = replace(params, colour_grow=args.colour_grow)
     if args.appearance is not None:
         params = replace(params, appearance=args.appearance)
     if args.reference_flow is not None:
@@ -406,6 +411,7 @@ def main() -> None:
           flush=True)
     settings = {"preset": chosen.name, "label_detail": params.label_detail, "islands": params.islands,
                 "background_bias": params.background_bias, "short_side": short_side,
+                "colour_grow": params.colour_grow,
                 "appearance": params.appearance, "reference_flow": params.reference_flow,
                 # without flow the preset changes nothing: such runs keep the rows' old value and match them
                 "flow_preset": params.flow_preset if params.reference_flow > 0 or params.flow > 0

@@ -12,9 +12,14 @@ background (its probability shifted before the argmax; the app's default shifts 
 unsharp masking of the probabilities, the guided filter, and a graph cut (OpenCV grabCut) in the
 band between "surely object" and "surely background" of the soft labels (issue 20's boundary
 idea), optionally guarded: its mask is kept only when its IoU with the plain mask is at least G.
+The cut can also start from the app's own masks (bias -0.1) and be kept only on frames where its
+colour models tell the surely-object pixels from the surely-background ones, or only grow the app's
+masks by colour, as ``--colour-grow`` does (session 50).
 
     python bench/bench_upsampling.py ../shared/data/davis2016 --feature-cache /tmp/featcache
     python bench/bench_upsampling.py ../shared/data/davis2016 --short-side 600 -r 20 --variants bilinear "background -0.10"
+    python bench/bench_upsampling.py ../shared/data/davis2016 --feature-cache /tmp/featcache --threads 1 \
+        --variants "background -0.10" "grabcut of the app's masks, separable 0.85, guard 0.6"
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from annotator.core.features.backbones import DEFAULT_FLIP, load_backbone
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.analysis.metrics import evaluate_sequence, summarize
+from annotator.core.engine.colour_grow import grow_by_colour
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.engine.upsampling import box_filter, guided_filter, grey_guide, soft_to_labels, upsample_soft
 from annotator.core.runs.runner import run_video
@@ -91,29 +97,71 @@ def guided(radius: int, eps: float) -> Variant:
     return run
 
 
-def grabcut(sure: float = 0.97, iterations: int = 3, guard: float = 0.0, pad: int = 20) -> Variant:
+def _gmm_log_likelihood(model: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Log-likelihood of (N, 3) BGR ``pixels`` under one of grabCut's colour models (OpenCV's layout of
+    its (1, 65) array: 5 weights, 5 means, 5 covariances)."""
+    m = model.reshape(-1)
+    weights, means, covs = m[:5], m[5:20].reshape(5, 3), m[20:65].reshape(5, 3, 3)
+    total = np.zeros(len(pixels))
+    for w, mean, cov in zip(weights, means, covs):
+        if w <= 0:
+            continue
+        cov = cov + np.eye(3) * 1e-3
+        d = pixels - mean
+        q = np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d)
+        total += w * np.exp(-0.5 * q) / np.sqrt((2 * np.pi) ** 3 * np.linalg.det(cov))
+    return np.log(total + 1e-300)
+
+
+def colour_separability(image: np.ndarray, fixed_object: np.ndarray, fixed_background: np.ndarray,
+                        object_model: np.ndarray, background_model: np.ndarray, samples: int = 4000) -> float:
+    """Balanced accuracy of colour alone (grabCut's two fitted models) on the pixels the cut was told
+    are surely object and surely background (up to ``samples`` of each, drawn with a fixed seed): near
+    0.5 where object and background share colours, where a cut by colour cannot be trusted. NaN
+    when either side has fewer than 20 pixels."""
+    if fixed_object.sum() < 20 or fixed_background.sum() < 20:
+        return float("nan")
+    rng = np.random.default_rng(0)
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    accuracy = []
+    for fixed, own, other in ((fixed_object, object_model, background_model),
+                              (fixed_background, background_model, object_model)):
+        index = np.flatnonzero(fixed)
+        x = pixels[rng.choice(index, min(len(index), samples), replace=False)]
+        accuracy.append(float((_gmm_log_likelihood(own, x) > _gmm_log_likelihood(other, x)).mean()))
+    return 0.5 * sum(accuracy)
+
+
+def grabcut(sure: float = 0.97, iterations: int = 3, guard: float = 0.0, pad: int = 20, bias: float = 0.0,
+            separable: float = 0.0) -> Variant:
     """Foreground (channel 1 against the rest; single-object sequences) re-cut by colour where the soft
     labels are unsure: cells above ``sure`` are fixed object, below 1 - ``sure`` fixed background,
-    the rest "probably" one or the other by the soft labels; the cut runs in the box around the
-    unsure pixels (plus ``pad``). With ``guard`` > 0 the cut is dropped when its IoU with the
-    plain mask is below it (a cut that swallowed background of the object's colour)."""
+    the rest "probably" one or the other by the decision with background bias ``bias`` (-0.1: the
+    app's own masks; pixels the app does not draw as object are never fixed object); the cut runs in
+    the box around the unsure pixels (plus ``pad``). With ``guard`` > 0 the cut is dropped when its IoU
+    with that decision is below it (a cut that swallowed background of the object's colour); with
+    ``separable`` > 0 also when its colour models tell the fixed pixels apart with a balanced accuracy
+    below it (:func:`colour_separability`: object and background share colours)."""
+    decide = background_bias(bias)
+
     def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
-        base = plain(up, frame)
+        base = decide(up, frame)
         p = 1.0 - up[0].numpy()
         unsure = (p > 1 - sure) & (p < sure)
         ys, xs = np.nonzero(unsure)
-        if len(ys) == 0 or not (p >= 0.5).any():
+        if len(ys) == 0 or not (base > 0).any():
             return base
         y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, p.shape[0])
         x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, p.shape[1])
-        sub = p[y0:y1, x0:x1]
-        mask = np.where(sub >= 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-        mask[sub >= sure] = cv2.GC_FGD
-        mask[sub <= 1 - sure] = cv2.GC_BGD
-        models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        sub, drawn = p[y0:y1, x0:x1], base[y0:y1, x0:x1] > 0
+        mask = np.where(drawn, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        mask[(sub >= sure) & drawn] = cv2.GC_FGD
+        mask[(sub <= 1 - sure) & ~drawn] = cv2.GC_BGD
+        fixed_object, fixed_background = mask == cv2.GC_FGD, mask == cv2.GC_BGD
+        image = np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1])
+        background_model, object_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
-            cv2.grabCut(np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1]), mask, None, *models, iterations,
-                        cv2.GC_INIT_WITH_MASK)
+            cv2.grabCut(image, mask, None, background_model, object_model, iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:  # one colour model empty: nothing to cut
             return base
         cut = base > 0
@@ -121,7 +169,23 @@ def grabcut(sure: float = 0.97, iterations: int = 3, guard: float = 0.0, pad: in
         union = np.logical_or(cut, base > 0).sum()
         if guard and union and np.logical_and(cut, base > 0).sum() / union < guard:
             return base
+        if separable:
+            score = colour_separability(image, fixed_object, fixed_background, object_model, background_model)
+            if not score >= separable:  # NaN (too few fixed pixels to tell) keeps the plain mask too
+                return base
         return np.where(cut, np.maximum(base, 1), 0)
+    return run
+
+
+def colour_grown(bias: float = -0.1) -> Variant:
+    """The app's masks (background bias ``bias``) grown by colour where unsure, as ``--colour-grow`` does
+    (:func:`annotator.core.engine.colour_grow.grow_by_colour`): the grabCut above, of which only pixels
+    drawn as background are taken (session 50: the cut that also removes pixels lost on DAVIS)."""
+    decide = background_bias(bias)
+
+    def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
+        labels = decide(up, frame).astype(np.uint8)  # channel indices are the label ids here
+        return grow_by_colour(labels, up, frame, tuple(range(up.shape[0]))).astype(np.int64)
     return run
 
 
@@ -136,6 +200,11 @@ VARIANTS: dict[str, Variant] = {
     "grabcut": grabcut(),
     "grabcut, guard IoU 0.7": grabcut(guard=0.7),
     "grabcut, guard IoU 0.8": grabcut(guard=0.8),
+    # session 50: the app's masks (bias -0.1) as the prior, kept only where colour tells object from background
+    "grabcut of the app's masks": grabcut(bias=-0.1),
+    "grabcut of the app's masks, separable 0.85, guard 0.6": grabcut(bias=-0.1, separable=0.85, guard=0.6),
+    "grabcut of the app's masks, separable 0.93, guard 0.7": grabcut(bias=-0.1, separable=0.93, guard=0.7),
+    "grown by colour (--colour-grow)": colour_grown(),
 }
 
 

@@ -106,6 +106,13 @@ def _islands() -> QCheckBox:
     return box
 
 
+def _colour_grow() -> QCheckBox:
+    box = QCheckBox("Grow masks by colour where they are unsure")
+    box.setToolTip("A graph cut by colour around each mask's outline adds the pixels whose colour is the object's "
+                   "(never removes any); masks come out too small without it. About 0.45 s more per frame")
+    return box
+
+
 @dataclass(frozen=True)
 class FactorRow:
     """One factor: the ``PropagationParams`` field, its form label ("" for a check box) and its widget."""
@@ -136,6 +143,7 @@ FACTOR_ROWS: tuple[FactorRow, ...] = (
     FactorRow("flow_preset", "Flow precision", _flow_preset),
     FactorRow("anchor", "", _anchor),
     FactorRow("islands", "", _islands),
+    FactorRow("colour_grow", "", _colour_grow),
 )
 
 

@@ -461,3 +461,18 @@ def test_the_radius_follows_the_working_resolution_in_both_views(qtbot):
     panel.show_settings(replace(RunSettings(), short_side=480, params=replace(RunSettings().params, radius=12.0)))
     panel.short_side.setValue(600)  # scaled from what was shown, not from the panel's first settings
     assert panel.settings().params.radius == 15.0 and panel.settings().short_side == 600
+
+
+def test_settings_dialog_offers_growing_masks_by_colour_and_keeps_the_choice(qtbot, qsettings):
+    from annotator.core.runs.settings import RunSettings
+    from annotator.gui.settings import SettingsDialog, load_settings, save_settings
+
+    dialog = SettingsDialog(RunSettings(), "cpu")
+    qtbot.addWidget(dialog)
+    box = dialog.fields.colour_grow
+    assert not box.isChecked() and "colour" in box.text()  # off by default (bench/RESULTS.md, session 50)
+    box.setChecked(True)
+    s = dialog.settings()
+    assert s.params.colour_grow is True
+    save_settings(qsettings, s)
+    assert load_settings(qsettings).params.colour_grow is True

@@ -160,3 +160,24 @@ def test_bench_flow_times_every_dis_preset(tmp_path):
     out = run_script("bench_flow.py", str(root), "--time-presets")
     timed = re.findall(r"^\| (\w+) \| (\d+) \|$", out, re.MULTILINE)
     assert [name for name, _ in timed] == list(FLOW_PRESETS)
+
+
+def test_bench_effort_records_masks_grown_by_colour_apart(tmp_path):
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("alpha",), n_frames=4)
+    results = tmp_path / "rows.jsonl"
+    args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "forward", "--threads", "1",
+            "--short-side", "0", "--results", str(results))
+    out = run_script(*args, "--colour-grow")
+    assert "colour_grow=True" in out
+    run_script(*args)  # the app's default (no growing) is another setting: a second row
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["colour_grow"] for r in rows] == [True, False]
+
+
+def test_bench_upsampling_scores_the_grown_masks(tmp_path):
+    root = tmp_path / "davis"
+    make_davis_root(root, names=("alpha",), n_frames=4)
+    out = run_script("bench_upsampling.py", str(root), "--threads", "1", "--short-side", "0", "--variants",
+                     "background -0.10", "grown by colour (--colour-grow)")
+    assert re.search(r"^\| grown by colour \(--colour-grow\) \| [01]\.\d{3} \|", out, re.MULTILINE)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from annotator.core.engine.propagation import (FUSIONS, Fusion, FrameResult, PropagationParams, label_ids_of, propagate,
                                         propagate_frame)
 from annotator.core.engine.upsampling import margin, soft_to_labels
+from annotator.core.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,10 @@ def fill_span(
     span = range(first + 1, last)
     if not span:
         return
+    if frames is None:  # a FeatureStore brings its video's frames (as in propagate)
+        frames = getattr(getattr(features, "video", None), "frame", None)
+    if params.colour_grow and frames is None:
+        raise UsageError("growing masks by colour needs the video frames: pass frames=")
     if label_ids is None:
         label_ids = label_ids_of([references[first], references[last]])
     if output_hw is None:
@@ -208,6 +213,8 @@ def fill_span(
     # the appearance model shapes one-way runs only: between two keyframes it lost (K = 20 on the
     # original ten of davis2016, 0.895 -> 0.888; bench/RESULTS.md), far from one it gains
     run_params = replace(params, appearance=0.0)
+    # the two runs' own labels are provisional (the fused ones replace them): no colour cut for them
+    run_params = replace(run_params, colour_grow=False)
     soft: dict[int, SoftBuffer] = {}
     match: dict[int, SoftBuffer] = {}
     try:
@@ -230,9 +237,9 @@ def fill_span(
             assert forward is not None and backward is not None  # both runs covered the span
             matches = [match[step].get(index)[0] for step in (1, -1)] if with_match else [None, None]
             fused = fuse(forward, backward, (last - index) / (last - first), params.fusion, *matches)
-            frame = frames(index) if params.upsample == "guided" and frames is not None else None
+            frame = frames(index) if (params.upsample == "guided" or params.colour_grow) and frames is not None else None
             labels = soft_to_labels(fused, label_ids, output_hw, params.upsample, frame, params.part_groups,
-                                    params.background_bias)
+                                    params.background_bias, params.colour_grow)
             if timings is not None:
                 timings["fusion"] = timings.get("fusion", 0.0) + time.perf_counter() - t0
             yield FrameResult(index, labels, fused, label_ids, 2)

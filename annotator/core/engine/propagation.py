@@ -193,6 +193,16 @@ class PropagationParams:
     ~32 ms a frame averaged over a 60-frame run from frame 0 with ``flow_preset`` medium (~125 ms a
     frame that takes the mix; ``fast``: 14 and ~55). It needs the frames: ``propagate`` refuses
     features alone (tensors with no ``frames=``) with a message; pass ``reference_flow=0`` there."""
+    colour_grow: bool = False
+    """Grow each object's mask by colour where its soft labels are unsure: a graph cut (OpenCV grabCut)
+    in the box around the pixels whose probability lies between 0.03 and 0.97, of which only pixels the
+    label map gives the background are taken (:mod:`annotator.core.engine.colour_grow`); a mask never
+    shrinks. Output only: the context keeps the soft labels. Needs the frames. Measured on
+    ../shared/data/davis2016 from frame 0 (bench/RESULTS.md, session 50): 0.866 against 0.851 on the
+    original ten, 0.827 against 0.805 on the ten added later (hockey +0.094, motocross-bumps +0.065,
+    mallard-fly +0.050; boat -0.057 where spray has the boat's colours), about 0.45 s a frame on 2
+    cores at 854 x 480. Off by default until a simulated annotator (bench/bench_effort.py) is measured
+    with it: masks grown next to a painted frame may spill, as the background bias -0.2 did."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -754,6 +764,8 @@ def propagate(
         raise UsageError("the optical-flow cue needs the video frames: pass frames=")
     if params.reference_flow > 0 and frames is None:
         raise UsageError("the reference flow (on by default) needs the video frames: pass frames= or reference_flow=0")
+    if params.colour_grow and frames is None:
+        raise UsageError("growing masks by colour needs the video frames: pass frames=")
     if start not in references:
         raise UsageError(f"frame {start} is not a reference frame: paint or load a mask on it first")
     if stop == start:
@@ -826,9 +838,9 @@ def propagate(
         if appearance is not None:
             soft = fuse_appearance(soft, appearance.logits(target), params.appearance)
         t1 = time.perf_counter()
-        frame = frames(index) if params.upsample == "guided" else None
+        frame = frames(index) if params.upsample == "guided" or params.colour_grow else None
         labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame, params.part_groups,
-                                params.background_bias)
+                                params.background_bias, params.colour_grow)
         previous = labels
         if timings is not None:
             timings["propagation"] = timings.get("propagation", 0.0) + t1 - t0

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from annotator.core.engine.colour_grow import grow_by_colour
 from annotator.core.engine.part_groups import PartGroups, grouped_argmax
 
 UpsampleMode = Literal["bilinear", "guided"]
@@ -71,8 +72,12 @@ def upsample_soft(soft: torch.Tensor, output_hw: tuple[int, int], mode: Upsample
 
 def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tuple[int, int],
                    mode: UpsampleMode = "bilinear", frame: np.ndarray | None = None,
-                   part_groups: PartGroups = (), background_bias: float = 0.0) -> np.ndarray:
+                   part_groups: PartGroups = (), background_bias: float = 0.0,
+                   colour_grow: bool = False) -> np.ndarray:
     """Upsample soft labels (L, h, w) to ``output_hw`` and argmax them into a label map of object ids.
+
+    With ``colour_grow`` (which needs ``frame``) each object's mask then grows by colour where its
+    probabilities are unsure (:func:`annotator.core.engine.colour_grow.grow_by_colour`).
 
     With ``part_groups`` the argmax is hierarchical (:func:`~annotator.core.engine.part_groups.grouped_argmax`).
     ``background_bias`` is added to the background's probability (label id 0, channel 0) first:
@@ -84,7 +89,12 @@ def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tupl
     probs = upsample_soft(soft, output_hw, mode, frame)
     add_background_bias(probs, label_ids, background_bias)  # a new tensor: the caller's soft is untouched
     channels = grouped_argmax(probs, label_ids, part_groups).to(torch.uint8).cpu().numpy()  # (H, W)
-    return np.asarray(label_ids, dtype=np.uint8)[channels]
+    labels = np.asarray(label_ids, dtype=np.uint8)[channels]
+    if colour_grow:
+        if frame is None:
+            raise ValueError("colour_grow needs the frame")
+        labels = grow_by_colour(labels, probs, frame, label_ids)  # the objects' channels carry no bias
+    return labels
 
 
 def add_background_bias(probs: torch.Tensor, label_ids: Sequence[int], background_bias: float) -> torch.Tensor:

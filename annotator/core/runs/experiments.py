@@ -80,6 +80,7 @@ FACTORS: dict[str, tuple[tuple[str, ...], object]] = {
     "appearance": (("appearance",), float),
     "reference_flow": (("reference_flow", "reference-flow", "ref_flow"), float),
     "flow_preset": (("flow_preset", "flow-preset"), _one_of(*FLOW_PRESETS)),
+    "colour_grow": (("colour_grow", "colour-grow", "grow"), _bool),
     "short_side": (("short_side", "short-side", "resolution", "res"), int),
     "backbone": (("backbone",), str),
     "stage": (("stage",), str),
