@@ -199,8 +199,8 @@ class PropagationParams:
     label map gives the background are taken (:mod:`annotator.core.engine.colour_grow`); a mask never
     shrinks. Output only: the context keeps the soft labels. Needs the frames. Measured on
     ../shared/data/davis2016 from frame 0 (bench/RESULTS.md, session 50): 0.866 against 0.851 on the
-    original ten, 0.827 against 0.805 on the ten added later (hockey +0.094, motocross-bumps +0.065,
-    mallard-fly +0.050; boat -0.057 where spray has the boat's colours), about 0.45 s a frame on 2
+    original ten, 0.827 against 0.805 on the ten added later (hockey +0.096, motocross-bumps +0.064,
+    mallard-fly +0.050; boat -0.059 where spray has the boat's colours), about 0.46 s a frame on 2
     cores at 854 x 480. Off by default until a simulated annotator (bench/bench_effort.py) is measured
     with it: masks grown next to a painted frame may spill, as the background bias -0.2 did."""
     part_groups: PartGroups = ()
