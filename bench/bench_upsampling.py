@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -38,7 +37,7 @@ from annotator.core.features.backbones import DEFAULT_FLIP, load_backbone
 from annotator.core.features.store import FeatureStore
 from annotator.core.io.labels import read_mask_folder
 from annotator.core.analysis.metrics import evaluate_sequence, summarize
-from annotator.core.engine.colour_grow import grow_by_colour
+from annotator.core.engine.colour_grow import cut_by_colour, grow_by_colour
 from annotator.core.engine.propagation import PropagationParams
 from annotator.core.engine.upsampling import box_filter, guided_filter, grey_guide, soft_to_labels, upsample_soft
 from annotator.core.runs.runner import run_video
@@ -146,31 +145,20 @@ def grabcut(sure: float = 0.97, iterations: int = 3, guard: float = 0.0, pad: in
 
     def run(up: torch.Tensor, frame: np.ndarray) -> np.ndarray:
         base = decide(up, frame)
-        p = 1.0 - up[0].numpy()
-        unsure = (p > 1 - sure) & (p < sure)
-        ys, xs = np.nonzero(unsure)
-        if len(ys) == 0 or not (base > 0).any():
+        if not (base > 0).any():
             return base
-        y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, p.shape[0])
-        x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, p.shape[1])
-        sub, drawn = p[y0:y1, x0:x1], base[y0:y1, x0:x1] > 0
-        mask = np.where(drawn, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-        mask[(sub >= sure) & drawn] = cv2.GC_FGD
-        mask[(sub <= 1 - sure) & ~drawn] = cv2.GC_BGD
-        fixed_object, fixed_background = mask == cv2.GC_FGD, mask == cv2.GC_BGD
-        image = np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1])
-        background_model, object_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        try:
-            cv2.grabCut(image, mask, None, background_model, object_model, iterations, cv2.GC_INIT_WITH_MASK)
-        except cv2.error:  # one colour model empty: nothing to cut
+        found = cut_by_colour(np.ascontiguousarray(frame[:, :, ::-1]), base > 0, 1.0 - up[0].numpy(), sure=sure,
+                              pad=pad, iterations=iterations)
+        if found is None:
             return base
         cut = base > 0
-        cut[y0:y1, x0:x1] = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        cut[found.box] = found.cut
         union = np.logical_or(cut, base > 0).sum()
         if guard and union and np.logical_and(cut, base > 0).sum() / union < guard:
             return base
         if separable:
-            score = colour_separability(image, fixed_object, fixed_background, object_model, background_model)
+            score = colour_separability(np.ascontiguousarray(frame[found.box][:, :, ::-1]), found.fixed_object,
+                                        found.fixed_background, found.object_model, found.background_model)
             if not score >= separable:  # NaN (too few fixed pixels to tell) keeps the plain mask too
                 return base
         return np.where(cut, np.maximum(base, 1), 0)

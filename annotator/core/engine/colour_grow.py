@@ -14,12 +14,13 @@ session 50). Output only: the soft labels and the context are untouched.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-__all__ = ["grow_by_colour"]
+__all__ = ["ColourCut", "cut_by_colour", "grow_by_colour"]
 
 SURE = 0.97
 """Probability above which a pixel of the object is fixed (and below 1 - SURE, one not of it)."""
@@ -28,9 +29,51 @@ PAD = 20
 ITERATIONS = 3
 
 
+@dataclass(frozen=True)
+class ColourCut:
+    """One object's grabCut: the box it ran in, and in that box what it calls object, the pixels it was
+    told are surely object and surely background, and its two fitted colour models (OpenCV's (1, 65))."""
+
+    box: tuple[slice, slice]
+    cut: np.ndarray
+    fixed_object: np.ndarray
+    fixed_background: np.ndarray
+    object_model: np.ndarray
+    background_model: np.ndarray
+
+
+def cut_by_colour(bgr: np.ndarray, drawn: np.ndarray, p: np.ndarray, *, sure: float = SURE, pad: int = PAD,
+                  iterations: int = ITERATIONS) -> ColourCut | None:
+    """grabCut of one object in the box around its unsure pixels (``sure`` > ``p`` > 1 - ``sure``, plus
+    ``pad``): fixed object where ``p`` >= ``sure`` and ``drawn``, fixed background where ``p`` <= 1 - ``sure``
+    and not ``drawn``, the rest "probably" as ``drawn`` has it. ``bgr``: the (H, W, 3) frame in OpenCV's
+    channel order; ``drawn``, ``p``: (H, W). None when no pixel is unsure or the box holds no sample of
+    one side (nothing to learn colours from)."""
+    ys, xs = np.nonzero((p > 1 - sure) & (p < sure))
+    if len(ys) == 0:
+        return None
+    h, w = p.shape
+    box = (slice(max(int(ys.min()) - pad, 0), min(int(ys.max()) + pad + 1, h)),
+           slice(max(int(xs.min()) - pad, 0), min(int(xs.max()) + pad + 1, w)))
+    sub_p, sub_drawn = p[box], drawn[box]
+    mask = np.where(sub_drawn, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    mask[(sub_p >= sure) & sub_drawn] = cv2.GC_FGD
+    mask[(sub_p <= 1 - sure) & ~sub_drawn] = cv2.GC_BGD
+    fixed_object, fixed_background = mask == cv2.GC_FGD, mask == cv2.GC_BGD
+    background_model, object_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(np.ascontiguousarray(bgr[box]), mask, None, background_model, object_model, iterations,
+                    cv2.GC_INIT_WITH_MASK)
+    except cv2.error:  # the box holds no object or no background sample
+        return None
+    return ColourCut(box, (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), fixed_object, fixed_background,
+                     object_model, background_model)
+
+
 def grow_by_colour(labels: np.ndarray, probs: torch.Tensor, frame: np.ndarray, label_ids: Sequence[int], *,
                    sure: float = SURE, pad: int = PAD, iterations: int = ITERATIONS) -> np.ndarray:
-    """``labels`` (H, W) object ids with each object grown into the background by a colour cut.
+    """``labels`` (H, W) object ids with each object grown into the background by a colour cut
+    (:func:`cut_by_colour`).
 
     ``probs``: (L, H, W) probabilities at the label map's size, channel j for ``label_ids[j]`` (unbiased:
     the background bias moves the label map, not the evidence); ``frame``: the (H', W', 3) RGB frame,
@@ -50,22 +93,10 @@ def grow_by_colour(labels: np.ndarray, probs: torch.Tensor, frame: np.ndarray, l
         drawn = labels == obj
         if not drawn.any():
             continue
-        p = probs[channel].float().cpu().numpy()
-        ys, xs = np.nonzero((p > 1 - sure) & (p < sure))
-        if len(ys) == 0:
+        found = cut_by_colour(bgr, drawn, probs[channel].float().cpu().numpy(), sure=sure, pad=pad,
+                              iterations=iterations)
+        if found is None:
             continue
-        y0, y1 = max(int(ys.min()) - pad, 0), min(int(ys.max()) + pad + 1, hw[0])
-        x0, x1 = max(int(xs.min()) - pad, 0), min(int(xs.max()) + pad + 1, hw[1])
-        sub_p, sub_drawn = p[y0:y1, x0:x1], drawn[y0:y1, x0:x1]
-        mask = np.where(sub_drawn, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-        mask[(sub_p >= sure) & sub_drawn] = cv2.GC_FGD
-        mask[(sub_p <= 1 - sure) & ~sub_drawn] = cv2.GC_BGD
-        models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        try:
-            cv2.grabCut(bgr[y0:y1, x0:x1].copy(), mask, None, *models, iterations, cv2.GC_INIT_WITH_MASK)
-        except cv2.error:  # the box holds no object or no background sample: nothing to learn colours from
-            continue
-        cut = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-        region = out[y0:y1, x0:x1]  # a view: writes land in out
-        region[cut & (region == 0) & (labels[y0:y1, x0:x1] == 0)] = obj
+        region = out[found.box]  # a view: writes land in out
+        region[found.cut & (region == 0) & (labels[found.box] == 0)] = obj
     return out
