@@ -110,7 +110,7 @@ def _colour_grow() -> QCheckBox:
     box = QCheckBox("Grow masks by colour where they are unsure")
     box.setToolTip("A graph cut by colour around each mask's outline adds the pixels whose colour is the object's "
                    "(never removes any); masks come out too small without it, but spill where the surroundings share "
-                   "the object's colours (more corrections on boat and bmx-bumps). About 0.46 s more per frame")
+                   "the object's colours (more corrections on boat and hike). About 0.46 s more per frame")
     return box
 
 

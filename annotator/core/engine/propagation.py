@@ -202,8 +202,8 @@ class PropagationParams:
     original ten, 0.827 against 0.805 on the ten added later (hockey +0.096, motocross-bumps +0.064,
     mallard-fly +0.050; boat -0.059 where spray has the boat's colours), about 0.46 s a frame on 2
     cores at 854 x 480. Off by default: a simulated annotator (bench/bench_effort.py, session 51) painted
-    more frames with it on both halves (boat 2 -> 11, bmx-bumps 31 -> 34), where grown masks spill
-    into same-coloured surroundings next to frames that were right without it."""
+    more frames with it on both halves (boat 2 -> 11 of 75, where grown masks take the wake's white;
+    hike 2 -> 9, bmx-bumps 31 -> 34; five sequences needed fewer)."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
