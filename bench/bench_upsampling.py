@@ -147,8 +147,8 @@ def grabcut(sure: float = 0.97, iterations: int = 3, guard: float = 0.0, pad: in
         base = decide(up, frame)
         if not (base > 0).any():
             return base
-        found = cut_by_colour(np.ascontiguousarray(frame[:, :, ::-1]), base > 0, 1.0 - up[0].numpy(), sure=sure,
-                              pad=pad, iterations=iterations)
+        bgr = np.ascontiguousarray(frame[:, :, ::-1])
+        found = cut_by_colour(bgr, base > 0, 1.0 - up[0].numpy(), sure=sure, pad=pad, iterations=iterations)
         if found is None:
             return base
         cut = base > 0
@@ -157,8 +157,8 @@ def grabcut(sure: float = 0.97, iterations: int = 3, guard: float = 0.0, pad: in
         if guard and union and np.logical_and(cut, base > 0).sum() / union < guard:
             return base
         if separable:
-            score = colour_separability(np.ascontiguousarray(frame[found.box][:, :, ::-1]), found.fixed_object,
-                                        found.fixed_background, found.object_model, found.background_model)
+            score = colour_separability(bgr[found.box], found.fixed_object, found.fixed_background,
+                                        found.object_model, found.background_model)
             if not score >= separable:  # NaN (too few fixed pixels to tell) keeps the plain mask too
                 return base
         return np.where(cut, np.maximum(base, 1), 0)
