@@ -12,7 +12,9 @@ accepted as it is (``--good-frames accept``, the default: the app's "Accept fram
 reference with its propagated labels; counted apart, as ``accepted``), as a person who looks at it
 would; ``--good-frames paint`` pastes the ground truth there too (every row before session 40). What
 the calibration learns from an accepted frame: that its J met the goal (``--accepted-teaches bound``,
-the app since session 41) or J 1 (``one``, session 40). Each row also records where the app would first
+the app since session 41) or J 1 (``one``, session 40). With ``--colour-grow`` an accepted frame teaches
+its labels before the grow, as the app's does (``--accepted-labels taught``, :attr:`FrameResult.taught`;
+``shown``: the grown labels, session 51's rows). Each row also records where the app would first
 have said "you may be done" (no frame estimated below the goal; ``done_hint``), and the table prints
 the figures for a person who stops there.
 Strategies:
@@ -35,7 +37,8 @@ goal's table is whole first). Features come from one FeatureStore per sequence (
 With ``--results`` every (sequence, goal, strategy) is appended to a JSON-lines file as it finishes
 and skipped when the same command runs again (rows are kept apart by ``--preset``,
 ``--span-references``, ``--label-detail``, ``--islands``, ``--background-bias``, ``--short-side``,
-``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--good-frames``, ``--accepted-teaches``, ``--leap``
+``--appearance``, ``--reference-flow``, ``--flow-preset``, ``--good-frames``, ``--accepted-teaches``,
+``--accepted-labels``, ``--leap``
 and ``--fallback``).
 ``--preset`` runs the tool at another of its speed/quality presets (its working resolution too);
 ``--label-detail`` with labels carried at sub-cells.
@@ -90,20 +93,24 @@ class Runs:
 
     def __init__(self, store: FeatureStore, gt: dict[int, np.ndarray], params: PropagationParams,
                  output_hw: tuple[int, int], cache: dict[tuple, Values] | None = None,
-                 memo: CandidateMemo | None = None, frames: Callable[[int], np.ndarray] | None = None) -> None:
+                 memo: CandidateMemo | None = None, frames: Callable[[int], np.ndarray] | None = None,
+                 accepted_labels: str = "taught") -> None:
         self.store, self.gt, self.params = store, gt, params
         self.object_ids = [int(i) for i in np.unique(gt[min(gt)]) if 0 < i < VOID]
         self.options = dict(output_hw=output_hw, label_ids=(0, *self.object_ids), memo=memo, frames=frames)
         self.n = len(store)
         self.cache: dict[tuple, Values] = {} if cache is None else cache  # a caller's: kept across goals
         self.propagated = 0
+        self.accepted_labels = accepted_labels
 
     def _values(self, results: Iterable[FrameResult]) -> Values:
         out: Values = {}
         for result in results:
             self.propagated += 1
             scores = frame_scores(result.labels, self.gt[result.index], self.object_ids)
-            labels = np.ascontiguousarray(result.labels, dtype=np.uint8)
+            # what an acceptance hands on; the J is the shown labels'
+            taught = result.labels if result.taught is None or self.accepted_labels == "shown" else result.taught
+            labels = np.ascontiguousarray(taught, dtype=np.uint8)
             out[result.index] = Value(min(s.j for s in scores), frame_uncertainty(result.soft),
                                       zlib.compress(labels.tobytes(), 1))
         return out
@@ -238,6 +245,7 @@ def suggested(runs: Runs, goal: float, both: bool, first: set[int], leap: bool =
 
 GOOD_FRAMES = ("accept", "paint")
 ACCEPTED_TEACHES = ("bound", "one")
+ACCEPTED_LABELS = ("taught", "shown")
 
 
 KEYFRAME_EVERY = 20
@@ -252,12 +260,12 @@ STRATEGIES = {
 
 LEGACY = {"preset": "quality", "label_detail": 1, "islands": False, "background_bias": 0.0,
           "short_side": 480, "appearance": 0.0, "reference_flow": 0.0, "flow_preset": "fast", "good_frames": "paint",
-          "accepted_teaches": "one", "colour_grow": False}
+          "accepted_teaches": "one", "colour_grow": False, "accepted_labels": "shown"}
 """What a row that lacks a setting ran with: rows written before the setting was recorded (the then
 default preset, `quality`, one label per cell, no island pruning, bias 0, at 480, no appearance model, no
 reference flow; the flow, where there was one, at DIS preset fast; suggested frames painted even where
 they were good already; where they were accepted (session 40), the calibration learnt J 1 from them;
-no masks grown by colour, session 50)."""
+no masks grown by colour, session 50; an accepted frame handed on the labels shown, session 51)."""
 
 
 def _load_rows(path: Path | None, span_references: str, settings: dict, suggestion: Callable[[str], str]
@@ -375,6 +383,9 @@ def main() -> None:
     p.add_argument("--accepted-teaches", choices=ACCEPTED_TEACHES, default="bound",
                    help="what the calibration learns from an accepted frame: that its J met the goal (bound; the "
                         "app since session 41) or J 1, as from a correction that changed nothing (one; session 40)")
+    p.add_argument("--accepted-labels", choices=ACCEPTED_LABELS, default="taught",
+                   help="with --colour-grow, what an accepted frame teaches as a reference: its labels before "
+                        "the grow (taught, FrameResult.taught: the app's) or the grown ones it shows (shown, session 51)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--feature-cache", default=None, metavar="DIR")
     p.add_argument("--memo-gib", type=float, default=3.0,
@@ -418,7 +429,10 @@ def main() -> None:
                 else LEGACY["flow_preset"], "good_frames": args.good_frames,
                 # an annotator who never accepts learns nothing from acceptances: such runs match the old rows
                 "accepted_teaches": args.accepted_teaches if args.good_frames == "accept"
-                else LEGACY["accepted_teaches"]}
+                else LEGACY["accepted_teaches"],
+                # without a grow or without acceptances both are the same: such runs match the old rows
+                "accepted_labels": args.accepted_labels if params.colour_grow and args.good_frames == "accept"
+                else LEGACY["accepted_labels"]}
     assert settings.keys() == LEGACY.keys()
     rows = _load_rows(args.results, params.span_references, settings,
                       lambda strategy: _suggestion(args.leap, args.fallback, strategy))
@@ -442,7 +456,7 @@ def main() -> None:
                     memos.clear()
                     memos[name] = CandidateMemo(max_bytes=int(args.memo_gib * 2**30))
                 results = Runs(store, gt, params, tuple(video.hw), cache=caches.setdefault(name, {}), memo=memos[name],
-                               frames=video.frame)
+                               frames=video.frame, accepted_labels=settings["accepted_labels"])
                 for label in todo:
                     t0 = time.perf_counter()
                     annotated, accepted, hint = STRATEGIES[label](

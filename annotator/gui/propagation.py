@@ -278,7 +278,7 @@ class PropagationController(QObject):
         info = self.plan(direction, go_on)
         m = self.model
         # inputs captured on the GUI thread: the worker never reads the model
-        references = {i: lab.copy() for i, lab in m.reference_frames().items()}
+        references = {i: lab.copy() for i, lab in m.teaching_references().items()}
         label_ids = m.label_ids()
         params = self.settings.params
         output_hw = m.hw
@@ -404,7 +404,8 @@ class PropagationController(QObject):
         else:
             assert isinstance(item, FrameResult)
             if not m.is_reference(item.index):  # a person painted it during the run: theirs wins
-                self._txn.add(m.set_labels(item.index, item.labels, FrameState.PROPAGATED, item.keyframes))
+                self._txn.add(m.set_labels(item.index, item.labels, FrameState.PROPAGATED, item.keyframes,
+                                           item.taught))
         if not getattr(item, "provisional", False):
             self._frames_done.add(item.index)
         self._applied += 1

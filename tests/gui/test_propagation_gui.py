@@ -211,3 +211,45 @@ def test_p_after_esc_runs_again_and_on_a_propagated_frame_offers_to_go_on_from_i
     assert errors == [] and len(asked) == 1 and "Frame 3" in asked[0]
     assert w.model.is_reference(3)
     assert all(w.model.frame_state(i) is FrameState.PROPAGATED for i in range(4, 10))
+
+
+def test_an_accepted_frame_shows_its_grown_masks_and_hands_on_the_ones_before_the_grow(qtbot, make_window,
+                                                                                         monkeypatch):
+    from dataclasses import replace
+
+    import annotator.core.engine.upsampling as upsampling
+    import annotator.gui.propagation as controller
+
+    def grow(labels, probs, frame, label_ids, **_):  # a stand-in for the colour cut: one column more
+        out = labels.copy()
+        right = np.zeros_like(labels, bool)
+        right[:, 1:] = (labels[:, :-1] == 1) & (labels[:, 1:] == 0)
+        out[right] = 1
+        return out
+
+    monkeypatch.setattr(upsampling, "grow_by_colour", grow)
+    handed: list[dict] = []
+    real = controller.propagate_span
+
+    def spy(store, references, *args, **kwargs):
+        handed.append({i: np.array(lab) for i, lab in references.items()})
+        return real(store, references, *args, **kwargs)
+
+    monkeypatch.setattr(controller, "propagate_span", spy)
+    frames, truth = square_clip(n=6)
+    w = make_window(frames, {0: truth[0]})
+    settings = w.propagation.settings
+    w.propagation.set_settings(replace(settings, params=replace(settings.params, colour_grow=True)))
+    run_propagation(qtbot, w)  # frame 0 to the end: one way, the pipeline's span
+    m = w.model
+    m.set_current_frame(3)
+    shown = np.array(m.labels(3))
+    w.actions_by_name["mark_reference"].trigger()  # R: accepted as it is
+    assert m.is_reference(3)
+    np.testing.assert_array_equal(m.labels(3), shown)  # it keeps (and exports) the grown masks
+    run_propagation(qtbot, w)  # on from the accepted frame
+    assert len(handed) == 2
+    before = handed[1][3]
+    np.testing.assert_array_equal(handed[1][0], truth[0])  # a painted frame hands on what it has
+    assert (before <= shown).all() and (shown == 1).sum() > (before == 1).sum()  # less than it shows
+    np.testing.assert_array_equal(grow(before, None, None, None), shown)  # exactly the grow less

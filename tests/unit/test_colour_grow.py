@@ -99,9 +99,45 @@ def test_the_engine_grows_the_label_maps_only_one_way_and_both_ways():
         assert not plain[t].labels[:, 30:].any(), t
         assert grown[t].labels[:, :35].all() and not grown[t].labels[:, 38:].any(), t
         assert torch.equal(plain[t].soft, grown[t].soft)
+        assert plain[t].taught is None  # nothing grew: the labels are what the frame teaches
+        # what an accepted frame teaches is the map before the grow, both ways and one way
+        np.testing.assert_array_equal(grown[t].taught, plain[t].labels)
     assert len(plain_context) == len(grown_context) > 0
     assert all(torch.equal(a, b) for a, b in zip(plain_context, grown_context))  # output only
     with pytest.raises(UsageError, match="needs the video frames"):
         run(True, {1: mask}, 4, None)
     with pytest.raises(UsageError, match="needs the video frames"):
         run(True, references, 8, None)
+
+
+def test_an_accepted_frame_teaches_its_labels_before_the_grow():
+    from annotator.core.model.annotation import AnnotationModel, FrameState
+
+    class Clip:
+        hw = (4, 6)
+
+        def __len__(self) -> int:
+            return 3
+
+    model = AnnotationModel(Clip())
+    model.add_object()
+    before = np.zeros((4, 6), np.uint8)
+    before[:, :2] = 1
+    grown = before.copy()
+    grown[:, 2:4] = 1  # the grow added two columns
+    model.set_labels(1, grown, FrameState.PROPAGATED, taught=before)
+    model.set_labels(2, grown, FrameState.PROPAGATED, taught=before)
+    assert model.teaching_references() == {}  # nothing accepted yet
+    for frame in (1, 2):
+        model.set_frame_state(frame, FrameState.REFERENCE)  # Accept frame (R)
+    taught = model.teaching_references()
+    np.testing.assert_array_equal(model.labels(1), grown)  # it shows (and exports) the grown masks
+    np.testing.assert_array_equal(taught[1], before)  # and hands on the map before the grow
+    np.testing.assert_array_equal(model.reference_frames()[1], grown)
+    model.paint(2, np.ones((1, 1), bool), 1, origin=(0, 5))  # a person's edit: the frame is theirs now
+    expected = grown.copy()
+    expected[0, 5] = 1
+    np.testing.assert_array_equal(model.teaching_references()[2], expected)
+    model.set_labels(1, grown, FrameState.PROPAGATED)  # re-propagated without a grow: nothing to undo
+    model.set_frame_state(1, FrameState.REFERENCE)
+    np.testing.assert_array_equal(model.teaching_references()[1], grown)

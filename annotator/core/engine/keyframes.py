@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from annotator.core.engine.propagation import (FUSIONS, Fusion, FrameResult, PropagationParams, label_ids_of, propagate,
                                         propagate_frame)
-from annotator.core.engine.upsampling import margin, soft_to_labels
+from annotator.core.engine.upsampling import margin, soft_to_label_maps
 from annotator.core.errors import UsageError
 
 
@@ -230,7 +230,8 @@ def fill_span(
                 if with_match:
                     match[step].put(result.index, result.match[None])
                 if provisional:
-                    yield FrameResult(result.index, result.labels, result.soft, label_ids, 1, provisional=True)
+                    yield FrameResult(result.index, result.labels, result.soft, label_ids, 1, provisional=True,
+                                      taught=result.taught)
         t0 = time.perf_counter()
         for index in span:
             forward, backward = soft[1].get(index), soft[-1].get(index)
@@ -238,11 +239,11 @@ def fill_span(
             matches = [match[step].get(index)[0] for step in (1, -1)] if with_match else [None, None]
             fused = fuse(forward, backward, (last - index) / (last - first), params.fusion, *matches)
             frame = frames(index) if (params.upsample == "guided" or params.colour_grow) and frames is not None else None
-            labels = soft_to_labels(fused, label_ids, output_hw, params.upsample, frame, params.part_groups,
-                                    params.background_bias, params.colour_grow)
+            labels, taught = soft_to_label_maps(fused, label_ids, output_hw, params.upsample, frame,
+                                                params.part_groups, params.background_bias, params.colour_grow)
             if timings is not None:
                 timings["fusion"] = timings.get("fusion", 0.0) + time.perf_counter() - t0
-            yield FrameResult(index, labels, fused, label_ids, 2)
+            yield FrameResult(index, labels, fused, label_ids, 2, taught=taught)
             t0 = time.perf_counter()
     finally:
         for buffer in (*soft.values(), *match.values()):

@@ -40,7 +40,7 @@ from annotator.core.engine.islands import prune_islands
 from annotator.core.io.labels import VOID
 from annotator.core.engine.part_groups import PartGroups, check_part_groups
 from annotator.core.engine.topk_select import RunningTopK
-from annotator.core.engine.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_labels
+from annotator.core.engine.upsampling import UPSAMPLE_MODES, UpsampleMode, soft_to_label_maps
 
 ContextLabels = Literal["soft", "hard"]
 Precision = Literal["auto", "float32", "bfloat16"]
@@ -282,6 +282,12 @@ class FrameResult:
     """One direction of a span that is still to be fused (shown while the run goes on, then replaced)."""
     match: torch.Tensor | None = None
     """(h, w) match strength of each cell, log(sum(exp(a / tau))) over its kept affinities a (when asked)."""
+    taught: np.ndarray | None = None
+    """The label map before the colour grow (``PropagationParams.colour_grow``), when the grow changed
+    it: what the frame teaches when a person accepts it as a reference as it is. The grow is output
+    only (the context keeps the soft labels), so an accepted frame must not hand its grown pixels on
+    either: a grow taught to the next frames is grown again there, and the spill compounds
+    (bench/RESULTS.md, session 52). None: ``labels`` is what it teaches."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -840,9 +846,9 @@ def propagate(
             soft = fuse_appearance(soft, appearance.logits(target), params.appearance)
         t1 = time.perf_counter()
         frame = frames(index) if params.upsample == "guided" or params.colour_grow else None
-        labels = soft_to_labels(soft, label_ids, output_hw, params.upsample, frame, params.part_groups,
-                                params.background_bias, params.colour_grow)
-        previous = labels
+        labels, taught = soft_to_label_maps(soft, label_ids, output_hw, params.upsample, frame, params.part_groups,
+                                            params.background_bias, params.colour_grow)
+        previous = labels if taught is None else taught  # the flow cue, like the context, sees no grow
         if timings is not None:
             timings["propagation"] = timings.get("propagation", 0.0) + t1 - t0
             timings["upsample"] = timings.get("upsample", 0.0) + time.perf_counter() - t1
@@ -853,4 +859,4 @@ def propagate(
                 ctx_labels = context_soft
             recent.append(ContextFrame(index, target, pack_labels(ctx_labels, detail).to(target.dtype), True))
         yield FrameResult(index, labels, soft.float().cpu(), label_ids,
-                          match=None if match is None else match.cpu())
+                          match=None if match is None else match.cpu(), taught=taught)

@@ -74,7 +74,17 @@ def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tupl
                    mode: UpsampleMode = "bilinear", frame: np.ndarray | None = None,
                    part_groups: PartGroups = (), background_bias: float = 0.0,
                    colour_grow: bool = False) -> np.ndarray:
-    """Upsample soft labels (L, h, w) to ``output_hw`` and argmax them into a label map of object ids.
+    """Upsample soft labels (L, h, w) to ``output_hw`` and argmax them into a label map of object ids
+    (:func:`soft_to_label_maps`, its first map)."""
+    return soft_to_label_maps(soft, label_ids, output_hw, mode, frame, part_groups, background_bias, colour_grow)[0]
+
+
+def soft_to_label_maps(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tuple[int, int],
+                       mode: UpsampleMode = "bilinear", frame: np.ndarray | None = None,
+                       part_groups: PartGroups = (), background_bias: float = 0.0,
+                       colour_grow: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Upsample soft labels (L, h, w) to ``output_hw`` and argmax them into a label map of object ids;
+    returns it and, when the colour grow changed it, the map before the grow (else None).
 
     With ``colour_grow`` (which needs ``frame``) each object's mask then grows by colour where its
     probabilities are unsure (:func:`annotator.core.engine.colour_grow.grow_by_colour`).
@@ -90,11 +100,12 @@ def soft_to_labels(soft: torch.Tensor, label_ids: Sequence[int], output_hw: tupl
     add_background_bias(probs, label_ids, background_bias)  # a new tensor: the caller's soft is untouched
     channels = grouped_argmax(probs, label_ids, part_groups).to(torch.uint8).cpu().numpy()  # (H, W)
     labels = np.asarray(label_ids, dtype=np.uint8)[channels]
-    if colour_grow:
-        if frame is None:
-            raise ValueError("colour_grow needs the frame")
-        labels = grow_by_colour(labels, probs, frame, label_ids)  # the objects' channels carry no bias
-    return labels
+    if not colour_grow:
+        return labels, None
+    if frame is None:
+        raise ValueError("colour_grow needs the frame")
+    grown = grow_by_colour(labels, probs, frame, label_ids)  # the objects' channels carry no bias
+    return grown, (labels if (grown != labels).any() else None)
 
 
 def add_background_bias(probs: torch.Tensor, label_ids: Sequence[int], background_bias: float) -> torch.Tensor:

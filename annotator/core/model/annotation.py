@@ -153,6 +153,9 @@ class AnnotationModel:
         self._two_keyframes: set[int] = set()  # propagated frames fused from both ends of a span
         self._objects: dict[int, ObjectInfo] = {}
         self._ids_in_frame: dict[int, frozenset[int]] = {}  # lazily recomputed per frame
+        # frame -> (box, mask in it) of the pixels the colour grow added to its propagated map, while the
+        # map is as propagation left it: what an acceptance does not teach (teaching_references)
+        self._grown: dict[int, tuple[Box, np.ndarray]] = {}
         self._current = 0
         self._active: int | None = None
         self._keypoints: dict[int, KeypointInfo] = {}
@@ -167,6 +170,7 @@ class AnnotationModel:
         """Start annotating ``video`` (forgets everything), optionally with loaded reference maps."""
         self.video = video
         self._labels.clear()
+        self._grown.clear()
         self._states.clear()
         self._two_keyframes.clear()
         self._ids_in_frame.clear()
@@ -329,6 +333,24 @@ class AnnotationModel:
         """Frame index -> label map of every reference frame (read-only views)."""
         return {i: self.labels(i) for i, s in sorted(self._states.items()) if s is FrameState.REFERENCE}
 
+    def teaching_references(self) -> dict[int, np.ndarray]:
+        """Frame index -> the label map each reference frame hands propagation: its own, except for a
+        frame accepted as propagated (R) whose masks the colour grow enlarged
+        (``PropagationParams.colour_grow``): that one teaches its map before the grow, as the engine's
+        own frames do (:attr:`~annotator.core.engine.propagation.FrameResult.taught`). Kept while the
+        frame's pixels are as propagation left them (any edit, undo included, drops it) and not saved
+        with a project: a reopened accepted frame teaches what it shows."""
+        out: dict[int, np.ndarray] = {}
+        for frame, labels in self.reference_frames().items():
+            grown = self._grown.get(frame)
+            if grown is not None:
+                (y0, x0, y1, x1), added = grown
+                labels = np.array(labels)
+                labels[y0:y1, x0:x1][added] = 0
+                labels.flags.writeable = False
+            out[frame] = labels
+        return out
+
     def is_reference(self, frame: int) -> bool:
         return self._states.get(frame) is FrameState.REFERENCE
 
@@ -393,20 +415,32 @@ class AnnotationModel:
         self.apply_change(change, undo=False)
         return change
 
-    def set_labels(self, frame: int, labels: np.ndarray, state: FrameState, keyframes: int = 1) -> Change | None:
+    def set_labels(self, frame: int, labels: np.ndarray, state: FrameState, keyframes: int = 1,
+                   taught: np.ndarray | None = None) -> Change | None:
         """Replace the whole label map of ``frame`` (a propagation result, a loaded mask, a clear);
-        ``keyframes`` says from how many keyframes a propagated map came (see :meth:`keyframes`)."""
+        ``keyframes`` says from how many keyframes a propagated map came (see :meth:`keyframes`);
+        ``taught``, a propagated map's labels before the colour grow (``FrameResult.taught``), is what the
+        frame teaches if it is accepted as a reference (:meth:`teaching_references`)."""
         self._check_frame(frame)
         labels = self._check_labels(labels)
         old_labels = self.labels(frame)
         diff = mask_box(labels != old_labels)
         old_state = self.frame_state(frame)
         if diff is None:
-            return self.set_frame_state(frame, state, keyframes)
-        y0, x0, y1, x1 = diff
-        change = Change(frame, diff, np.array(old_labels[y0:y1, x0:x1]), np.array(labels[y0:y1, x0:x1]),
-                        old_state, state, self._raw_keyframes(frame), keyframes)
-        self.apply_change(change, undo=False)
+            change = self.set_frame_state(frame, state, keyframes)
+        else:
+            y0, x0, y1, x1 = diff
+            change = Change(frame, diff, np.array(old_labels[y0:y1, x0:x1]), np.array(labels[y0:y1, x0:x1]),
+                            old_state, state, self._raw_keyframes(frame), keyframes)
+            self.apply_change(change, undo=False)
+        self._grown.pop(frame, None)
+        if taught is not None and state is FrameState.PROPAGATED:
+            taught = self._check_labels(taught)
+            added = (labels != taught) & (taught == 0)  # the grow only turns background into an object
+            box = mask_box(added)
+            if box is not None:
+                y0, x0, y1, x1 = box
+                self._grown[frame] = (box, added[y0:y1, x0:x1].copy())
         return change
 
     def clear_frame(self, frame: int) -> Change | None:
@@ -425,6 +459,7 @@ class AnnotationModel:
                 labels = self._labels[frame] = np.zeros(self.hw, dtype=np.uint8)
             labels[y0:y1, x0:x1] = pixels
             self._ids_in_frame.pop(frame, None)
+            self._grown.pop(frame, None)  # no longer the map the grow was measured on
         old_state, old_keyframes = self.frame_state(frame), self.keyframes(frame)
         if state is FrameState.EMPTY:
             self._states.pop(frame, None)
