@@ -287,7 +287,7 @@ class FrameResult:
     it: what the frame teaches when a person accepts it as a reference as it is. The grow is output
     only (the context keeps the soft labels), so an accepted frame must not hand its grown pixels on
     either: a grow taught to the next frames is grown again there, and the spill compounds
-    (bench/RESULTS.md, session 52). None: ``labels`` is what it teaches."""
+    (session 52: the ``accepted_labels`` rows of bench/results/effort.jsonl). None: ``labels`` is what it teaches."""
 
 
 # --------------------------------------------------------------------------------------------
