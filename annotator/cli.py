@@ -101,11 +101,12 @@ def _add_factor_options(parser: argparse.ArgumentParser, *, label_maps: bool = T
                         "propagated masks come out too small on most DAVIS sequences (-0.1: +0.008 / +0.006 mean "
                         "J&F on the two halves over 0; -0.2 gains more from frame 0 but costs corrections) (default "
                         f"{_DEFAULTS.background_bias:g}, or the preset's)")
-    g.add_argument("--colour-grow", action=argparse.BooleanOptionalAction, default=_DEFAULTS.colour_grow,
+    g.add_argument("--colour-grow", action=argparse.BooleanOptionalAction, default=None,
                    help="grow each mask by colour where its soft labels are unsure (a graph cut, OpenCV grabCut, of "
                         "which only pixels drawn as background are taken; masks never shrink); output only "
-                        "(DAVIS from frame 0: 0.866 / 0.827 on the two halves against 0.851 / 0.805; boat -0.059), "
-                        "about 0.46 s a frame; a simulated annotator painted more frames with it (boat 2 -> 11 of 75) (default: off)")
+                        "(DAVIS from frame 0: 0.866 / 0.827 on the two halves against 0.851 / 0.805; boat -0.059; "
+                        "a simulated annotator painted fewer frames on both halves), about 0.46 s a frame (default: "
+                        + ("on" if _DEFAULTS.colour_grow else "off") + ", or the preset's)")
     g.add_argument("--flow", type=float, default=_DEFAULTS.flow, metavar="WEIGHT",
                    help="weight in [0, 1] of the optical-flow cue (DIS flow warps the previous mask "
                         "where forward and backward flow agree); 0 = off (default %(default)s)")

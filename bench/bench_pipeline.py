@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> dict:
                                reference_stride=args.reference_stride, label_detail=args.label_detail,
                                islands=args.islands, background_bias=args.background_bias,
                                appearance=args.appearance, reference_flow=args.reference_flow,
-                               flow_preset=args.flow_preset, precision="float32" if exact else "auto")
+                               flow_preset=args.flow_preset, colour_grow=args.colour_grow,
+                               precision="float32" if exact else "auto")
     engine = {"naive": propagate_frame_naive, "torch-topk": propagate_frame_torch}.get(args.engine, propagate_frame)
     # the masks are written for the write's time only: a folder of its own, removed after the run
     with open_video(args.source) as video, tempfile.TemporaryDirectory(prefix="bench-masks-") as masks:
@@ -146,6 +147,8 @@ def main() -> None:
     p.add_argument("--reference-flow", type=float, default=None, metavar="WEIGHT",
                    help="weight of the reference's mask carried by optical flow, 0 = off "
                         "(PropagationParams.reference_flow; default: the preset's)")
+    p.add_argument("--colour-grow", action=argparse.BooleanOptionalAction, default=None,
+                   help="grow masks by colour where unsure (PropagationParams.colour_grow; default: the preset's)")
     p.add_argument("--flow-preset", choices=FLOW_PRESETS, default=PropagationParams().flow_preset,
                    help="DIS preset of the optical flow (PropagationParams.flow_preset; default %(default)s)")
     p.add_argument("--engines", default="default,tiled,naive",
@@ -175,7 +178,8 @@ def main() -> None:
                              "--label-detail", str(args.label_detail),
                              "--islands" if args.islands else "--no-islands",
                              f"--background-bias={args.background_bias}", f"--appearance={args.appearance}",
-                             f"--reference-flow={args.reference_flow}", f"--flow-preset={args.flow_preset}"]
+                             f"--reference-flow={args.reference_flow}", f"--flow-preset={args.flow_preset}",
+                             "--colour-grow" if args.colour_grow else "--no-colour-grow"]
                     for opt in ("stage", "threads", "weights", "ahead_threads"):
                         if getattr(args, opt) is not None:
                             child += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -195,7 +199,7 @@ def main() -> None:
           f"reference stride {args.reference_stride}, label detail {args.label_detail}, "
           f"islands {'on' if args.islands else 'off'}, background bias {args.background_bias:g}, "
           f"appearance {args.appearance:g}, reference flow {args.reference_flow:g} (DIS {args.flow_preset}), "
-          f"mirror features {'on' if args.flip else 'off'}")
+          f"colour grow {'on' if args.colour_grow else 'off'}, mirror features {'on' if args.flip else 'off'}")
     stages = ["decode", "features", "propagation", "flow", "upsample", "write"]
     on_gpu = any(r.get("gpu_mib") is not None for r in results)
     print("| backbone | input | engine | threads | " + " | ".join(f"{s} ms/frame" for s in stages)

@@ -109,8 +109,9 @@ def _islands() -> QCheckBox:
 def _colour_grow() -> QCheckBox:
     box = QCheckBox("Grow masks by colour where they are unsure")
     box.setToolTip("A graph cut by colour around each mask's outline adds the pixels whose colour is the object's "
-                   "(never removes any); masks come out too small without it, but spill where the surroundings share "
-                   "the object's colours (more corrections on boat and hike). About 0.46 s more per frame")
+                   "(never removes any; a frame you accept as it is hands on its masks before the grow); masks come "
+                   "out too small without it, but can spill where the surroundings share the object's colours (boat's "
+                   "spray). On by default; about 0.46 s more per frame: turn it off for speed")
     return box
 
 

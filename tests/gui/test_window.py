@@ -446,8 +446,10 @@ def test_the_radius_follows_the_working_resolution_in_both_views(qtbot):
     dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
     assert (dialog.short_side.value(), dialog.fields.radius.value()) == (600, 20.0)
-    dialog.short_side.setValue(480)  # the same reach in pixels: 16 cells at 480, which is the quality preset
-    assert dialog.fields.radius.value() == 16.0 and dialog.preset.currentData() == "quality"
+    dialog.short_side.setValue(480)  # the same reach in pixels: 16 cells at 480
+    assert dialog.fields.radius.value() == 16.0 and dialog.preset.currentData() != "quality"
+    dialog.fields.colour_grow.setChecked(False)  # the quality preset: the defaults at 480 without the grow
+    assert dialog.preset.currentData() == "quality"
     dialog.short_side.setValue(0)  # "original": its size in pixels is not known, the radius stays
     assert dialog.fields.radius.value() == 16.0
     dialog.short_side.setValue(720)
@@ -470,9 +472,9 @@ def test_settings_dialog_offers_growing_masks_by_colour_and_keeps_the_choice(qtb
     dialog = SettingsDialog(RunSettings(), "cpu")
     qtbot.addWidget(dialog)
     box = dialog.fields.colour_grow
-    assert not box.isChecked() and "colour" in box.text()  # off by default (bench/RESULTS.md, session 50)
-    box.setChecked(True)
+    assert box.isChecked() and "colour" in box.text()  # on by default (bench/RESULTS.md, session 53)
+    box.setChecked(False)
     s = dialog.settings()
-    assert s.params.colour_grow is True
+    assert s.params.colour_grow is False
     save_settings(qsettings, s)
-    assert load_settings(qsettings).params.colour_grow is True
+    assert load_settings(qsettings).params.colour_grow is False

@@ -107,7 +107,7 @@ def test_a_run_anchors_from_its_second_frame_on():
     feats = unit_features(6, 16, h, w, seed=11)
     mask = np.zeros((h * 8, w * 8), np.uint8)
     mask[8:40, 16:48] = 1
-    params = PropagationParams(reference_flow=0, radius=3.0, topk=5, temperature=0.05, precision="float32")
+    params = PropagationParams(reference_flow=0, colour_grow=False, radius=3.0, topk=5, temperature=0.05, precision="float32")
     plain = list(propagate(lambda i: feats[i], {0: mask}, 0, 6, params))
     anchored = list(propagate(lambda i: feats[i], {0: mask}, 0, 6, replace(params, anchor=True)))
     assert torch.equal(plain[0].soft, anchored[0].soft)

@@ -88,7 +88,7 @@ def test_a_run_recovers_a_missed_part_and_hands_on_propagations_own_labels():
 
     def run(weight: float) -> list:
         handed_on.clear()
-        params = PropagationParams(reference_flow=0, appearance=weight, context=3, label_detail=1, islands=False)
+        params = PropagationParams(reference_flow=0, colour_grow=False, appearance=weight, context=3, label_detail=1, islands=False)
         return list(propagate(lambda i: feats, {0: reference}, 0, 4, params, engine=engine))
 
     plain = run(0.0)
@@ -112,7 +112,7 @@ def test_frames_between_two_keyframes_are_left_to_propagation():
         return missed.clone()
 
     def labels(weight: float, fill: bool) -> list[np.ndarray]:
-        params = PropagationParams(reference_flow=0, appearance=weight, context=3, label_detail=1, islands=False)
+        params = PropagationParams(reference_flow=0, colour_grow=False, appearance=weight, context=3, label_detail=1, islands=False)
         references = {0: reference, 4: reference}
         results = fill_span(lambda i: feats, references, 0, 4, params, engine=engine) if fill else \
             propagate(lambda i: feats, references, 4, 7, params, engine=engine)

@@ -36,7 +36,7 @@ def run(bias: float, references: dict[int, np.ndarray], frames: int) -> tuple[di
         soft[0] = 1 - soft[1]
         return soft
 
-    params = PropagationParams(reference_flow=0, background_bias=bias, label_detail=1, islands=False, context=2)
+    params = PropagationParams(reference_flow=0, colour_grow=False, background_bias=bias, label_detail=1, islands=False, context=2)
     results = {r.index: r for r in propagate_video(Features(), references, frames, params, engine=engine)}
     return results, seen
 

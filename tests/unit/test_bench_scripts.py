@@ -168,9 +168,10 @@ def test_bench_effort_records_masks_grown_by_colour_apart(tmp_path):
     results = tmp_path / "rows.jsonl"
     args = ("bench_effort.py", str(root), "--goal", "0.5", "--strategies", "forward", "--threads", "1",
             "--short-side", "0", "--results", str(results))
-    out = run_script(*args, "--colour-grow")
+    out = run_script(*args)  # the app's default grows (session 53)
     assert "colour_grow=True" in out
-    run_script(*args)  # the app's default (no growing) is another setting: a second row
+    run_script(*args, "--no-colour-grow")  # another setting: a second row
+    run_script(*args, "--colour-grow")  # the default's own: its row is there, so nothing runs
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["colour_grow"] for r in rows] == [True, False]
 

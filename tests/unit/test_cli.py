@@ -244,8 +244,9 @@ def test_best_preset_is_the_default_settings():
     quality = PRESETS["quality"]  # the defaults at a smaller working size, the radius keeping its reach in pixels
     assert quality.short_side == 480 < best.short_side
     assert quality.radius == pytest.approx(best.radius * quality.short_side / best.short_side) == 16
+    assert best.colour_grow and not quality.colour_grow  # the grow's 0.46 s a frame is not quality's to pay
     assert replace(quality, name="best", measured=best.measured, radius=best.radius,
-                   short_side=best.short_side) == best
+                   short_side=best.short_side, colour_grow=True) == best
     from annotator.core.errors import UsageError
 
     with pytest.raises(UsageError, match="fast"):

@@ -63,6 +63,22 @@ def test_no_mask_shrinks_and_none_takes_another_objects_pixels():
     assert not added[:, 100:].any()
 
 
+def test_a_cut_depends_on_its_inputs_alone_not_on_what_the_thread_drew_before():
+    import cv2
+
+    rng = np.random.default_rng(3)
+    h, w = 90, 120
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)  # colours with no clear clusters: k-means
+    p = np.clip(rng.normal(0.5, 0.3, (h, w)), 0, 1).astype(np.float32)  # seeds decide the models
+    labels = (p > 0.5).astype(np.uint8)
+    probs = torch.from_numpy(np.stack([1 - p, p]))
+    cv2.setRNGSeed(1)
+    first = grow_by_colour(labels, probs, frame, (0, 1))
+    cv2.setRNGSeed(2)  # as after other OpenCV work on this thread (the read-ahead, a re-run)
+    cv2.randu(np.zeros((7, 7)), 0, 1)
+    np.testing.assert_array_equal(grow_by_colour(labels, probs, frame, (0, 1)), first)
+
+
 H, W = 6, 8  # feature grid of the engine test; the output is 8 pixels per cell
 
 

@@ -16,7 +16,7 @@ OTHER_VALUE = {
     "radius": "4", "radius_for_references": "yes", "context_labels": "hard", "upsample": "guided",
     "flow": "0.5", "short_side": "48", "stage": "s3", "label_detail": "2", "anchor": "yes", "islands": "no",
     "background_bias": "-0.3", "appearance": "1.5", "reference_flow": "0.5",
-    "flow_preset": "ultrafast", "colour_grow": "yes",
+    "flow_preset": "ultrafast", "colour_grow": "no",
 }
 BASE = ["--short-side", "0", "-q"]
 

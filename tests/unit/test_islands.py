@@ -151,7 +151,7 @@ def test_islands_are_pruned_before_the_frame_joins_the_context():
 
     def run(islands: bool) -> list:
         seen.clear()
-        params = PropagationParams(reference_flow=0, islands=islands, context=3, label_detail=1)  # the fake engine answers per cell
+        params = PropagationParams(reference_flow=0, colour_grow=False, islands=islands, context=3, label_detail=1)  # the fake engine answers per cell
         return list(propagate(lambda i: torch.zeros(4, H, W), {0: reference}, 0, 3, params, engine=engine))
 
     kept = run(False)
@@ -181,7 +181,7 @@ def test_propagate_finds_islands_with_the_runs_background_bias(bias, pruned):
         seen.extend(frame.labels for frame in context if not frame.reference)
         return faint
 
-    params = PropagationParams(reference_flow=0, islands=True, context=3, label_detail=1, background_bias=bias)
+    params = PropagationParams(reference_flow=0, colour_grow=False, islands=True, context=3, label_detail=1, background_bias=bias)
     results = list(propagate(lambda i: torch.zeros(4, H, W), {0: reference}, 0, 3, params, engine=engine))
     for result in results:
         assert not result.labels[:, 64:].any()  # drawn nowhere: pruned, or below the plain argmax's 0.5
@@ -202,7 +202,7 @@ def test_a_real_run_keeps_an_island_that_looks_like_the_reference_object():
 
     reference = np.zeros((H * 8, W * 8), np.uint8)
     reference[8:56, 8:56] = 1
-    params = PropagationParams(reference_flow=0, islands=True, precision="float32", radius=2, tile=4)
+    params = PropagationParams(reference_flow=0, colour_grow=False, islands=True, precision="float32", radius=2, tile=4)
     results = list(propagate(lambda i: frame0 if i == 0 else later, {0: reference}, 0, 3, params))
     for result in results:
         assert result.labels[26:30, 98:102].all()  # two islands, both kept: the references recognise both

@@ -98,8 +98,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_a_span_filled_from_both_ends_beats_either_end_alone(fusion):
     clip = SwitchingFeatures(n=12, switch=6)
     refs = {0: clip.mask(0), 11: clip.mask(11)}
-    params = PropagationParams(reference_flow=0, context=3, radius=3, fusion=fusion)
-    one_way = PropagationParams(reference_flow=0, context=3, radius=3, both_ways=False)
+    params = PropagationParams(reference_flow=0, colour_grow=False, context=3, radius=3, fusion=fusion)
+    one_way = PropagationParams(reference_flow=0, colour_grow=False, context=3, radius=3, both_ways=False)
 
     def mean_iou(results) -> float:
         got = {r.index: r.labels for r in results}
@@ -123,7 +123,7 @@ def test_a_correction_changes_only_the_frames_of_its_span():
     whatever the rule (tests/gui/test_keyframes_gui.py)."""
     clip = SwitchingFeatures(n=16, switch=6)
     refs = {2: clip.mask(2), 9: clip.mask(9), 13: clip.mask(13)}
-    params = PropagationParams(reference_flow=0, context=3, radius=3, span_references="ends")
+    params = PropagationParams(reference_flow=0, colour_grow=False, context=3, radius=3, span_references="ends")
     before = {r.index: r for r in propagate_video(clip, refs, 16, params)}
     corrected = {**refs, 5: clip.mask(5)}
     after = {r.index: r for r in propagate_video(clip, corrected, 16, params)}
@@ -169,7 +169,7 @@ def test_references_beyond_the_span_find_an_object_back_in_an_earlier_look(rule)
     had on frame 0, which only a context holding reference 0 recognises."""
     clip = Returning(n=17, switch=0)
     refs = {0: clip.mask(0), 8: clip.mask(8), 16: clip.mask(16)}
-    params = PropagationParams(reference_flow=0, context=3, radius=3, span_references=rule)
+    params = PropagationParams(reference_flow=0, colour_grow=False, context=3, radius=3, span_references=rule)
     got = {r.index: r.labels for r in propagate_video(clip, refs, 17, params)}
     returned = [iou(got[t] == 1, clip.mask(t) == 1) for t in (11, 12, 13)]
     elsewhere = [iou(got[t] == 1, clip.mask(t) == 1) for t in (9, 10, 14, 15)]
@@ -185,7 +185,7 @@ def test_references_beyond_the_span_find_an_object_back_in_an_earlier_look(rule)
 def test_provisional_results_come_first_and_are_flagged():
     clip = SwitchingFeatures(n=8, switch=4)
     refs = {0: clip.mask(0), 7: clip.mask(7)}
-    params = PropagationParams(reference_flow=0, context=2, radius=3)
+    params = PropagationParams(reference_flow=0, colour_grow=False, context=2, radius=3)
     results = list(fill_span(clip, refs, 0, 7, params, provisional=True))
     assert len(results) == span_results(6, provisional=True)
     assert [r.index for r in results] == [6, 5, 4, 3, 2, 1] + [1, 2, 3, 4, 5, 6] * 2

@@ -49,7 +49,7 @@ def test_pack_and_unpack_are_inverse_and_keep_each_block_in_its_cell():
 def test_a_bar_thinner_than_a_cell_survives_propagation_with_sub_cell_labels(detail, least_j):
     frames, masks = _panning_clip()
     # k = 1: each cell takes the labels of its one best match, the same cell one frame back
-    params = PropagationParams(reference_flow=0, label_detail=detail, radius=3, precision="float32", context=2, topk=1)
+    params = PropagationParams(reference_flow=0, colour_grow=False, label_detail=detail, radius=3, precision="float32", context=2, topk=1)
     results = list(propagate(_features(frames), {0: masks[0]}, 0, len(frames), params))
     assert [r.index for r in results] == [1, 2, 3, 4]
     h, w = frames.shape[1:3]
@@ -64,7 +64,7 @@ def test_a_bar_thinner_than_a_cell_survives_propagation_with_sub_cell_labels(det
 
 def test_a_span_filled_from_both_ends_keeps_sub_cell_labels():
     frames, masks = _panning_clip(n=6)
-    params = PropagationParams(reference_flow=0, label_detail=8, radius=3, precision="float32", fusion="match", topk=1)
+    params = PropagationParams(reference_flow=0, colour_grow=False, label_detail=8, radius=3, precision="float32", fusion="match", topk=1)
     out = {r.index: r for r in fill_span(_features(frames), {0: masks[0], 5: masks[5]}, 0, 5, params)}
     assert sorted(out) == [1, 2, 3, 4] and all(r.keyframes == 2 for r in out.values())
     assert min(jaccard(out[i].labels == 1, masks[i] == 1) for i in out) >= 0.95

@@ -85,6 +85,35 @@ def test_round_trip_keeps_the_frames_fused_from_two_keyframes(clip, tmp_path):
     assert [open_project(tmp_path / "proj").keyframes(i) for i in range(6)] == [0, 1, 0, 1, 0, 0]
 
 
+def test_round_trip_keeps_what_the_colour_grow_added_so_an_accepted_frame_still_teaches_less(clip, tmp_path):
+    folder, truth = clip
+    model = annotated(folder, truth)
+    taught = np.where(truth[3] == 1, 1, 0).astype(np.uint8)
+    shown = taught.copy()
+    shown[:, 1:][taught[:, :-1] == 1] = 1  # the grow added a column to the right of the object
+    model.set_labels(3, shown, FrameState.PROPAGATED, taught=taught)
+    model.set_frame_state(3, FrameState.REFERENCE)  # accepted as it was (R)
+    model.set_labels(5, shown, FrameState.PROPAGATED, taught=taught)  # not accepted (yet)
+    save_project(model, tmp_path / "proj")
+    text = json.loads((tmp_path / "proj" / "project.json").read_text())
+    assert sorted(text["grown"]) == ["3", "5"]
+    reopened = open_project(tmp_path / "proj")
+    np.testing.assert_array_equal(reopened.labels(3), shown)  # it shows and exports the grown masks
+    np.testing.assert_array_equal(reopened.teaching_references()[3], taught)
+    reopened.set_frame_state(5, FrameState.REFERENCE)
+    np.testing.assert_array_equal(reopened.teaching_references()[5], taught)
+    # a mask changed outside the app (an added pixel no longer an object's): the frame teaches what it shows
+    edited = shown.copy()
+    edited[np.argwhere(shown != taught)[0][0], np.argwhere(shown != taught)[0][1]] = 0
+    write_mask(tmp_path / "proj" / "masks" / "00003.png", edited)
+    np.testing.assert_array_equal(open_project(tmp_path / "proj").teaching_references()[3], edited)
+    # a project saved before the key existed: the same
+    write_mask(tmp_path / "proj" / "masks" / "00003.png", shown)
+    del text["grown"]
+    (tmp_path / "proj" / "project.json").write_text(json.dumps(text))
+    np.testing.assert_array_equal(open_project(tmp_path / "proj").teaching_references()[3], shown)
+
+
 def test_second_save_writes_only_changed_frames_and_deletes_cleared_ones(clip, tmp_path):
     folder, truth = clip
     model = annotated(folder, truth)
@@ -271,6 +300,18 @@ def test_migrate_refuses_newer_and_nonsense_versions():
      b' "frames": {"reference": [1], "propagated": [1]}}', "frame 1 is listed twice"),
     (b'{"version": 2, "video": {"path": "a", "absolute": "/a", "hw": [64, 96], "frames": 6},'
      b' "frames": {"reference": [1], "two_keyframes": [1]}}', "frame 1 is in frames.two_keyframes but not"),
+    (b'{"version": 2, "video": {"path": "a", "absolute": "/a", "hw": [64, 96], "frames": 6},'
+     b' "frames": {"reference": [1]}, "grown": {"2": {"box": [0, 0, 1, 1], "added": "eJxjAAAAAQAB"}}}',
+     "grown: '2' is not a stored frame"),
+    (b'{"version": 2, "video": {"path": "a", "absolute": "/a", "hw": [64, 96], "frames": 6},'
+     b' "frames": {"reference": [1]}, "grown": {"1": {"box": [0, 0, 70, 1], "added": "eJxjAAAAAQAB"}}}',
+     "is not a box inside the 96x64 frame"),
+    (b'{"version": 2, "video": {"path": "a", "absolute": "/a", "hw": [64, 96], "frames": 6},'
+     b' "frames": {"reference": [1]}, "grown": {"1": {"box": [0, 0, 1, 1], "added": "not base64!"}}}',
+     "grown.1.added is not a packed mask"),
+    (b'{"version": 2, "video": {"path": "a", "absolute": "/a", "hw": [64, 96], "frames": 6},'
+     b' "frames": {"reference": [1]}, "grown": {"1": {"box": [0, 0, 4, 4], "added": "eJxjAAAAAQAB"}}}',
+     "grown.1.added does not fit its box"),
 ])
 def test_bad_project_files_give_one_line(raw, message):
     with pytest.raises(ProjectError, match=message) as info:

@@ -122,7 +122,7 @@ def square_mask(h: int, w: int, x0: int, obj: int = 1) -> np.ndarray:
 def test_run_forward_tracks_moving_content_and_stops_at_next_reference():
     feats = FakeFeatures(10)
     refs = {0: square_mask(64, 96, 8), 6: square_mask(64, 96, 56)}
-    params = PropagationParams(reference_flow=0, context=3, radius=3)
+    params = PropagationParams(reference_flow=0, colour_grow=False, context=3, radius=3)
     results = list(propagate(feats, refs, 0, 10, params))
     assert [r.index for r in results] == [1, 2, 3, 4, 5]
     detail = params.label_detail  # soft labels are on the grid of sub-cells
@@ -135,7 +135,7 @@ def test_run_forward_tracks_moving_content_and_stops_at_next_reference():
         # judged where the content was already visible in frame 0 (new content enters on the left)
         seen, truth = r.labels[:, 8 * r.index:] == 1, expected[:, 8 * r.index:] == 1
         assert (seen & truth).sum() / (seen | truth).sum() > 0.9
-    going_on = list(propagate(feats, refs, 0, 10, PropagationParams(reference_flow=0, context=3, radius=3),
+    going_on = list(propagate(feats, refs, 0, 10, PropagationParams(reference_flow=0, colour_grow=False, context=3, radius=3),
                               stop_at_next_reference=False))
     assert [r.index for r in going_on] == [1, 2, 3, 4, 5, 7, 8, 9]
 
@@ -143,7 +143,7 @@ def test_run_forward_tracks_moving_content_and_stops_at_next_reference():
 def test_run_backward_and_output_size():
     feats = FakeFeatures(6)
     refs = {5: square_mask(64, 96, 48, obj=2)}
-    results = list(propagate(feats, refs, 5, -1, PropagationParams(reference_flow=0), output_hw=(32, 48)))
+    results = list(propagate(feats, refs, 5, -1, PropagationParams(reference_flow=0, colour_grow=False), output_hw=(32, 48)))
     assert [r.index for r in results] == [4, 3, 2, 1, 0]
     assert results[0].labels.shape == (32, 48)
     assert set(np.unique(results[-1].labels)) <= {0, 2}
@@ -163,7 +163,7 @@ def context_spy():
 def test_context_holds_at_most_m_recent_frames():
     spy, seen = context_spy()
     feats = FakeFeatures(8)
-    list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 8, PropagationParams(reference_flow=0, context=2), engine=spy))
+    list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 8, PropagationParams(reference_flow=0, colour_grow=False, context=2), engine=spy))
     assert seen[0] == [0]
     assert seen[1] == [0, 1]
     assert seen[-1] == [0, 5, 6]
@@ -173,7 +173,7 @@ def test_context_holds_at_most_m_recent_frames():
 def test_context_stride_spaces_the_recent_frames():
     spy, seen = context_spy()
     feats = FakeFeatures(12)
-    params = PropagationParams(reference_flow=0, context=3, context_stride=2)
+    params = PropagationParams(reference_flow=0, colour_grow=False, context=3, context_stride=2)
     list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 12, params, engine=spy))
     assert seen[1] == [0, 1]
     assert seen[2] == [0, 2]
@@ -191,10 +191,10 @@ def test_every_reference_behind_the_run_is_context_too():
     spy, seen = context_spy()
     feats = FakeFeatures(10)
     refs = {0: square_mask(64, 96, 8), 2: square_mask(64, 96, 24), 5: square_mask(64, 96, 48)}
-    list(propagate(feats, refs, 5, 8, PropagationParams(reference_flow=0, context=1), engine=spy))
+    list(propagate(feats, refs, 5, 8, PropagationParams(reference_flow=0, colour_grow=False, context=1), engine=spy))
     assert seen == [[5, 2, 0], [5, 2, 0, 6]]
     seen.clear()
-    list(propagate(feats, refs, 2, -1, PropagationParams(reference_flow=0, context=1), engine=spy, stop_at_next_reference=False))
+    list(propagate(feats, refs, 2, -1, PropagationParams(reference_flow=0, colour_grow=False, context=1), engine=spy, stop_at_next_reference=False))
     assert seen == [[2, 5]]  # backward: the references after the start are behind the run (frame 0 is one)
 
 
@@ -205,7 +205,7 @@ def test_global_references_find_content_beyond_the_radius():
     refs = {0: square_mask(64, 96, 8)}
 
     def iou_at_frame_5(restricted: bool) -> float:
-        params = PropagationParams(reference_flow=0, context=0, radius=1, radius_for_references=restricted, precision="float32")
+        params = PropagationParams(reference_flow=0, colour_grow=False, context=0, radius=1, radius_for_references=restricted, precision="float32")
         r = next(r for r in propagate(feats, refs, 0, 8, params) if r.index == 5)
         seen, truth = r.labels[:, 40:] == 1, square_mask(64, 96, 48)[:, 40:] == 1
         return (seen & truth).sum() / max((seen | truth).sum(), 1)
@@ -218,10 +218,13 @@ def test_global_references_find_content_beyond_the_radius():
 def test_bad_runs_give_clear_errors():
     feats = FakeFeatures(4)
     with pytest.raises(UsageError, match="frame 2 is not a reference"):
-        list(propagate(feats, {0: square_mask(64, 96, 8)}, 2, 4, PropagationParams(reference_flow=0)))
+        list(propagate(feats, {0: square_mask(64, 96, 8)}, 2, 4, PropagationParams(reference_flow=0, colour_grow=False)))
     # the default reference flow warps pixels: features alone are refused, saying how to go on
     with pytest.raises(UsageError, match=r"reference flow .*needs the video frames: pass frames= or reference_flow=0"):
         list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 4))
+    # so does the default colour grow, which cuts the frame's colours
+    with pytest.raises(UsageError, match=r"colour .*needs the video frames: pass frames= or colour_grow=False"):
+        list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 4, PropagationParams(reference_flow=0)))
     with pytest.raises(UsageError, match="top-k"):
         list(propagate(feats, {0: square_mask(64, 96, 8)}, 0, 4, PropagationParams(topk=0)))
     with pytest.raises(UsageError, match="temperature"):
@@ -263,7 +266,7 @@ def test_a_candidate_memo_gives_the_same_labels_and_a_rerun_computes_only_the_ne
     feats.frames = [F.normalize(f + 0.05 * unit_features(1, 16, 8, 12, seed=50 + i)[0], dim=0)
                     for i, f in enumerate(feats.frames)]
     refs = {0: square_mask(64, 96, 8), 11: square_mask(64, 96, 96 - 8)}
-    params = PropagationParams(reference_flow=0, context=3, radius=3, precision="float32", reference_stride=reference_stride)
+    params = PropagationParams(reference_flow=0, colour_grow=False, context=3, radius=3, precision="float32", reference_stride=reference_stride)
     plain = list(fill_span(feats, refs, 0, 11, params))
     # the memo merges per-frame selections where a plain run keeps one running selection: the same
     # candidates, summed in another order (a few 1e-7 apart), and the span keeps its runs in float16

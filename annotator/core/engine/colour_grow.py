@@ -61,6 +61,10 @@ def cut_by_colour(bgr: np.ndarray, drawn: np.ndarray, p: np.ndarray, *, sure: fl
     mask[(sub_p <= 1 - sure) & ~sub_drawn] = cv2.GC_BGD
     fixed_object, fixed_background = mask == cv2.GC_FGD, mask == cv2.GC_BGD
     background_model, object_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # grabCut seeds its colour models by k-means from OpenCV's per-thread random generator: left as it
+    # is, the same frame cut after different work on the thread (the feature read-ahead, a re-run)
+    # could differ by a pixel. Reseeding makes every cut a function of its inputs alone.
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(np.ascontiguousarray(bgr[box]), mask, None, background_model, object_model, iterations,
                     cv2.GC_INIT_WITH_MASK)

@@ -202,7 +202,7 @@ def fill_span(
     if frames is None:  # a FeatureStore brings its video's frames (as in propagate)
         frames = getattr(getattr(features, "video", None), "frame", None)
     if params.colour_grow and frames is None:
-        raise UsageError("growing masks by colour needs the video frames: pass frames=")
+        raise UsageError("growing masks by colour (on by default) needs the video frames: pass frames= or colour_grow=False")
     if label_ids is None:
         label_ids = label_ids_of([references[first], references[last]])
     if output_hw is None:

@@ -5,7 +5,8 @@ the length and spacing of the local context, the grid step of whole-frame refere
 labels' sub-cells with island pruning (``label_detail``, ``islands``: 7% more propagation time, measured);
 the background bias of the label maps, the appearance model's weight and the reference flow, which
 cost little (the flow ~32 ms a frame from frame 0) but were measured with the sub-cells of best and quality only (the
-others keep 0, as they were measured); and the working resolution
+others keep 0, as they were measured); the colour grow of the masks (``colour_grow``, about 0.46 s a frame
+at 854 x 480: on in ``best`` only, the one preset measured with it, session 53); and the working resolution
 (``short_side``: the frames' short side in pixels, which the radius must follow to keep its reach).
 Everything else stays as the caller has it. The defaults are ``best`` (since session 39; ``quality``,
 the same factors at 480, before).
@@ -44,12 +45,14 @@ class Preset:
     background_bias: float = 0.0
     appearance: float = 0.0
     reference_flow: float = 0.0
+    colour_grow: bool = False
+    """Masks grown by colour (``PropagationParams.colour_grow``): about 0.46 s more a frame at 854 x 480."""
     short_side: int = 480
     """Working resolution (the app's default is ``RunSettings.short_side``, 600: the ``best`` preset's)."""
 
     def apply(self, params: PropagationParams) -> PropagationParams:
         """``params`` with this preset's radius, context, strides, label detail, island pruning, background bias,
-        appearance weight and reference flow (the working resolution, ``short_side``, is the caller's to set: it belongs to ``RunSettings``)."""
+        appearance weight, reference flow and colour grow (the working resolution, ``short_side``, is the caller's to set: it belongs to ``RunSettings``)."""
         return replace(params, **{name: getattr(self, name) for name in PARAM_FIELDS})
 
     def radius_at(self, short_side: int | None) -> float:
@@ -66,7 +69,7 @@ class Preset:
 
 
 PARAM_FIELDS = ("radius", "context", "context_stride", "reference_stride", "label_detail", "islands",
-                "background_bias", "appearance", "reference_flow")
+                "background_bias", "appearance", "reference_flow", "colour_grow")
 """The ``PropagationParams`` fields a preset sets (besides the backbone's ``flip``)."""
 OPTION_NAMES = ("flip", "short_side", *PARAM_FIELDS)
 """Command-line destinations a preset fills when they are not given."""
@@ -103,12 +106,12 @@ PRESETS: dict[str, Preset] = {
                             "per 100 on all 20 (19.0 with quality); 0.94 frames/s on 2 CPU cores, working size 600 "
                             "(the defaults)",
                    **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}, short_side=DEFAULT_SHORT_SIDE),
-    # the defaults' factors at working size 480, the radius scaled with it (the same reach in pixels): the
-    # default before session 39, about 2.2x the frames/s of `best`
+    # the defaults' factors at working size 480, the radius scaled with it (the same reach in pixels), without
+    # the colour grow (measured so; it would cost about 0.46 s a frame): the default before session 39
     "quality": Preset("quality", DEFAULT_FLIP,
                       measured="DAVIS J&F 0.832 (0.811 on all 20 sequences); a simulated annotator painted 19.0 "
                                "frames per 100 on all 20; 1.85 frames/s on 2 CPU cores, working size 480",
-                      **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name != "radius"},
+                      **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS if name not in ("radius", "colour_grow")},
                       radius=scaled_radius(_DEFAULTS.radius, DEFAULT_SHORT_SIDE, _QUALITY_SHORT_SIDE),
                       short_side=_QUALITY_SHORT_SIDE),
     "balanced": Preset("balanced", True, 12.0, 10, 2, "DAVIS J&F 0.798, 3.90 frames/s on 2 CPU cores"),

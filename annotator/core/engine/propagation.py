@@ -193,17 +193,20 @@ class PropagationParams:
     ~32 ms a frame averaged over a 60-frame run from frame 0 with ``flow_preset`` medium (~125 ms a
     frame that takes the mix; ``fast``: 14 and ~55). It needs the frames: ``propagate`` refuses
     features alone (tensors with no ``frames=``) with a message; pass ``reference_flow=0`` there."""
-    colour_grow: bool = False
+    colour_grow: bool = True
     """Grow each object's mask by colour where its soft labels are unsure: a graph cut (OpenCV grabCut)
     in the box around the pixels whose probability lies between 0.03 and 0.97, of which only pixels the
     label map gives the background are taken (:mod:`annotator.core.engine.colour_grow`); a mask never
-    shrinks. Output only: the context keeps the soft labels. Needs the frames. Measured on
+    shrinks. Output only: the context keeps the soft labels, and a frame accepted as it was teaches its
+    map before the grow (:attr:`FrameResult.taught`). Needs the frames: ``propagate`` refuses features
+    alone (tensors with no ``frames=``) with a message; pass ``colour_grow=False`` there. Measured on
     ../shared/data/davis2016 from frame 0 (bench/RESULTS.md, session 50): 0.866 against 0.851 on the
     original ten, 0.827 against 0.805 on the ten added later (hockey +0.096, motocross-bumps +0.064,
     mallard-fly +0.050; boat -0.059 where spray has the boat's colours), about 0.46 s a frame on 2
-    cores at 854 x 480. Off by default: a simulated annotator (bench/bench_effort.py, session 51) painted
-    more frames with it on both halves (boat 2 -> 11 of 75, where grown masks take the wake's white;
-    hike 2 -> 9, bmx-bumps 31 -> 34; five sequences needed fewer)."""
+    cores at 854 x 480. On by default since session 53: with accepted frames teaching their maps before
+    the grow, a simulated annotator (bench/bench_effort.py) painted fewer frames with it on both halves
+    (painted per 100 frames: original ten 6.4 -> 5.0, ten added later 14.3 -> 13.6; bmx-bumps 31 -> 33,
+    kite-walk 9 -> 5; accepted as they were: more); in session 51, when accepted frames taught the grown masks, it painted more."""
     part_groups: PartGroups = ()
     """Groups of object ids that are parts of one whole (:mod:`annotator.core.engine.part_groups`): a pixel
     goes to the group whose parts' summed probability wins, then to its most probable part. Only the
@@ -772,7 +775,7 @@ def propagate(
     if params.reference_flow > 0 and frames is None:
         raise UsageError("the reference flow (on by default) needs the video frames: pass frames= or reference_flow=0")
     if params.colour_grow and frames is None:
-        raise UsageError("growing masks by colour needs the video frames: pass frames=")
+        raise UsageError("growing masks by colour (on by default) needs the video frames: pass frames= or colour_grow=False")
     if start not in references:
         raise UsageError(f"frame {start} is not a reference frame: paint or load a mask on it first")
     if stop == start:

@@ -338,8 +338,8 @@ class AnnotationModel:
         frame accepted as propagated (R) whose masks the colour grow enlarged
         (``PropagationParams.colour_grow``): that one teaches its map before the grow, as the engine's
         own frames do (:attr:`~annotator.core.engine.propagation.FrameResult.taught`). Kept while the
-        frame's pixels are as propagation left them (any edit, undo included, drops it) and not saved
-        with a project: a reopened accepted frame teaches what it shows."""
+        frame's pixels are as propagation left them (any edit, undo included, drops it); a project keeps
+        it (:meth:`grown_pixels`, :meth:`restore_grown`)."""
         out: dict[int, np.ndarray] = {}
         for frame, labels in self.reference_frames().items():
             grown = self._grown.get(frame)
@@ -350,6 +350,32 @@ class AnnotationModel:
                 labels.flags.writeable = False
             out[frame] = labels
         return out
+
+    def grown_pixels(self) -> dict[int, tuple[Box, np.ndarray]]:
+        """Frame -> (box, mask in it) of the pixels the colour grow added to each reference or propagated
+        frame still as propagation left it (copies): what :meth:`teaching_references` takes away."""
+        return {frame: (box, added.copy()) for frame, (box, added) in sorted(self._grown.items())
+                if self._states.get(frame) in (FrameState.REFERENCE, FrameState.PROPAGATED)}
+
+    def restore_grown(self, frame: int, box: Box, added: np.ndarray) -> bool:
+        """Remember again (a project being opened) that the colour grow added ``added`` (a bool mask of
+        the box ``box`` = (y0, x0, y1, x1)) to ``frame``. Kept only where it still fits the frame: a
+        reference or propagated frame, the box inside it, every added pixel an object's; returns whether
+        it was kept (a mask edited outside the app, say, makes it meaningless, and then it is not)."""
+        self._check_frame(frame)
+        y0, x0, y1, x1 = box
+        h, w = self.hw
+        added = np.asarray(added, dtype=bool)
+        if (self._states.get(frame) not in (FrameState.REFERENCE, FrameState.PROPAGATED)
+                or not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w) or added.shape != (y1 - y0, x1 - x0)
+                or not added.any()):
+            return False
+        labels = self._labels.get(frame)
+        pixels = labels[y0:y1, x0:x1][added] if labels is not None else None
+        if pixels is None or not ((pixels != 0) & (pixels != VOID)).all():
+            return False
+        self._grown[frame] = ((y0, x0, y1, x1), added.copy())
+        return True
 
     def is_reference(self, frame: int) -> bool:
         return self._states.get(frame) is FrameState.REFERENCE

@@ -257,6 +257,8 @@ def apply_project(model: AnnotationModel, content: ProjectContent) -> None:
         state = data.states[i]
         if state is not FrameState.REFERENCE:
             model.set_labels(i, lab, state, 2 if i in data.two_keyframes else 1)
+    for i, (box, added) in data.grown.items():  # after every set_labels, which forgets it
+        model.restore_grown(i, box, added)
     model.load_keypoints(data.keypoints, data.points)
     model.history.clear()
     model.set_active_object(data.objects[0].id if data.objects else (model.objects[0].id if model.objects else None))

@@ -8,13 +8,18 @@ the saving protocol live in :mod:`annotator.core.project`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from annotator.core.model.annotation import (MAX_KEYPOINT_ID, AnnotationModel, FramePoints, FrameState, KeypointInfo,
                                        ObjectInfo, keypoint_color, palette_color)
@@ -31,7 +36,9 @@ FORMAT_VERSION = 2
 
 Optional keys readers of the same version ignore are no new version: ``frames.two_keyframes``
 (propagated frames fused from both ends of a span; absent = every propagated frame came from one)
-loads as nothing in an older annotator, which loses only the timeline's shade."""
+loads as nothing in an older annotator, which loses only the timeline's shade; ``grown`` (per frame, the
+pixels the colour grow added, which an accepted frame does not teach: ``AnnotationModel.grown_pixels``)
+loads as nothing there too, and the frame then teaches what it shows."""
 PROJECT_FILE = "project.json"
 
 
@@ -67,6 +74,9 @@ class ProjectData:
     """Every frame with keypoints: reference points, or propagated points with their confidence."""
     two_keyframes: frozenset[int] = frozenset()
     """Propagated frames whose labels were fused from both ends of a span (the others came from one)."""
+    grown: dict[int, tuple[tuple[int, int, int, int], np.ndarray]] = field(default_factory=dict)
+    """Frame -> (box (y0, x0, y1, x1), bool mask in it) of the pixels the colour grow added to the frame's
+    masks (``AnnotationModel.grown_pixels``)."""
 
 
 def _now() -> str:
@@ -211,8 +221,44 @@ def parse_project(raw: bytes, where: str = PROJECT_FILE) -> ProjectData:
     generation = _int(data.get("generation", 0), "generation", where)
     keypoints = _parse_keypoints(data.get("keypoints", []), where)
     points = _parse_points(data.get("points", {}), {k.id for k in keypoints}, (h, w), frames, where)
+    grown = _parse_grown(data.get("grown", {}), states, (h, w), where)
     return ProjectData(video, objects, states, propagation, created, modified, generation, tuple(pending),
-                       keypoints=keypoints, points=points, two_keyframes=two_keyframes)
+                       keypoints=keypoints, points=points, two_keyframes=two_keyframes, grown=grown)
+
+
+def _grown_json(grown: Mapping[int, tuple[tuple[int, int, int, int], np.ndarray]]) -> dict[str, dict]:
+    # a bool mask as packed bits, deflated: the band a grow adds along an outline is a few hundred bytes
+    return {str(frame): {"box": list(box),
+                         "added": base64.b64encode(zlib.compress(np.packbits(added).tobytes(), 9)).decode("ascii")}
+            for frame, (box, added) in sorted(grown.items())}
+
+
+def _parse_grown(raw: Any, states: Mapping[int, FrameState], hw: tuple[int, int], where: str
+                 ) -> dict[int, tuple[tuple[int, int, int, int], np.ndarray]]:
+    """``{FRAME: {"box": [y0, x0, y1, x1], "added": base64 of the deflated packed bits of the mask}}``."""
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{where}: 'grown' must be an object of frames")
+    out = {}
+    for key, entry in raw.items():
+        if not str(key).isdigit() or int(key) not in states:
+            raise ProjectError(f"{where}: grown: {_short(key)} is not a stored frame")
+        frame = int(key)
+        if not isinstance(entry, dict) or not isinstance(entry.get("box"), list) or len(entry["box"]) != 4:
+            raise ProjectError(f"{where}: grown.{frame} must be {{\"box\": [y0, x0, y1, x1], \"added\": ...}}")
+        y0, x0, y1, x1 = (_int(v, f"a corner of grown.{frame}.box", where, 0, max(hw)) for v in entry["box"])
+        if not (y0 < y1 <= hw[0] and x0 < x1 <= hw[1]):
+            raise ProjectError(f"{where}: grown.{frame}.box {[y0, x0, y1, x1]} is not a box inside the "
+                               f"{size_text(hw)} frame")
+        n = (y1 - y0) * (x1 - x0)
+        try:
+            bits = np.frombuffer(zlib.decompress(base64.b64decode(_str(entry.get("added"), f"grown.{frame}.added",
+                                                                          where), validate=True)), np.uint8)
+        except (binascii.Error, zlib.error, ValueError):
+            raise ProjectError(f"{where}: grown.{frame}.added is not a packed mask") from None
+        if len(bits) != (n + 7) // 8:
+            raise ProjectError(f"{where}: grown.{frame}.added does not fit its box")
+        out[frame] = ((y0, x0, y1, x1), np.unpackbits(bits, count=n).astype(bool).reshape(y1 - y0, x1 - x0))
+    return dict(sorted(out.items()))
 
 
 def _rgb(value: Any, what: str, where: str) -> tuple[int, int, int]:
@@ -342,6 +388,7 @@ def project_json_text(model: AnnotationModel, folder: Path, video_hash: str, gen
         "pending": sorted(pending),
         "keypoints": [{"id": k.id, "name": k.name, "color": list(k.color)} for k in model.keypoints],
         "points": _points_json(model.all_frame_points()),
+        "grown": _grown_json({i: g for i, g in model.grown_pixels().items() if i in states}),
     }
     # one line per top-level key: readable, and frame lists stay one line each however long
     lines = [f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()]
