@@ -70,9 +70,12 @@ def make_video(path: Path, n_frames: int, seed: int = 0) -> Path:
     return path
 
 
-def run_child(video: Path, out: Path, short_side: int, threads: int | None, device: str = "cpu") -> dict:
+def run_child(video: Path, out: Path, short_side: int, threads: int | None, device: str = "cpu",
+              preset: str | None = None) -> dict:
     args = ["propagate", str(video), "--masks", str(video.with_name(video.stem + "-first.png")), "--out", str(out),
             "--short-side", str(short_side), "--device", device, "--overwrite", "-q"]
+    if preset:
+        args += ["--preset", preset]  # --short-side above still wins, as a given option does
     if threads:
         args += ["--threads", str(threads)]
     proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
@@ -89,6 +92,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu", help="where the backbone and the propagation run (cpu, cuda)")
     p.add_argument("--workdir", default=None, help="where the videos are kept (default: a temporary folder)")
+    p.add_argument("--preset", default=None, help="annotator propagate's --preset (default: its default, best); "
+                   "--short-side still applies")
     args = p.parse_args()
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="longvideo-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -101,7 +106,7 @@ def main() -> None:
             print(f"wrote {video} ({video.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f} s",
                   flush=True)
         with tempfile.TemporaryDirectory(dir=work) as out:
-            result = run_child(video, Path(out), args.short_side, args.threads, args.device)
+            result = run_child(video, Path(out), args.short_side, args.threads, args.device, args.preset)
             written = len(list(Path(out).glob("*.png")))
         if written != n:
             raise SystemExit(f"{n}-frame run wrote {written} masks")
@@ -109,7 +114,8 @@ def main() -> None:
         gpu = f", peak GPU {result['peak_gpu_mib']:.0f} MiB" if result.get("peak_gpu_mib") is not None else ""
         print(f"{n} frames: {result['seconds']:.0f} s, {n / result['seconds']:.1f} frames/s, "
               f"peak RSS {result['peak_rss_mib']:.0f} MiB{gpu}", flush=True)
-    print(f"\n854x480 input, features at short side {args.short_side}, device {args.device}, default factors, "
+    factors = f"preset {args.preset}" if args.preset else "default factors"
+    print(f"\n854x480 input, features at short side {args.short_side}, device {args.device}, {factors}, "
           "masks written as produced")
     print("| frames | seconds | frames/s | peak RSS MiB | peak GPU MiB |")
     print("|---|---|---|---|---|")

@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> dict:
             write_mask(out_dir / f"{result.index:05d}.png", result.labels)
             timings["write"] = timings.get("write", 0.0) + time.perf_counter() - t_write
         seconds = time.perf_counter() - t0
+        # frame 0's features may have left the store's bounded cache on a long run, and the video
+        # closes with this block: take the grid's shape while both are open
+        grid = list(store(0).shape)
         store.close()
     timings.update(store.timings)
     frames = n - 1
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> dict:
     gpu = torch.cuda.max_memory_reserved() / 2**20 if torch.device(args.device).type == "cuda" else None
     return {"engine": args.engine, "frames": frames, "fps": frames / seconds, "rss_mib": rss, "gpu_mib": gpu,
             "ms": {k: 1000 * v / frames for k, v in timings.items()}, "digest": digest.hexdigest(),
-            "threads": torch.get_num_threads(), "backbone": backbone.name + ("+bf16" if backbone.dtype == torch.bfloat16 else ""), "grid": list(store(0).shape), "input": f"{video.hw[1]}x{video.hw[0]}"}
+            "threads": torch.get_num_threads(), "backbone": backbone.name + ("+bf16" if backbone.dtype == torch.bfloat16 else ""), "grid": grid, "input": f"{video.hw[1]}x{video.hw[0]}"}
 
 
 def upscaled_copy(source: str, frames: int, hw: tuple[int, int] = (1080, 1920)) -> Path:

@@ -182,3 +182,11 @@ def test_bench_upsampling_scores_the_grown_masks(tmp_path):
     out = run_script("bench_upsampling.py", str(root), "--threads", "1", "--short-side", "0", "--variants",
                      "background -0.10", "grown by colour (--colour-grow)")
     assert re.search(r"^\| grown by colour \(--colour-grow\) \| [01]\.\d{3} \|", out, re.MULTILINE)
+
+
+def test_bench_long_video_runs_annotator_propagate_with_a_preset(tmp_path):
+    # gpu_check.sh runs the long videos with --preset quality (no colour grow, which runs on the CPU)
+    out = run_script("bench_long_video.py", "--frames", "3", "--short-side", "64", "--threads", "1",
+                     "--preset", "quality", "--workdir", str(tmp_path))
+    assert "preset quality" in out
+    assert re.search(r"^\| 3 \| \d+ \| [\d.]+ \| \d+ \| - \|$", out, re.MULTILINE)  # its row: 3 frames on the CPU
