@@ -114,6 +114,30 @@ def test_round_trip_keeps_what_the_colour_grow_added_so_an_accepted_frame_still_
     np.testing.assert_array_equal(open_project(tmp_path / "proj").teaching_references()[3], shown)
 
 
+def test_a_later_save_writes_the_grown_pixels_of_a_re_propagated_frame_not_the_earlier_ones(clip, tmp_path):
+    # saves keep the text of unchanged entries (autosave would deflate every frame again otherwise):
+    # a frame grown differently inside the same box must not get its earlier text
+    folder, truth = clip
+    model = annotated(folder, truth)
+    taught = np.where(truth[3] == 1, 1, 0).astype(np.uint8)
+    shown = taught.copy()
+    shown[:, 1:][taught[:, :-1] == 1] = 1  # the grow added a column to the right of the object
+    model.set_labels(5, shown, FrameState.PROPAGATED, taught=taught)
+    save_project(model, tmp_path / "proj")
+    added = np.argwhere(shown != taught)
+    assert len(added) >= 3
+    y, x = added[len(added) // 2]  # not a corner: the box of the added pixels stays the same
+    taught_again = taught.copy()
+    taught_again[y, x] = 1  # this time propagation itself reached that pixel
+    model.set_labels(5, shown, FrameState.PROPAGATED, taught=taught_again)
+    save_project(model, tmp_path / "proj")
+    saved = json.loads((tmp_path / "proj" / "project.json").read_text())["grown"]["5"]
+    reopened = open_project(tmp_path / "proj")
+    reopened.set_frame_state(5, FrameState.REFERENCE)
+    np.testing.assert_array_equal(reopened.teaching_references()[5], taught_again)
+    assert saved["box"] == list(model.grown_pixels()[5][0])
+
+
 def test_second_save_writes_only_changed_frames_and_deletes_cleared_ones(clip, tmp_path):
     folder, truth = clip
     model = annotated(folder, truth)
