@@ -85,12 +85,18 @@ def test_round_trip_keeps_the_frames_fused_from_two_keyframes(clip, tmp_path):
     assert [open_project(tmp_path / "proj").keyframes(i) for i in range(6)] == [0, 1, 0, 1, 0, 0]
 
 
+def grown_by_a_column(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Object 1 of ``truth`` as propagation drew it, and as shown once the grow added a column to its right."""
+    taught = np.where(truth == 1, 1, 0).astype(np.uint8)
+    shown = taught.copy()
+    shown[:, 1:][taught[:, :-1] == 1] = 1
+    return taught, shown
+
+
 def test_round_trip_keeps_what_the_colour_grow_added_so_an_accepted_frame_still_teaches_less(clip, tmp_path):
     folder, truth = clip
     model = annotated(folder, truth)
-    taught = np.where(truth[3] == 1, 1, 0).astype(np.uint8)
-    shown = taught.copy()
-    shown[:, 1:][taught[:, :-1] == 1] = 1  # the grow added a column to the right of the object
+    taught, shown = grown_by_a_column(truth[3])
     model.set_labels(3, shown, FrameState.PROPAGATED, taught=taught)
     model.set_frame_state(3, FrameState.REFERENCE)  # accepted as it was (R)
     model.set_labels(5, shown, FrameState.PROPAGATED, taught=taught)  # not accepted (yet)
@@ -119,9 +125,7 @@ def test_a_later_save_writes_the_grown_pixels_of_a_re_propagated_frame_not_the_e
     # a frame grown differently inside the same box must not get its earlier text
     folder, truth = clip
     model = annotated(folder, truth)
-    taught = np.where(truth[3] == 1, 1, 0).astype(np.uint8)
-    shown = taught.copy()
-    shown[:, 1:][taught[:, :-1] == 1] = 1  # the grow added a column to the right of the object
+    taught, shown = grown_by_a_column(truth[3])
     model.set_labels(5, shown, FrameState.PROPAGATED, taught=taught)
     save_project(model, tmp_path / "proj")
     added = np.argwhere(shown != taught)
