@@ -102,9 +102,10 @@ PRESETS: dict[str, Preset] = {
     # the default working size: a simulated annotator paints fewer frames than with `quality`, on both
     # halves of davis2016, for about 2.2x its time per frame (bench/RESULTS.md)
     "best": Preset("best", DEFAULT_FLIP,
-                   measured="DAVIS J&F 0.851 (0.829 on all 20 sequences); a simulated annotator painted 17.0 frames "
-                            "per 100 on all 20 (19.0 with quality); 0.94 frames/s on 2 CPU cores, working size 600 "
-                            "(the defaults)",
+                   measured="DAVIS J&F 0.866 (0.846 on all 20 sequences; 0.851 and 0.829 without the colour grow); "
+                            "a simulated annotator painted 9.8 frames per 100 on all 20 to reach J >= 0.8 (10.8 without the grow); "
+                            "0.94 frames/s on 2 CPU cores before the grow, which adds about 0.46 s a frame; "
+                            "working size 600 (the defaults)",
                    **{name: getattr(_DEFAULTS, name) for name in PARAM_FIELDS}, short_side=DEFAULT_SHORT_SIDE),
     # the defaults' factors at working size 480, the radius scaled with it (the same reach in pixels), without
     # the colour grow (measured so; it would cost about 0.46 s a frame): the default before session 39
