@@ -405,7 +405,7 @@ def project_json_text(model: AnnotationModel, folder: Path, video_hash: str, gen
         "pending": sorted(pending),
         "keypoints": [{"id": k.id, "name": k.name, "color": list(k.color)} for k in model.keypoints],
         "points": _points_json(model.all_frame_points()),
-        "grown": _grown_json({i: g for i, g in model.grown_pixels().items() if i in states}),
+        "grown": _grown_json(model.grown_pixels()),  # reference and propagated frames only: all in states
     }
     # one line per top-level key: readable, and frame lists stay one line each however long
     lines = [f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()]
